@@ -1,0 +1,105 @@
+//! Bytes to text, honouring a BOM or the encoding the XML declaration names.
+
+use std::borrow::Cow;
+
+use encoding_rs::{Encoding, UTF_8};
+
+use super::FeedError;
+
+/// Decodes an XML document to UTF-8 text.
+///
+/// The BOM wins, then the declaration's `encoding`, then UTF-8. Bytes that are not valid in the
+/// chosen encoding are an error, never replaced, since a replacement would change the feed.
+pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, FeedError> {
+    if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
+        return decode_as(encoding, &bytes[bom_len..]);
+    }
+    match declared_encoding(bytes) {
+        Some(label) => match Encoding::for_label(label.as_bytes()) {
+            Some(encoding) => decode_as(encoding, bytes),
+            None => Err(FeedError::UnknownEncoding { label }),
+        },
+        None => decode_as(UTF_8, bytes),
+    }
+}
+
+fn decode_as<'b>(encoding: &'static Encoding, bytes: &'b [u8]) -> Result<Cow<'b, str>, FeedError> {
+    if encoding == UTF_8 {
+        return std::str::from_utf8(bytes)
+            .map(Cow::Borrowed)
+            .map_err(|e| FeedError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            });
+    }
+    encoding
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .ok_or_else(|| FeedError::BadEncoding {
+            encoding: encoding.name().to_string(),
+        })
+}
+
+/// The `encoding` pseudo-attribute of an ASCII-compatible XML declaration, if any.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(512)];
+    if !head.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&head[..end]).ok()?;
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_without_declaration_is_borrowed() {
+        assert!(matches!(
+            decode("<a>中</a>".as_bytes()).unwrap(),
+            Cow::Borrowed("<a>中</a>")
+        ));
+    }
+
+    #[test]
+    fn gbk_is_transcoded() {
+        let (bytes, _, _) = encoding_rs::GBK.encode("<?xml version=\"1.0\" encoding=\"GBK\"?><a>中文</a>");
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"GBK\"?><a>中文</a>"
+        );
+    }
+
+    #[test]
+    fn bom_wins_over_declaration() {
+        let mut bytes = vec![0xEF, 0xBB, 0xBF];
+        bytes.extend_from_slice(b"<?xml version='1.0' encoding='ISO-8859-1'?><a>\xC3\xA9</a>");
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            "<?xml version='1.0' encoding='ISO-8859-1'?><a>é</a>"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_with_offset() {
+        assert_eq!(
+            decode(b"<a>\xFF</a>").unwrap_err(),
+            FeedError::InvalidUtf8 { offset: 3 }
+        );
+    }
+
+    #[test]
+    fn unknown_label_is_an_error() {
+        assert!(matches!(
+            decode(b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a/>").unwrap_err(),
+            FeedError::UnknownEncoding { .. }
+        ));
+    }
+}

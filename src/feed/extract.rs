@@ -1,0 +1,182 @@
+//! Recovering the feed's XML from `solution.response`.
+//!
+//! The official FlareSolverr build returns Chrome's `page_source`, not the bytes the site sent:
+//! a feed served as `application/rss+xml` comes back HTML-escaped inside a `<pre>`, one served
+//! as `application/xml` inside Chrome's XML viewer. The PyPI build returns the raw bytes.
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::FeedError;
+use super::pages::looks_like_html;
+use super::xml::{document, malformed};
+
+const VIEWER_SOURCE: &str = r#"<div id="webkit-xml-viewer-source-xml">"#;
+const PRE_END: &str = "</pre></body></html>";
+const JSON_VIEWER_END: &str = r#"</pre><div class="json-formatter-container"></div></body></html>"#;
+const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+/// Which wrapper the feed came in, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapper {
+    /// The text as the site sent it (PyPI build), or a page that is no wrapper at all.
+    Raw,
+    /// Chrome's plain-text view: HTML-escaped inside `<pre>`.
+    Pre,
+    /// Chrome's XML viewer: the document re-serialised inside a hidden `<div>`.
+    XmlViewer,
+}
+
+/// The text recovered from a reply, still to be guarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted<'a> {
+    pub text: Cow<'a, str>,
+    pub wrapper: Wrapper,
+}
+
+/// Unwraps Chrome's views. Anything else, HTML pages included, is passed on unchanged for the
+/// guard to judge, so a challenge page is reported as a challenge page.
+pub fn extract(response: &str) -> Result<Extracted<'_>, FeedError> {
+    let doc = document(response);
+    if doc.trim_end().is_empty() {
+        return Err(FeedError::Empty);
+    }
+    let raw = || Extracted {
+        text: Cow::Borrowed(doc),
+        wrapper: Wrapper::Raw,
+    };
+    if !looks_like_html(doc) {
+        return Ok(raw());
+    }
+    if let Some(at) = doc.find(VIEWER_SOURCE) {
+        let text = from_xml_viewer(&doc[at + VIEWER_SOURCE.len()..])?;
+        return Ok(Extracted {
+            text: Cow::Owned(text),
+            wrapper: Wrapper::XmlViewer,
+        });
+    }
+    match pre_content(doc) {
+        Some(Pre::Json) => Err(FeedError::Json),
+        Some(Pre::Text(escaped)) => Ok(Extracted {
+            text: html_escape::decode_html_entities(escaped),
+            wrapper: Wrapper::Pre,
+        }),
+        None => Ok(raw()),
+    }
+}
+
+enum Pre<'a> {
+    Text(&'a str),
+    Json,
+}
+
+/// The escaped text of Chrome's `<html>…<body><pre …>TEXT</pre></body></html>` view, if that is
+/// what the page is. Escaped text never holds a raw `<`, which tells it from an HTML page that
+/// happens to use a `<pre>`.
+fn pre_content(doc: &str) -> Option<Pre<'_>> {
+    let body = doc.find("<body><pre")? + "<body>".len();
+    let open_end = body + doc[body..].find('>')? + 1;
+    let doc = doc.trim_end();
+    if doc.ends_with(JSON_VIEWER_END) {
+        return Some(Pre::Json);
+    }
+    let inner = doc.strip_suffix(PRE_END)?.get(open_end..)?;
+    (!inner.contains('<')).then_some(Pre::Text(inner))
+}
+
+/// The document inside the viewer's source `<div>`, with what Chrome changed undone where it
+/// matters: a fresh UTF-8 declaration, and no `xmlns=""` on a root that had no default namespace.
+fn from_xml_viewer(rest: &str) -> Result<String, FeedError> {
+    let mut reader = Reader::from_str(rest);
+    let config = reader.config_mut();
+    config.trim_text(false);
+    config.allow_unmatched_ends = true;
+    let bad = |at: u64, detail: String| malformed(rest, at as usize, format!("in Chrome's XML viewer page: {detail}"));
+    let mut depth = 0usize;
+    let mut root: Option<(usize, usize)> = None;
+    let mut last = 0usize;
+    let end = loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| bad(reader.error_position(), e.to_string()))?;
+        let pos = reader.buffer_position() as usize;
+        match event {
+            Event::Start(_) | Event::Empty(_) => {
+                if depth == 0 && root.is_none() {
+                    root = Some((last, pos));
+                }
+                if matches!(event, Event::Start(_)) {
+                    depth += 1;
+                }
+            }
+            Event::End(_) if depth == 0 => break last,
+            Event::End(_) => depth -= 1,
+            Event::Eof => return Err(bad(pos as u64, "the source <div> is never closed".into())),
+            _ => {}
+        }
+        last = pos;
+    };
+    let (root_start, root_end) = root.ok_or_else(|| bad(0, "no root element in the source <div>".into()))?;
+    let tag = &rest[root_start..root_end];
+    let mut out = String::with_capacity(end + DECLARATION.len() + 1);
+    out.push_str(DECLARATION);
+    out.push('\n');
+    out.push_str(&rest[..root_start]);
+    out.push_str(&without_empty_default_namespace(tag));
+    out.push_str(&rest[root_end..end]);
+    Ok(out)
+}
+
+/// Chrome's serializer adds `xmlns=""` to a root in no namespace; the original never had it.
+fn without_empty_default_namespace(tag: &str) -> Cow<'_, str> {
+    let mut from = 0;
+    while let Some(found) = tag[from..].find(r#"xmlns="""#) {
+        let at = from + found;
+        if at > 0 && tag.as_bytes()[at - 1].is_ascii_whitespace() {
+            return Cow::Owned(format!("{}{}", &tag[..at - 1], &tag[at + r#"xmlns="""#.len()..]));
+        }
+        from = at + 1;
+    }
+    Cow::Borrowed(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_xml_passes_through_without_bom() {
+        let e = extract("\u{feff}<?xml version=\"1.0\"?><rss/>").unwrap();
+        assert_eq!(e.text, "<?xml version=\"1.0\"?><rss/>");
+        assert_eq!(e.wrapper, Wrapper::Raw);
+    }
+
+    #[test]
+    fn pre_wrapper_is_unescaped() {
+        let page =
+            "<html><head></head><body><pre style=\"x\">&lt;rss&gt;&amp;amp;&nbsp;&lt;/rss&gt;\n</pre></body></html>";
+        let e = extract(page).unwrap();
+        assert_eq!(e.text, "<rss>&amp;\u{a0}</rss>\n");
+        assert_eq!(e.wrapper, Wrapper::Pre);
+    }
+
+    #[test]
+    fn viewer_root_loses_only_the_added_namespace() {
+        assert_eq!(
+            without_empty_default_namespace(r#"<rss xmlns="" version="2.0">"#),
+            r#"<rss version="2.0">"#
+        );
+        assert_eq!(
+            without_empty_default_namespace(r#"<rss a="xmlns=""">"#),
+            r#"<rss a="xmlns=""">"#
+        );
+    }
+
+    #[test]
+    fn html_page_with_markup_in_pre_is_not_a_wrapper() {
+        let page = "<html><head></head><body><pre><b>x</b></pre></body></html>";
+        assert_eq!(extract(page).unwrap().wrapper, Wrapper::Raw);
+    }
+}

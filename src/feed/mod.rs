@@ -1,0 +1,79 @@
+//! Turning a solver reply into a feed worth publishing: extraction, the publish guard and the
+//! meaning-preserving formatter.
+//!
+//! Everything here is pure and synchronous: text in, text or a typed refusal out.
+
+mod decode;
+mod extract;
+mod format;
+mod guard;
+mod pages;
+mod xml;
+
+pub use decode::decode;
+pub use extract::{Extracted, Wrapper, extract};
+pub use format::{Formatted, format, format_bytes};
+pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
+
+use thiserror::Error;
+
+/// Why a reply or document is not published. Each message says what happened and what to do.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FeedError {
+    #[error(
+        "the reply is {size} bytes, over the {limit}-byte cap: refusing it to protect memory; if the feed really is this large, raise the cap"
+    )]
+    TooLarge { size: usize, limit: usize },
+    #[error("the solver returned an empty page, not the feed: the site sent nothing, or Chrome loaded nothing")]
+    Empty,
+    #[error(
+        "the solver returned JSON, not a feed: the feed url points at a JSON endpoint; use the site's RSS or Atom url"
+    )]
+    Json,
+    #[error(
+        "the site serves this feed as text/html, so Chrome parsed it as HTML and broke it (<link> becomes a void element, CDATA becomes a comment); it is not repaired. Fix: use a feed url the site serves as XML, ask the site to send application/rss+xml, or run the PyPI FlareSolverr build (pip install flaresolverr), which returns the raw bytes"
+    )]
+    ParsedAsHtml,
+    #[error(
+        "the solver returned a Cloudflare challenge page, not the feed: the challenge was not solved; raise [solver] max_timeout_ms or update FlareSolverr"
+    )]
+    CloudflareChallenge,
+    #[error(
+        "the solver returned a Cloudflare block page, not the feed: the site refuses the solver's IP address; run FlareSolverr from another address or behind a proxy"
+    )]
+    CloudflareBlock,
+    #[error("the solver returned a DDoS-Guard check page, not the feed: FlareSolverr did not get past DDoS-Guard")]
+    DdosGuard,
+    #[error(
+        "the solver returned Chrome's error page ({code}), not the feed: Chrome could not load the url; check the feed url and that the site is reachable from the FlareSolverr host"
+    )]
+    ChromeError { code: String },
+    #[error(
+        "the solver returned Chrome's New Tab page, not the feed: Chrome did not load the url at all (unsupported scheme or a port Chrome refuses); check the feed url"
+    )]
+    ChromeNewTab,
+    #[error("the solver returned an HTML page{}, not a feed: check that the feed url is the feed itself and not the site's page or an error page", title.as_ref().map(|t| format!(" titled {t:?}")).unwrap_or_default())]
+    HtmlPage { title: Option<String> },
+    #[error("the document is not valid UTF-8 (first bad byte at offset {offset})")]
+    InvalidUtf8 { offset: usize },
+    #[error("the document declares the encoding {label:?}, which flarefeed does not know")]
+    UnknownEncoding { label: String },
+    #[error("the document has bytes that are not valid {encoding}")]
+    BadEncoding { encoding: String },
+    #[error("the document is not well-formed XML: line {line}, column {column}: {detail}")]
+    NotWellFormed { line: usize, column: usize, detail: String },
+    #[error(
+        "the document declares entities in its DOCTYPE; flarefeed never expands them (protection against billion-laughs and external-entity attacks), so it is refused"
+    )]
+    EntityDeclarations,
+    #[error("the document is XML but its root element is <{root}>, not RSS <rss>, Atom <feed> or RSS 1.0 <rdf:RDF>")]
+    NotAFeed { root: String },
+    #[error(
+        "the document is {kind} version {version:?}, which flarefeed does not accept (RSS 0.91–2.0, Atom 0.3 or 1.0, RSS 1.0)"
+    )]
+    UnsupportedVersion { kind: &'static str, version: String },
+    #[error(
+        "the feed has {found} items, fewer than min_items = {min}: refusing to publish a feed that lost its items; lower min_items if this is expected"
+    )]
+    TooFewItems { found: usize, min: usize },
+}

@@ -1,0 +1,107 @@
+//! Recognising the pages a solver returns when it did not get the feed.
+//!
+//! FlareSolverr answers "ok" for these too, so the body is the only evidence. Markers are matched
+//! only on documents that are HTML or not XML at all, so a feed that merely mentions Cloudflare
+//! is never mistaken for a challenge.
+
+use super::FeedError;
+
+/// Whether the text starts like an HTML document rather than an XML one.
+pub(crate) fn looks_like_html(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    // Chrome and servers put comments before <html> now and then.
+    while let Some(after) = rest.strip_prefix("<!--") {
+        match after.find("-->") {
+            Some(end) => rest = after[end + 3..].trim_start(),
+            None => return false,
+        }
+    }
+    let head = rest.get(..rest.len().min(16)).unwrap_or(rest).to_ascii_lowercase();
+    ["<!doctype html", "<html", "<head", "<body"]
+        .iter()
+        .any(|p| head.starts_with(p))
+}
+
+/// A known non-feed page, if the text is one.
+pub(crate) fn known_page(text: &str) -> Option<FeedError> {
+    let lower = text.to_ascii_lowercase();
+    let has = |marker: &str| lower.contains(marker);
+    if has("ddos-guard") || has("__ddg1") || has("ddg-captcha") {
+        return Some(FeedError::DdosGuard);
+    }
+    if has("<title>attention required! | cloudflare</title>")
+        || has("cf-error-details")
+        || has("sorry, you have been blocked")
+        || has("used cloudflare to restrict access")
+        || has("error code: 1020")
+    {
+        return Some(FeedError::CloudflareBlock);
+    }
+    if has("<title>just a moment...</title>")
+        || has("/cdn-cgi/challenge-platform/")
+        || has("window._cf_chl_opt")
+        || has("cf-browser-verification")
+        || has("cf_chl_opt")
+        || has("checking if the site connection is secure")
+        || has("enable javascript and cookies to continue")
+    {
+        return Some(FeedError::CloudflareChallenge);
+    }
+    if has("id=\"main-frame-error\"") || has("class=\"neterror\"") || has("chrome-error://") {
+        return Some(FeedError::ChromeError {
+            code: net_error_code(text).unwrap_or_else(|| "no error code shown".into()),
+        });
+    }
+    if has("<title>new tab</title>") || has("chrome://new-tab-page") || has("<ntp-app") || has("chrome-search://") {
+        return Some(FeedError::ChromeNewTab);
+    }
+    None
+}
+
+/// Why an HTML document is not the feed: a known page, a feed Chrome parsed as HTML, or some page.
+pub(crate) fn classify_html(text: &str) -> FeedError {
+    if let Some(known) = known_page(text) {
+        return known;
+    }
+    let lower = text.to_ascii_lowercase();
+    // Chrome's HTML parser keeps unknown elements, lower-cased, inside <body>.
+    let feed_root = ["<rss ", "<rss>", "<feed ", "<feed>", "<rdf:rdf"]
+        .iter()
+        .any(|m| lower.contains(m));
+    if feed_root && (lower.contains("<item") || lower.contains("<entry") || lower.contains("<channel")) {
+        return FeedError::ParsedAsHtml;
+    }
+    if body_is_empty(&lower) {
+        return FeedError::Empty;
+    }
+    FeedError::HtmlPage { title: title(text) }
+}
+
+fn net_error_code(text: &str) -> Option<String> {
+    let at = text.find("ERR_")?;
+    let code: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+        .collect();
+    (code.len() > 4).then_some(code)
+}
+
+fn title(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let open = lower.find("<title")?;
+    let start = open + lower[open..].find('>')? + 1;
+    let end = start + lower[start..].find("</title>")?;
+    let title = html_escape::decode_html_entities(text[start..end].trim()).into_owned();
+    (!title.is_empty()).then(|| title.chars().take(120).collect())
+}
+
+/// `about:blank` and friends: markup but no content at all.
+fn body_is_empty(lower: &str) -> bool {
+    let Some(open) = lower.find("<body") else { return false };
+    let Some(gt) = lower[open..].find('>') else {
+        return false;
+    };
+    let inner = &lower[open + gt + 1..];
+    let inner = inner.find("</body>").map_or(inner, |end| &inner[..end]);
+    inner.trim().is_empty()
+}

@@ -1,0 +1,7 @@
+//! flarefeed: fetch feeds that sit behind Cloudflare's bot check through FlareSolverr, check
+//! that what came back really is the feed, pretty-print it and publish it where readers can
+//! fetch it statically.
+
+pub mod cli;
+pub mod feed;
+pub mod solver;

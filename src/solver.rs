@@ -1,0 +1,508 @@
+//! The FlareSolverr client: typed commands, both builds' reply shapes, typed errors, and the
+//! per-feed session policy.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// Time FlareSolverr may need beyond `maxTimeout`: it does not count starting Chrome, and a
+/// 5 s maxTimeout was seen to take 17 s of wall time.
+pub const STARTUP_MARGIN: Duration = Duration::from_secs(30);
+
+/// The smallest maxTimeout worth asking for when a deadline squeezes it.
+const MIN_MAX_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a feed uses FlareSolverr sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionPolicy {
+    /// Every request starts a fresh Chrome (slow, but nothing to go stale).
+    None,
+    /// A named session per feed (`flarefeed-<feed>`) keeps Chrome warm between refreshes.
+    #[default]
+    Reuse,
+}
+
+/// What the client needs to know about the solver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SolverSettings {
+    /// The `/v1` endpoint, e.g. `http://localhost:8191/v1`.
+    pub url: String,
+    pub max_timeout: Duration,
+    pub session: SessionPolicy,
+    pub session_ttl_minutes: u64,
+    /// The largest reply body read, in bytes.
+    pub max_reply_bytes: usize,
+}
+
+impl Default for SolverSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://localhost:8191/v1".into(),
+            max_timeout: Duration::from_secs(60),
+            session: SessionPolicy::Reuse,
+            session_ttl_minutes: 60,
+            max_reply_bytes: crate::feed::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// Why no page came back. Each message tells the operator where to look.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum SolverError {
+    #[error(
+        "cannot reach FlareSolverr at {url}: {detail}; is it running? (docker run -p 8191:8191 ghcr.io/flaresolverr/flaresolverr) Check [solver] url or FLAREFEED_SOLVER_URL"
+    )]
+    Unreachable { url: String, detail: String },
+    #[error(
+        "FlareSolverr at {url} did not answer within {seconds} s; it may be stuck or overloaded: check its logs, or give the request more time (max_timeout_ms, Lambda timeout)"
+    )]
+    Timeout { url: String, seconds: u64 },
+    #[error(
+        "FlareSolverr could not solve the challenge in time: {message}; raise [solver] max_timeout_ms, or try again later"
+    )]
+    ChallengeTimeout { message: String },
+    #[error(
+        "Cloudflare blocked FlareSolverr: {message}; the site refuses the solver's IP address: run FlareSolverr from another address"
+    )]
+    Blocked { message: String },
+    #[error("FlareSolverr's browser session failed: {message}")]
+    Session { message: String },
+    #[error("FlareSolverr reported an error: {message}")]
+    Failed { message: String },
+    #[error(
+        "FlareSolverr rejected the request as malformed: {message}; this flarefeed and this FlareSolverr disagree on the API"
+    )]
+    Rejected { message: String },
+    #[error("the site answered HTTP {status} for {url} (as FlareSolverr reports it); check the feed url")]
+    Upstream { status: u16, url: String },
+    #[error("FlareSolverr's reply is malformed: {detail}; is [solver] url really FlareSolverr's /v1 endpoint?")]
+    Malformed { detail: String },
+    #[error("FlareSolverr's reply is larger than {limit} bytes; refused to protect memory")]
+    TooLarge { limit: usize },
+}
+
+impl SolverError {
+    /// Whether recreating the session could help.
+    pub fn is_session_failure(&self) -> bool {
+        matches!(self, SolverError::Session { .. })
+    }
+}
+
+/// One command to `/v1`. Field names are FlareSolverr's.
+#[derive(Debug, Serialize)]
+struct Command<'a> {
+    cmd: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(rename = "maxTimeout", skip_serializing_if = "Option::is_none")]
+    max_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_ttl_minutes: Option<u64>,
+}
+
+/// A reply of either build; every field may be missing.
+#[derive(Debug, Deserialize)]
+struct Reply {
+    status: Option<String>,
+    message: Option<String>,
+    solution: Option<Solution>,
+    sessions: Option<Vec<String>>,
+    /// The shape a malformed request gets instead of `status`/`message`.
+    error: Option<serde_json::Value>,
+}
+
+/// `solution` of a `request.get` reply.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Solution {
+    /// The url Chrome ended on (after redirects).
+    pub url: Option<String>,
+    /// The upstream status; always 200 in the official build, real in the PyPI build.
+    pub status: Option<u16>,
+    /// `{}` (official build) or `{"_store": {"content-type": ["Content-Type", "…"], …}}` (PyPI).
+    #[serde(default)]
+    pub headers: Option<serde_json::Value>,
+    pub response: Option<Body>,
+}
+
+/// `solution.response`: Chrome's page source as a string, or, from the PyPI build, a JSON value.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Body {
+    Text(String),
+    Json(serde_json::Value),
+}
+
+impl Solution {
+    /// The upstream Content-Type, where the build reports one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers
+            .as_ref()?
+            .get("_store")?
+            .get("content-type")?
+            .get(1)?
+            .as_str()
+    }
+}
+
+/// The port: one page of a feed through the solver.
+#[async_trait]
+pub trait Solver: Send + Sync {
+    /// Fetches `url` for feed `feed`, finishing by `deadline` if one is given.
+    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError>;
+}
+
+/// The real adapter: FlareSolverr over HTTP.
+#[derive(Debug, Clone)]
+pub struct FlareSolverr {
+    http: reqwest::Client,
+    settings: SolverSettings,
+}
+
+impl FlareSolverr {
+    /// Builds the HTTP client once; clone the result rather than building another.
+    pub fn new(settings: SolverSettings) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("a plain rustls client always builds");
+        Self { http, settings }
+    }
+
+    pub fn settings(&self) -> &SolverSettings {
+        &self.settings
+    }
+
+    /// `request.get` for `url`, in `session` if given.
+    pub async fn request_get(
+        &self,
+        url: &str,
+        session: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Solution, SolverError> {
+        let (max_timeout, http_timeout) = self.budget(deadline)?;
+        let command = Command {
+            cmd: "request.get",
+            url: Some(url),
+            max_timeout: Some(max_timeout.as_millis() as u64),
+            session,
+            session_ttl_minutes: session.map(|_| self.settings.session_ttl_minutes),
+        };
+        let reply = self.send(&command, http_timeout).await?;
+        let solution = reply.solution.ok_or_else(|| SolverError::Malformed {
+            detail: "\"ok\" reply without a solution".into(),
+        })?;
+        if let Some(status) = solution.status.filter(|s| *s >= 400) {
+            return Err(SolverError::Upstream {
+                status,
+                url: solution.url.clone().unwrap_or_else(|| url.to_string()),
+            });
+        }
+        if solution.response.is_none() {
+            return Err(SolverError::Malformed {
+                detail: "the solution has no response (was returnOnlyCookies set?)".into(),
+            });
+        }
+        Ok(solution)
+    }
+
+    /// `sessions.create` with a fixed id; an existing session is fine.
+    pub async fn sessions_create(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
+        let command = Command {
+            cmd: "sessions.create",
+            url: None,
+            max_timeout: None,
+            session: Some(id),
+            session_ttl_minutes: None,
+        };
+        self.send(&command, self.short_timeout(deadline)?).await.map(drop)
+    }
+
+    /// `sessions.list`: the ids the solver holds.
+    pub async fn sessions_list(&self, deadline: Option<Instant>) -> Result<Vec<String>, SolverError> {
+        let command = Command {
+            cmd: "sessions.list",
+            url: None,
+            max_timeout: None,
+            session: None,
+            session_ttl_minutes: None,
+        };
+        Ok(self
+            .send(&command, self.short_timeout(deadline)?)
+            .await?
+            .sessions
+            .unwrap_or_default())
+    }
+
+    /// `sessions.destroy`: stops that session's Chrome.
+    pub async fn sessions_destroy(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
+        let command = Command {
+            cmd: "sessions.destroy",
+            url: None,
+            max_timeout: None,
+            session: Some(id),
+            session_ttl_minutes: None,
+        };
+        self.send(&command, self.short_timeout(deadline)?).await.map(drop)
+    }
+
+    /// maxTimeout to ask for and the HTTP timeout to wait, both within the deadline.
+    fn budget(&self, deadline: Option<Instant>) -> Result<(Duration, Duration), SolverError> {
+        let wanted = self.settings.max_timeout + STARTUP_MARGIN;
+        let Some(deadline) = deadline else {
+            return Ok((self.settings.max_timeout, wanted));
+        };
+        let left = self.time_left(deadline)?;
+        let max_timeout = self
+            .settings
+            .max_timeout
+            .min(left.saturating_sub(STARTUP_MARGIN))
+            .max(MIN_MAX_TIMEOUT);
+        Ok((max_timeout, wanted.min(left)))
+    }
+
+    fn short_timeout(&self, deadline: Option<Instant>) -> Result<Duration, SolverError> {
+        match deadline {
+            Some(deadline) => Ok(STARTUP_MARGIN.min(self.time_left(deadline)?)),
+            None => Ok(STARTUP_MARGIN),
+        }
+    }
+
+    fn time_left(&self, deadline: Instant) -> Result<Duration, SolverError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(100) {
+            return Err(SolverError::Timeout {
+                url: self.settings.url.clone(),
+                seconds: 0,
+            });
+        }
+        Ok(left)
+    }
+
+    async fn send(&self, command: &Command<'_>, timeout: Duration) -> Result<Reply, SolverError> {
+        let url = &self.settings.url;
+        let started = Instant::now();
+        let timed_out = || SolverError::Timeout {
+            url: url.clone(),
+            seconds: timeout.as_secs_f64().ceil() as u64,
+        };
+        let exchange = async {
+            let response = self
+                .http
+                .post(url)
+                .json(command)
+                .send()
+                .await
+                .map_err(|e| transport_error(url, e, &timed_out))?;
+            let status = response.status();
+            let body = read_capped(response, self.settings.max_reply_bytes)
+                .await
+                .map_err(|e| match e {
+                    ReadError::TooLarge => SolverError::TooLarge {
+                        limit: self.settings.max_reply_bytes,
+                    },
+                    ReadError::Transport(e) if e.is_timeout() => timed_out(),
+                    ReadError::Transport(e) => SolverError::Malformed {
+                        detail: format!("the reply was cut off: {}", error_chain(&e)),
+                    },
+                })?;
+            Ok::<_, SolverError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| timed_out())??;
+        debug!(
+            cmd = command.cmd,
+            status = status.as_u16(),
+            bytes = body.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "solver replied"
+        );
+        parse_reply(status, &body)
+    }
+}
+
+fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> SolverError) -> SolverError {
+    if error.is_timeout() {
+        timed_out()
+    } else if error.is_connect() || error.is_request() {
+        SolverError::Unreachable {
+            url: url.to_string(),
+            detail: error_chain(&error),
+        }
+    } else {
+        SolverError::Malformed {
+            detail: error_chain(&error),
+        }
+    }
+}
+
+/// The error with its causes, since reqwest's own text rarely says "connection refused".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+enum ReadError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n as usize > cap) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(response.content_length().map_or(64 * 1024, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Reply, SolverError> {
+    let reply: Reply = serde_json::from_slice(body).map_err(|e| {
+        let head: String = String::from_utf8_lossy(&body[..body.len().min(200)]).chars().collect();
+        SolverError::Malformed {
+            detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
+        }
+    })?;
+    if let Some(error) = reply.error {
+        let message = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+        return Err(SolverError::Rejected { message });
+    }
+    match reply.status.as_deref() {
+        Some("ok") if status.is_success() => Ok(reply),
+        Some("error") | Some("ok") => Err(classify(reply.message.as_deref().unwrap_or("(no message)"))),
+        other => Err(SolverError::Malformed {
+            detail: format!("HTTP {status} with status {other:?}"),
+        }),
+    }
+}
+
+/// Sorts an error message into what the operator should do about it.
+fn classify(message: &str) -> SolverError {
+    let message = short_message(message);
+    let lower = message.to_lowercase();
+    const SESSION_MARKERS: [&str; 11] = [
+        "session doesn't exist",
+        "invalid session id",
+        "no such window",
+        "chrome not reachable",
+        "target window already closed",
+        "not connected to devtools",
+        "session deleted",
+        "browser has closed",
+        "tab crashed",
+        "浏览器未开启或已关闭",
+        "disconnected",
+    ];
+    if lower.contains("timeout after") {
+        SolverError::ChallengeTimeout { message }
+    } else if lower.contains("cloudflare has blocked this request") {
+        SolverError::Blocked { message }
+    } else if SESSION_MARKERS.iter().any(|m| lower.contains(m)) {
+        SolverError::Session { message }
+    } else {
+        SolverError::Failed { message }
+    }
+}
+
+/// The message without `Error: ` and without the Chrome stack trace FlareSolverr appends.
+fn short_message(message: &str) -> String {
+    let message = message.strip_prefix("Error: ").unwrap_or(message);
+    let cut = ["\\n", "\n", "Stacktrace:"]
+        .iter()
+        .filter_map(|m| message.find(m))
+        .min()
+        .unwrap_or(message.len());
+    message[..cut].trim().to_string()
+}
+
+#[async_trait]
+impl Solver for FlareSolverr {
+    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError> {
+        if self.settings.session == SessionPolicy::None {
+            return self.request_get(url, None, deadline).await;
+        }
+        let session = format!("flarefeed-{feed}");
+        let in_session = || async {
+            self.sessions_create(&session, deadline).await?;
+            self.request_get(url, Some(&session), deadline).await
+        };
+        let first = match in_session().await {
+            Err(e) if e.is_session_failure() => e,
+            other => return other,
+        };
+        warn!(feed, session, error = %first, "session failed; recreating it and retrying once");
+        self.destroy_quietly(&session, deadline).await;
+        let second = match in_session().await {
+            Err(e) if e.is_session_failure() => e,
+            other => return other,
+        };
+        warn!(feed, session, error = %second, "session failed again; dropping it and fetching without a session");
+        self.destroy_quietly(&session, deadline).await;
+        let result = self.request_get(url, None, deadline).await;
+        if result.is_ok() {
+            info!(
+                feed,
+                "fetched without a session; the session is recreated on the next refresh"
+            );
+        }
+        result
+    }
+}
+
+impl FlareSolverr {
+    async fn destroy_quietly(&self, session: &str, deadline: Option<Instant>) {
+        if let Err(e) = self.sessions_destroy(session, deadline).await {
+            debug!(session, error = %e, "destroying the session failed (it may already be gone)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_traces_are_cut() {
+        let e = classify(
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED\\n  (Session info: chrome=156)\\nStacktrace:\\n#0 0x55",
+        );
+        assert_eq!(
+            e,
+            SolverError::Failed {
+                message: "Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED".into()
+            }
+        );
+    }
+
+    #[test]
+    fn messages_are_sorted() {
+        assert!(matches!(
+            classify("Error: Error solving the challenge. Timeout after 5.0 seconds."),
+            SolverError::ChallengeTimeout { .. }
+        ));
+        assert!(matches!(
+            classify("Error: Error solving the challenge. Cloudflare has blocked this request. Probably"),
+            SolverError::Blocked { .. }
+        ));
+        assert!(classify("Error: 浏览器未开启或已关闭。").is_session_failure());
+        assert!(classify("Error: The session doesn't exist.").is_session_failure());
+    }
+}

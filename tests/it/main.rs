@@ -1,0 +1,7 @@
+//! flarefeed's integration tests: one binary, one module per concern.
+
+mod cli;
+mod common;
+mod fake_solver;
+mod feed;
+mod solver;

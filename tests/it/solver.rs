@@ -1,0 +1,341 @@
+//! The FlareSolverr client against a fake solver on loopback.
+
+use std::time::Duration;
+
+use flarefeed::solver::{Body, FlareSolverr, SessionPolicy, Solver, SolverError, SolverSettings};
+use tokio::time::Instant;
+
+use crate::common::{fixture, recorded_response};
+use crate::fake_solver::{Action, FakeSolver, error_reply, ok_reply};
+
+const FEED_URL: &str = "https://example.test/rss.xml";
+
+/// Whether an error is the one a case expects.
+type Expect = fn(&SolverError) -> bool;
+
+fn client(url: &str, session: SessionPolicy) -> FlareSolverr {
+    FlareSolverr::new(SolverSettings {
+        url: url.to_string(),
+        session,
+        max_timeout: Duration::from_secs(5),
+        ..SolverSettings::default()
+    })
+}
+
+fn recorded_action(path: &str, status: u16) -> Action {
+    Action::Reply(status, fixture(&format!("flaresolverr/{path}")))
+}
+
+async fn solve_err(fake: &FakeSolver, action: Action) -> SolverError {
+    fake.then(action);
+    client(&fake.url, SessionPolicy::None)
+        .solve("f", FEED_URL, None)
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn success_returns_the_page_source() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    let solution = client(&fake.url, SessionPolicy::None)
+        .solve("f", FEED_URL, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        solution.response,
+        Some(Body::Text(recorded_response("upstream-3.5.0/rss_nosession.json")))
+    );
+    assert_eq!(solution.status, Some(200));
+    assert_eq!(fake.commands(), ["request.get"]);
+    let sent = &fake.log()[0];
+    assert_eq!(sent["url"], FEED_URL);
+    assert_eq!(sent["maxTimeout"], 5000);
+}
+
+#[tokio::test]
+async fn pypi_shapes_are_understood() {
+    let fake = FakeSolver::start().await;
+    fake.then(recorded_action("pypi-3.3.21/json_nosession.json", 200));
+    let json = client(&fake.url, SessionPolicy::None)
+        .solve("f", FEED_URL, None)
+        .await
+        .unwrap();
+    assert!(matches!(json.response, Some(Body::Json(ref v)) if v["name"] == "probe"));
+    assert_eq!(json.content_type(), Some("application/json"));
+
+    fake.then(recorded_action("pypi-3.3.21/rss_nosession.json", 200));
+    let rss = client(&fake.url, SessionPolicy::None)
+        .solve("f", FEED_URL, None)
+        .await
+        .unwrap();
+    assert_eq!(rss.content_type(), Some("application/rss+xml; charset=utf-8"));
+}
+
+#[tokio::test]
+async fn each_error_shape_gets_its_own_error() {
+    let fake = FakeSolver::start().await;
+    let cases: Vec<(Action, Expect)> = vec![
+        (
+            recorded_action("upstream-3.5.0/err_timeout_slow.json", 500),
+            |e| matches!(e, SolverError::ChallengeTimeout { message } if message.contains("Timeout after 5.0 seconds")),
+        ),
+        (recorded_action("upstream-3.5.0/sim_cf_challenge.json", 500), |e| {
+            matches!(e, SolverError::ChallengeTimeout { .. })
+        }),
+        (recorded_action("upstream-3.5.0/sim_cf_denied.json", 500), |e| {
+            matches!(e, SolverError::Blocked { .. })
+        }),
+        (
+            recorded_action("upstream-3.5.0/err_conn_refused.json", 500),
+            |e| matches!(e, SolverError::Failed { message } if message.ends_with("net::ERR_CONNECTION_REFUSED")),
+        ),
+        (
+            recorded_action("upstream-3.5.0/err_dns.json", 500),
+            |e| matches!(e, SolverError::Failed { message } if message.ends_with("net::ERR_NAME_NOT_RESOLVED")),
+        ),
+        (recorded_action("pypi-3.3.21/err_conn_refused.json", 500), |e| {
+            matches!(e, SolverError::Failed { .. })
+        }),
+        (recorded_action("pypi-3.3.21/err_timeout_slow.json", 500), |e| {
+            matches!(e, SolverError::ChallengeTimeout { .. })
+        }),
+        (
+            recorded_action("upstream-3.5.0/err_malformed_json.json", 500),
+            |e| matches!(e, SolverError::Rejected { message } if message.contains("Invalid JSON")),
+        ),
+        (recorded_action("upstream-3.5.0/err_unknown_cmd.json", 500), |e| {
+            matches!(e, SolverError::Failed { .. })
+        }),
+        (recorded_action("pypi-3.3.21/http404_nosession.json", 200), |e| {
+            matches!(e, SolverError::Upstream { status: 404, .. })
+        }),
+        (
+            recorded_action("upstream-3.5.0/rss_returnOnlyCookies_nosession.json", 200),
+            |e| matches!(e, SolverError::Malformed { .. }),
+        ),
+        (
+            Action::Reply(500, "<html>Internal Server Error</html>".into()),
+            |e| matches!(e, SolverError::Malformed { detail } if detail.contains("HTTP 500")),
+        ),
+        (
+            Action::Reply(404, "Not Found".into()),
+            |e| matches!(e, SolverError::Malformed { detail } if detail.contains("404")),
+        ),
+    ];
+    for (action, expected) in cases {
+        let error = solve_err(&fake, action.clone()).await;
+        assert!(expected(&error), "{action:?} gave {error:?}");
+        assert!(!error.to_string().contains("Stacktrace"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn json_cut_off_midway_is_malformed() {
+    let fake = FakeSolver::start().await;
+    let body = fixture("flaresolverr/upstream-3.5.0/rss_nosession.json");
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let cut = [head.as_bytes(), &body.as_bytes()[..body.len() / 2]].concat();
+    let error = solve_err(&fake, Action::Raw(cut)).await;
+    assert!(
+        matches!(error, SolverError::Malformed { ref detail } if detail.contains("cut off")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_solver_names_its_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let error = client(&url, SessionPolicy::None)
+        .solve("f", FEED_URL, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SolverError::Unreachable { .. }), "{error:?}");
+    assert!(error.to_string().contains(&url), "{error}");
+}
+
+#[tokio::test]
+async fn a_silent_solver_is_ended_by_the_deadline() {
+    let fake = FakeSolver::start().await;
+    fake.then(Action::Hang);
+    let started = Instant::now();
+    let error = client(&fake.url, SessionPolicy::None)
+        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_millis(800)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SolverError::Timeout { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_slow_answer_within_the_deadline_is_taken() {
+    let fake = FakeSolver::start().await;
+    let page = recorded_action("upstream-3.5.0/rss_nosession.json", 200);
+    fake.then(Action::Delay(Duration::from_millis(300), Box::new(page)));
+    let deadline = Some(Instant::now() + Duration::from_secs(20));
+    let solution = client(&fake.url, SessionPolicy::None)
+        .solve("f", FEED_URL, deadline)
+        .await
+        .unwrap();
+    assert!(solution.response.is_some());
+}
+
+#[tokio::test]
+async fn a_deadline_lowers_max_timeout() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    let settings = SolverSettings {
+        url: fake.url.clone(),
+        session: SessionPolicy::None,
+        max_timeout: Duration::from_secs(60),
+        ..SolverSettings::default()
+    };
+    FlareSolverr::new(settings)
+        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(50)))
+        .await
+        .unwrap();
+    let sent = fake.log()[0]["maxTimeout"].as_u64().unwrap();
+    assert!(
+        (5_000..=20_000).contains(&sent),
+        "maxTimeout {sent} should leave the startup margin inside 50 s"
+    );
+}
+
+#[tokio::test]
+async fn oversized_reply_is_refused() {
+    let fake = FakeSolver::start().await;
+    fake.then(ok_reply(FEED_URL, &"x".repeat(4096)));
+    let settings = SolverSettings {
+        url: fake.url.clone(),
+        session: SessionPolicy::None,
+        max_reply_bytes: 1024,
+        ..SolverSettings::default()
+    };
+    let error = FlareSolverr::new(settings)
+        .solve("f", FEED_URL, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error, SolverError::TooLarge { limit: 1024 });
+}
+
+#[tokio::test]
+async fn reuse_keeps_one_named_session_per_feed() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    let solver = client(&fake.url, SessionPolicy::Reuse);
+    solver.solve("news", FEED_URL, None).await.unwrap();
+    solver.solve("news", FEED_URL, None).await.unwrap();
+    assert_eq!(
+        fake.commands(),
+        [
+            "sessions.create@flarefeed-news",
+            "request.get@flarefeed-news",
+            "sessions.create@flarefeed-news",
+            "request.get@flarefeed-news"
+        ]
+    );
+    assert_eq!(fake.log()[1]["session_ttl_minutes"], 60);
+    assert_eq!(fake.sessions(), ["flarefeed-news"]);
+    assert_eq!(solver.sessions_list(None).await.unwrap(), ["flarefeed-news"]);
+}
+
+#[tokio::test]
+async fn a_broken_session_is_recreated_and_retried_once() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    fake.then(error_reply("Error: 浏览器未开启或已关闭。"));
+    let solution = client(&fake.url, SessionPolicy::Reuse)
+        .solve("news", FEED_URL, None)
+        .await
+        .unwrap();
+    assert!(solution.response.is_some());
+    assert_eq!(
+        fake.commands(),
+        [
+            "sessions.create@flarefeed-news",
+            "request.get@flarefeed-news",
+            "sessions.destroy@flarefeed-news",
+            "sessions.create@flarefeed-news",
+            "request.get@flarefeed-news"
+        ]
+    );
+    assert_eq!(fake.sessions(), ["flarefeed-news"]);
+}
+
+#[tokio::test]
+async fn a_session_that_breaks_twice_falls_back_without_leaving_it_behind() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    fake.then(error_reply("Error: invalid session id"));
+    fake.then(error_reply("Error: invalid session id"));
+    let solution = client(&fake.url, SessionPolicy::Reuse)
+        .solve("news", FEED_URL, None)
+        .await
+        .unwrap();
+    assert!(solution.response.is_some());
+    assert_eq!(
+        fake.commands(),
+        [
+            "sessions.create@flarefeed-news",
+            "request.get@flarefeed-news",
+            "sessions.destroy@flarefeed-news",
+            "sessions.create@flarefeed-news",
+            "request.get@flarefeed-news",
+            "sessions.destroy@flarefeed-news",
+            "request.get"
+        ]
+    );
+    assert!(fake.sessions().is_empty(), "left behind: {:?}", fake.sessions());
+}
+
+#[tokio::test]
+async fn other_errors_do_not_retry() {
+    let fake = FakeSolver::start().await;
+    fake.then(recorded_action("upstream-3.5.0/err_timeout_slow.json", 500));
+    let error = client(&fake.url, SessionPolicy::Reuse)
+        .solve("news", FEED_URL, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SolverError::ChallengeTimeout { .. }));
+    assert_eq!(
+        fake.commands(),
+        ["sessions.create@flarefeed-news", "request.get@flarefeed-news"]
+    );
+}
+
+#[tokio::test]
+async fn policy_none_never_touches_sessions() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    client(&fake.url, SessionPolicy::None)
+        .solve("news", FEED_URL, None)
+        .await
+        .unwrap();
+    assert_eq!(fake.commands(), ["request.get"]);
+    assert!(fake.log()[0].get("session").is_none());
+}
+
+#[tokio::test]
+async fn session_commands_round_trip() {
+    let fake = FakeSolver::start().await;
+    let solver = client(&fake.url, SessionPolicy::Reuse);
+    solver.sessions_create("s1", None).await.unwrap();
+    solver.sessions_create("s1", None).await.unwrap();
+    assert_eq!(solver.sessions_list(None).await.unwrap(), ["s1"]);
+    solver.sessions_destroy("s1", None).await.unwrap();
+    let error = solver.sessions_destroy("s1", None).await.unwrap_err();
+    assert!(error.is_session_failure(), "{error:?}");
+    assert!(solver.sessions_list(None).await.unwrap().is_empty());
+}
