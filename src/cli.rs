@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
 use crate::feed::{self, GuardOptions};
+use crate::refresh::{Outcome, RefreshOptions, Refresher, Report, StatusRecord, Trigger};
 
 /// Fetch Cloudflare-protected feeds through FlareSolverr, check them and publish them.
 #[derive(Debug, Parser)]
@@ -31,6 +33,33 @@ pub enum Command {
         /// Refuse feeds with fewer items than this.
         #[arg(long, default_value_t = 1)]
         min_items: usize,
+    },
+    /// Fetch feeds through FlareSolverr and publish the good ones; one line per feed. Exit 1 if any failed.
+    Refresh {
+        /// Feeds to refresh, by name; all configured feeds when none are named.
+        #[arg(conflicts_with = "url")]
+        feeds: Vec<String>,
+        /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Publish even when the feed is unchanged.
+        #[arg(long)]
+        force: bool,
+        /// Refresh this one url, no configuration needed (solver at localhost:8191, output in ./public/).
+        #[arg(long)]
+        url: Option<String>,
+        /// The name for --url (default: from the url's host); the feed is written as NAME.xml.
+        #[arg(long, requires = "url")]
+        name: Option<String>,
+    },
+    /// Show each feed's status record: last attempt, last success, failures, last error.
+    Status {
+        /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print the records as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -64,7 +93,112 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => fail(e),
             }
         }
+        Command::Refresh {
+            feeds,
+            config,
+            force,
+            url,
+            name,
+        } => {
+            let env = |key: &str| std::env::var(key).ok();
+            let config = match url {
+                Some(url) => Config::for_url(&url, name.as_deref(), config.as_deref(), &env)?,
+                None => Config::load(config.as_deref(), &env)?,
+            };
+            let selected = match feeds.is_empty() {
+                true => config.feeds.clone(),
+                false => feeds
+                    .iter()
+                    .map(|name| config.feed(name).cloned())
+                    .collect::<Result<_, _>>()?,
+            };
+            let refresher = Refresher::connect(config).await;
+            let options = RefreshOptions {
+                deadline: None,
+                trigger: Trigger::Cli,
+                force,
+            };
+            let mut failed = false;
+            for feed in &selected {
+                let report = refresher.refresh(feed, options).await;
+                failed |= report.outcome.is_failure();
+                println!("{}", report_line(&report, &refresher.store().locate(&feed.key)));
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Status { config, json } => {
+            let env = |key: &str| std::env::var(key).ok();
+            let refresher = Refresher::connect(Config::load(config.as_deref(), &env)?).await;
+            let records = refresher.statuses().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records)?);
+            } else {
+                print!("{}", status_table(&records));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `name  outcome  kind, N items, B bytes, T s  → where`, or the failure with its stage.
+fn report_line(report: &Report, target: &str) -> String {
+    let seconds = report.total_ms as f64 / 1000.0;
+    match &report.outcome {
+        Outcome::Failed { stage, reason } => format!("{}  failed at {stage} ({seconds:.1} s): {reason}", report.feed),
+        Outcome::Skipped { retry_after_s } => format!("{}  skipped: retry in {retry_after_s} s", report.feed),
+        outcome => format!(
+            "{}  {}  {}, {} items, {} bytes, {seconds:.1} s  -> {target}",
+            report.feed,
+            outcome.name(),
+            report.kind.as_deref().unwrap_or("?"),
+            report.items.unwrap_or(0),
+            report.bytes.unwrap_or(0),
+        ),
+    }
+}
+
+fn status_table(records: &[StatusRecord]) -> String {
+    let header = [
+        "FEED",
+        "OUTCOME",
+        "LAST ATTEMPT",
+        "LAST SUCCESS",
+        "FAILURES",
+        "ITEMS",
+        "BYTES",
+        "LAST ERROR",
+    ];
+    let dash = || "-".to_string();
+    let rows: Vec<[String; 8]> = records
+        .iter()
+        .map(|r| {
+            [
+                r.feed.clone(),
+                r.outcome.clone(),
+                r.last_attempt.clone().unwrap_or_else(dash),
+                r.last_success.clone().unwrap_or_else(dash),
+                r.consecutive_failures.to_string(),
+                r.items.map_or_else(dash, |n| n.to_string()),
+                r.bytes.map_or_else(dash, |n| n.to_string()),
+                r.last_error.clone().unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(&header.map(String::from));
+    rows.iter().for_each(|row| line(row));
+    out
 }
 
 fn fail(error: impl std::fmt::Display) -> anyhow::Result<ExitCode> {

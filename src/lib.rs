@@ -3,5 +3,8 @@
 //! fetch it statically.
 
 pub mod cli;
+pub mod config;
 pub mod feed;
+pub mod refresh;
 pub mod solver;
+pub mod store;

@@ -97,3 +97,131 @@ fn every_command_has_help() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("/nonexistent/feed.xml"));
 }
+
+/// The binary as a child process, with no FLAREFEED_* or AWS_* settings from the outside.
+pub fn flarefeed_async(dir: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flarefeed"));
+    command.current_dir(dir).env("RUST_LOG", "flarefeed=warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("FLAREFEED_") || key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[tokio::test]
+async fn refresh_url_needs_no_configuration() {
+    use crate::fake_solver::FakeSolver;
+    use crate::refresh::{FEED_URL, formatted_rss, rss_page};
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let checkout = tempfile::tempdir().unwrap();
+    let out = flarefeed_async(checkout.path())
+        .args(["refresh", "--url", FEED_URL])
+        .env("FLAREFEED_SOLVER_URL", &fake.url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.starts_with("news-example-test  updated  rss 2.0, 2 items,"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(checkout.path().join("public/news-example-test.xml")).unwrap();
+    assert_eq!(written, formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert!(checkout.path().join("public/status/news-example-test.json").exists());
+    assert_eq!(
+        fake.commands(),
+        [
+            "sessions.create@flarefeed-news-example-test",
+            "request.get@flarefeed-news-example-test"
+        ]
+    );
+
+    let named = flarefeed_async(checkout.path())
+        .args(["refresh", "--url", FEED_URL, "--name", "mine"])
+        .env("FLAREFEED_SOLVER_URL", &fake.url)
+        .output()
+        .await
+        .unwrap();
+    assert!(named.status.success());
+    assert!(checkout.path().join("public/mine.xml").exists());
+}
+
+#[tokio::test]
+async fn refresh_and_status_with_a_config_file_and_s3() {
+    use crate::fake_solver::{FakeSolver, error_reply};
+    use crate::refresh::{FEED_URL, rss_page};
+    use crate::s3_server::S3Server;
+    let fake = FakeSolver::start().await;
+    let s3 = S3Server::start().await;
+    fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("flarefeed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\nprefix = \"p/\"\n\
+             [[feeds]]\nname = \"news\"\nurl = \"{FEED_URL}\"\n[[feeds]]\nname = \"other\"\nurl = \"https://other.example.test/feed\"\n",
+            fake.url,
+            crate::s3_server::BUCKET,
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut command = flarefeed_async(work.path());
+        command.args(args).arg("--config").arg(&config).envs(s3.env());
+        command
+    };
+
+    let one = run(&["refresh", "news"]).output().await.unwrap();
+    assert!(one.status.success(), "{}{}", text(&one.stdout), text(&one.stderr));
+    assert!(
+        text(&one.stdout).contains("-> s3://feeds-bucket/p/news.xml"),
+        "{}",
+        text(&one.stdout)
+    );
+    assert_eq!(s3.puts_of("p/news.xml"), 1);
+
+    fake.then(error_reply(
+        "Error: Error solving the challenge. Cloudflare has blocked this request. Probably your IP is banned",
+    ));
+    let all = run(&["refresh"]).output().await.unwrap();
+    assert_eq!(all.status.code(), Some(1));
+    let lines = text(&all.stdout);
+    assert!(lines.contains("news  failed at solver"), "{lines}");
+    assert!(lines.contains("other  failed at solver"), "{lines}");
+
+    let unknown = run(&["refresh", "nope"]).output().await.unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("configured: news, other"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    let table = run(&["status"]).output().await.unwrap();
+    let table = text(&table.stdout);
+    assert!(table.starts_with("FEED   OUTCOME  LAST ATTEMPT"), "{table}");
+    assert!(table.contains("Cloudflare blocked FlareSolverr"), "{table}");
+    let json = run(&["status", "--json"]).output().await.unwrap();
+    let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(records[0]["feed"], "news");
+    assert_eq!(records[0]["consecutive_failures"], 1);
+    assert_eq!(records[1]["outcome"], "failed");
+}
+
+#[tokio::test]
+async fn refresh_without_any_configuration_says_how_to_give_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flarefeed_async(dir.path()).arg("refresh").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("pass --config FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+}

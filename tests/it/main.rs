@@ -4,4 +4,6 @@ mod cli;
 mod common;
 mod fake_solver;
 mod feed;
+mod refresh;
+mod s3_server;
 mod solver;

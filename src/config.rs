@@ -1,0 +1,564 @@
+//! The configuration: TOML, loaded and validated once at start. Every error names the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::feed::DEFAULT_MAX_BYTES;
+use crate::solver::{SessionPolicy, SolverSettings};
+
+/// Why the configuration cannot be used. The message names the key and the problem.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error(
+        "no configuration: pass --config FILE, or set FLAREFEED_CONFIG (inline TOML) or FLAREFEED_CONFIG_FILE (a path)"
+    )]
+    Missing,
+    #[error("cannot read the configuration file {path}: {detail}")]
+    Read { path: PathBuf, detail: String },
+    #[error("configuration from {origin} is not valid TOML for flarefeed: {detail}")]
+    Parse { origin: String, detail: String },
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Where feeds and status records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A local folder (the default, `public`).
+    Dir(PathBuf),
+    /// An S3 bucket, or a bucket on an S3-compatible server at `endpoint`.
+    Bucket {
+        bucket: String,
+        endpoint: Option<String>,
+        path_style: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub location: StoreLocation,
+    /// Prepended to every key; empty or ending in `/`.
+    pub prefix: String,
+    /// `Cache-Control` of published feeds.
+    pub cache_control: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            location: StoreLocation::Dir(PathBuf::from("public")),
+            prefix: String::new(),
+            cache_control: "public, max-age=300".into(),
+        }
+    }
+}
+
+/// One configured feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConfig {
+    /// `[a-z0-9-]+`, unique; names the session, the status record and the schedule.
+    pub name: String,
+    /// The only url ever fetched for this feed.
+    pub url: String,
+    /// Where readers find it, below the store's prefix.
+    pub key: String,
+    pub min_items: usize,
+    /// An HTTP-triggered refresh this soon after the last attempt is skipped.
+    pub min_interval: Duration,
+}
+
+impl FeedConfig {
+    /// A feed with every default, as `flarefeed refresh --url` makes it.
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            url: url.to_string(),
+            key: format!("{name}.xml"),
+            min_items: 1,
+            min_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// The key of this feed's status record, below the store's prefix.
+    pub fn status_key(&self) -> String {
+        format!("status/{}.json", self.name)
+    }
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub solver: SolverSettings,
+    pub store: StoreConfig,
+    pub feeds: Vec<FeedConfig>,
+}
+
+impl Config {
+    /// Finds and loads the configuration: `--config FILE`, else `FLAREFEED_CONFIG`, else
+    /// `FLAREFEED_CONFIG_FILE`; then the environment's single-setting overrides.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let (origin, text) = if let Some(path) = file {
+            (path.display().to_string(), read(path)?)
+        } else if let Some(inline) = env("FLAREFEED_CONFIG").filter(|s| !s.trim().is_empty()) {
+            ("FLAREFEED_CONFIG".to_string(), inline)
+        } else if let Some(path) = env("FLAREFEED_CONFIG_FILE").filter(|s| !s.is_empty()) {
+            (path.clone(), read(Path::new(&path))?)
+        } else {
+            return Err(ConfigError::Missing);
+        };
+        let config = Self::parse(&text, &origin, env)?;
+        if config.feeds.is_empty() {
+            return Err(invalid(
+                "feeds",
+                "no feeds configured: add at least one [[feeds]] table",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The configuration `flarefeed refresh --url` uses: defaults (or the configuration found, if
+    /// any) with just this one feed.
+    pub fn for_url(
+        url: &str,
+        name: Option<&str>,
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match Self::load(file, env) {
+            Ok(config) => config,
+            Err(ConfigError::Missing) => Self::parse("", "defaults", env)?,
+            Err(e) => return Err(e),
+        };
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => name_from_url(url).ok_or_else(|| invalid("--url", format!("{url:?} is not an http(s) url")))?,
+        };
+        let feed = FeedConfig::new(&name, url);
+        check_feed(&feed, "--url")?;
+        config.feeds = vec![feed];
+        Ok(config)
+    }
+
+    /// Parses and validates TOML, then applies the environment's overrides.
+    pub fn parse(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            detail: e.to_string().trim().to_string(),
+        })?;
+        let mut raw = raw;
+        if let Some(url) = env("FLAREFEED_SOLVER_URL").filter(|s| !s.is_empty()) {
+            raw.solver.url = url;
+        }
+        if let Some(bucket) = env("FLAREFEED_BUCKET").filter(|s| !s.is_empty()) {
+            raw.store.bucket = Some(bucket);
+            raw.store.dir = None;
+        }
+        raw.validate()
+    }
+
+    /// The feed called `name`, or an error that lists the names there are.
+    pub fn feed(&self, name: &str) -> Result<&FeedConfig, ConfigError> {
+        self.feeds.iter().find(|f| f.name == name).ok_or_else(|| {
+            invalid(
+                "feeds",
+                format!("no feed named {name:?}; configured: {}", self.feed_names().join(", ")),
+            )
+        })
+    }
+
+    pub fn feed_names(&self) -> Vec<&str> {
+        self.feeds.iter().map(|f| f.name.as_str()).collect()
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+/// `https://www.example.com/rss` → `www-example-com`.
+fn name_from_url(url: &str) -> Option<String> {
+    let parsed = Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))?;
+    let host = parsed.host_str()?;
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Some(name.trim_matches('-').to_string()).filter(|n| !n.is_empty())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    solver: RawSolver,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    feeds: Vec<RawFeed>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSolver {
+    url: String,
+    max_timeout_ms: u64,
+    session: SessionPolicy,
+    session_ttl_minutes: u64,
+}
+
+impl Default for RawSolver {
+    fn default() -> Self {
+        let d = SolverSettings::default();
+        Self {
+            url: d.url,
+            max_timeout_ms: d.max_timeout.as_millis() as u64,
+            session: d.session,
+            session_ttl_minutes: d.session_ttl_minutes,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    bucket: Option<String>,
+    dir: Option<PathBuf>,
+    prefix: Option<String>,
+    endpoint: Option<String>,
+    path_style: Option<bool>,
+    cache_control: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    name: String,
+    url: String,
+    key: Option<String>,
+    min_items: Option<usize>,
+    min_interval_s: Option<u64>,
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let solver = &self.solver;
+        check_http_url(&solver.url, "solver.url")?;
+        if !(1_000..=600_000).contains(&solver.max_timeout_ms) {
+            return Err(invalid(
+                "solver.max_timeout_ms",
+                "must be between 1000 and 600000 (milliseconds)",
+            ));
+        }
+        if solver.session_ttl_minutes == 0 {
+            return Err(invalid("solver.session_ttl_minutes", "must be at least 1"));
+        }
+        let solver = SolverSettings {
+            url: solver.url.clone(),
+            max_timeout: Duration::from_millis(solver.max_timeout_ms),
+            session: solver.session,
+            session_ttl_minutes: solver.session_ttl_minutes,
+            max_reply_bytes: DEFAULT_MAX_BYTES,
+        };
+        let store = self.store.validate()?;
+        let mut feeds: Vec<FeedConfig> = Vec::with_capacity(self.feeds.len());
+        for (i, raw) in self.feeds.into_iter().enumerate() {
+            let at = format!("feeds[{i}]");
+            let key = raw.key.unwrap_or_else(|| format!("{}.xml", raw.name));
+            let feed = FeedConfig {
+                key,
+                min_items: raw.min_items.unwrap_or(1),
+                min_interval: Duration::from_secs(raw.min_interval_s.unwrap_or(60)),
+                ..FeedConfig::new(&raw.name, &raw.url)
+            };
+            check_feed(&feed, &at)?;
+            if feeds.iter().any(|f| f.name == feed.name) {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("{:?} is used by another feed", feed.name),
+                ));
+            }
+            if feeds.iter().any(|f| f.key == feed.key) {
+                return Err(invalid(
+                    format!("{at}.key"),
+                    format!("{:?} is used by another feed", feed.key),
+                ));
+            }
+            feeds.push(feed);
+        }
+        Ok(Config { solver, store, feeds })
+    }
+}
+
+impl RawStore {
+    fn validate(self) -> Result<StoreConfig, ConfigError> {
+        let defaults = StoreConfig::default();
+        let location = match (self.bucket, self.dir) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "store",
+                    "set either bucket (S3) or dir (local folder), not both",
+                ));
+            }
+            (Some(bucket), None) => {
+                let valid = (3..=63).contains(&bucket.len())
+                    && bucket
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+                if !valid {
+                    return Err(invalid(
+                        "store.bucket",
+                        format!("{bucket:?} is not a valid S3 bucket name"),
+                    ));
+                }
+                if let Some(endpoint) = &self.endpoint {
+                    check_http_url(endpoint, "store.endpoint")?;
+                }
+                StoreLocation::Bucket {
+                    bucket,
+                    endpoint: self.endpoint,
+                    path_style: self.path_style.unwrap_or(false),
+                }
+            }
+            (None, dir) => {
+                if self.endpoint.is_some() || self.path_style.is_some() {
+                    return Err(invalid(
+                        "store.endpoint",
+                        "endpoint and path_style only apply with store.bucket",
+                    ));
+                }
+                StoreLocation::Dir(dir.unwrap_or_else(|| PathBuf::from("public")))
+            }
+        };
+        let mut prefix = self.prefix.unwrap_or_default();
+        if prefix.starts_with('/') || prefix.split('/').any(|part| part == "..") {
+            return Err(invalid("store.prefix", "must be relative: no leading '/' and no '..'"));
+        }
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let cache_control = self.cache_control.unwrap_or(defaults.cache_control);
+        if cache_control.trim().is_empty() || cache_control.contains(['\r', '\n']) {
+            return Err(invalid(
+                "store.cache_control",
+                "must be a non-empty single-line header value",
+            ));
+        }
+        Ok(StoreConfig {
+            location,
+            prefix,
+            cache_control,
+        })
+    }
+}
+
+fn check_feed(feed: &FeedConfig, at: &str) -> Result<(), ConfigError> {
+    let name_ok = !feed.name.is_empty()
+        && feed
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok || feed.name.len() > 64 {
+        return Err(invalid(
+            format!("{at}.name"),
+            format!("{:?} must match [a-z0-9-]+ (at most 64 characters)", feed.name),
+        ));
+    }
+    check_http_url(&feed.url, &format!("{at}.url"))?;
+    let key = &feed.key;
+    if key.is_empty()
+        || key.starts_with('/')
+        || key.ends_with('/')
+        || key.split('/').any(|p| p == ".." || p == "." || p.is_empty())
+    {
+        return Err(invalid(
+            format!("{at}.key"),
+            format!("{key:?} must be a relative path without '.', '..' or empty parts"),
+        ));
+    }
+    if key.starts_with("status/") {
+        return Err(invalid(
+            format!("{at}.key"),
+            "keys under status/ are reserved for status records",
+        ));
+    }
+    Ok(())
+}
+
+fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {
+    match Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(_) => Err(invalid(key, format!("{url:?} must be an http or https url"))),
+        Err(e) => Err(invalid(key, format!("{url:?} is not a url: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test", &no_env)
+    }
+
+    #[test]
+    fn defaults_fill_everything_in() {
+        let config = parse("[[feeds]]\nname = \"nodeseek\"\nurl = \"https://www.nodeseek.com/rss.xml\"\n").unwrap();
+        assert_eq!(config.solver, SolverSettings::default());
+        assert_eq!(config.store, StoreConfig::default());
+        assert_eq!(
+            config.feeds,
+            [FeedConfig::new("nodeseek", "https://www.nodeseek.com/rss.xml")]
+        );
+    }
+
+    #[test]
+    fn every_documented_key_is_read() {
+        let config = parse(
+            r#"
+            [solver]
+            url = "http://solver:8191/v1"
+            max_timeout_ms = 30000
+            session = "none"
+            session_ttl_minutes = 5
+            [store]
+            bucket = "my-feeds"
+            prefix = "feeds"
+            endpoint = "http://127.0.0.1:9000"
+            path_style = true
+            cache_control = "public, max-age=60"
+            [[feeds]]
+            name = "a"
+            url = "https://a.test/rss"
+            key = "x/a.rss"
+            min_items = 3
+            min_interval_s = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.solver.max_timeout, Duration::from_secs(30));
+        assert_eq!(config.solver.session, SessionPolicy::None);
+        assert_eq!(config.store.prefix, "feeds/");
+        assert_eq!(
+            config.store.location,
+            StoreLocation::Bucket {
+                bucket: "my-feeds".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                path_style: true
+            }
+        );
+        assert_eq!(config.feeds[0].key, "x/a.rss");
+        assert_eq!(config.feeds[0].min_items, 3);
+        assert_eq!(config.feeds[0].min_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[solver]\nurl = \"ftp://x\"", "solver.url"),
+            ("[solver]\nmax_timeout_ms = 5", "solver.max_timeout_ms"),
+            ("[store]\nbucket = \"b-b\"\ndir = \"x\"", "store"),
+            ("[store]\nbucket = \"Bad_Bucket\"", "store.bucket"),
+            ("[store]\nendpoint = \"http://x\"", "store.endpoint"),
+            (
+                "[[feeds]]\nname = \"Bad Name\"\nurl = \"https://a.test\"",
+                "feeds[0].name",
+            ),
+            ("[[feeds]]\nname = \"a\"\nurl = \"not a url\"", "feeds[0].url"),
+            (
+                "[[feeds]]\nname = \"a\"\nurl = \"https://a.test\"\nkey = \"../x\"",
+                "feeds[0].key",
+            ),
+            (
+                "[[feeds]]\nname = \"a\"\nurl = \"https://a.test\"\nkey = \"status/a.json\"",
+                "feeds[0].key",
+            ),
+            (
+                "[[feeds]]\nname = \"a\"\nurl = \"https://a.test\"\n[[feeds]]\nname = \"a\"\nurl = \"https://b.test\"",
+                "feeds[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{key}`")), "{text:?} gave {error}");
+        }
+        let unknown = parse("[solver]\nurll = \"x\"").unwrap_err().to_string();
+        assert!(unknown.contains("urll"), "{unknown}");
+        let wrong_type = parse("[solver]\nmax_timeout_ms = \"60s\"").unwrap_err().to_string();
+        assert!(wrong_type.contains("max_timeout_ms"), "{wrong_type}");
+        let policy = parse("[solver]\nsession = \"sometimes\"").unwrap_err().to_string();
+        assert!(policy.contains("sometimes") && policy.contains("reuse"), "{policy}");
+    }
+
+    #[test]
+    fn environment_overrides_single_settings() {
+        let env = |key: &str| match key {
+            "FLAREFEED_SOLVER_URL" => Some("http://10.0.0.1:8191/v1".to_string()),
+            "FLAREFEED_BUCKET" => Some("env-bucket".to_string()),
+            _ => None,
+        };
+        let config = Config::parse("[store]\ndir = \"out\"", "test", &env).unwrap();
+        assert_eq!(config.solver.url, "http://10.0.0.1:8191/v1");
+        assert!(matches!(config.store.location, StoreLocation::Bucket { ref bucket, .. } if bucket == "env-bucket"));
+    }
+
+    #[test]
+    fn sources_are_taken_in_order() {
+        let inline = "[[feeds]]\nname = \"inline\"\nurl = \"https://a.test\"";
+        let env = |key: &str| (key == "FLAREFEED_CONFIG").then(|| inline.to_string());
+        assert_eq!(Config::load(None, &env).unwrap().feeds[0].name, "inline");
+        assert!(matches!(Config::load(None, &no_env), Err(ConfigError::Missing)));
+        let missing = Config::load(Some(Path::new("/nonexistent/flarefeed.toml")), &env).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/flarefeed.toml"));
+        let empty = |key: &str| (key == "FLAREFEED_CONFIG").then(|| "[solver]".to_string());
+        assert!(Config::load(None, &empty).unwrap_err().to_string().contains("`feeds`"));
+    }
+
+    #[test]
+    fn url_mode_needs_no_configuration() {
+        let config = Config::for_url("https://www.nodeseek.com/rss.xml", None, None, &no_env).unwrap();
+        assert_eq!(
+            config.feeds,
+            [FeedConfig::new("www-nodeseek-com", "https://www.nodeseek.com/rss.xml")]
+        );
+        assert_eq!(config.store.location, StoreLocation::Dir("public".into()));
+        assert_eq!(config.solver.url, "http://localhost:8191/v1");
+        let named = Config::for_url("https://a.test/x", Some("mine"), None, &no_env).unwrap();
+        assert_eq!(named.feeds[0].key, "mine.xml");
+        assert!(Config::for_url("file:///etc/passwd", None, None, &no_env).is_err());
+    }
+
+    #[test]
+    fn unknown_feed_lists_the_names() {
+        let config = parse(
+            "[[feeds]]\nname = \"a\"\nurl = \"https://a.test\"\n[[feeds]]\nname = \"b\"\nurl = \"https://b.test\"",
+        )
+        .unwrap();
+        assert!(config.feed("c").unwrap_err().to_string().contains("configured: a, b"));
+    }
+}

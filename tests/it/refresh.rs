@@ -1,0 +1,472 @@
+//! One refresh, end to end: fake FlareSolverr and a real S3-compatible server (or a folder).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flarefeed::config::{Config, FeedConfig, StoreConfig, StoreLocation};
+use flarefeed::feed;
+use flarefeed::refresh::{Outcome, RefreshOptions, Refresher, Stage, StatusRecord, Trigger};
+use flarefeed::solver::{FlareSolverr, SessionPolicy, SolverSettings};
+use flarefeed::store::{LocalStore, S3Store};
+
+use crate::common::{fixture, recorded_response};
+use crate::fake_solver::{Action, FakeSolver, error_reply, ok_reply, pre_wrapped};
+use crate::s3_server::{Fault, S3Server};
+
+pub const FEED_URL: &str = "https://news.example.test/rss.xml";
+
+/// The probe feed as the official build returns it, with its build date replaced.
+pub fn rss_page(build_date: &str) -> Action {
+    let original = recorded_response("pypi-3.3.21/rss_nosession.json");
+    let dated = original.replace(
+        "Mon, 01 Jan 2024 00:00:00 GMT</lastBuildDate>",
+        &format!("{build_date}</lastBuildDate>"),
+    );
+    ok_reply(FEED_URL, &pre_wrapped(&dated))
+}
+
+/// The probe feed's formatted bytes with `build_date` as lastBuildDate.
+pub fn formatted_rss(build_date: &str) -> String {
+    let Action::Reply(_, body) = rss_page(build_date) else {
+        unreachable!()
+    };
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = feed::extract(reply["solution"]["response"].as_str().unwrap())
+        .unwrap()
+        .text
+        .into_owned();
+    feed::format(&text).unwrap().xml
+}
+
+pub fn config(solver_url: &str, store: StoreConfig) -> Config {
+    Config {
+        solver: SolverSettings {
+            url: solver_url.into(),
+            session: SessionPolicy::None,
+            ..SolverSettings::default()
+        },
+        store,
+        feeds: vec![FeedConfig::new("news", FEED_URL)],
+    }
+}
+
+pub fn cli_options() -> RefreshOptions {
+    RefreshOptions {
+        deadline: None,
+        trigger: Trigger::Cli,
+        force: false,
+    }
+}
+
+struct S3Harness {
+    fake: FakeSolver,
+    s3: S3Server,
+    refresher: Refresher,
+    feed: FeedConfig,
+}
+
+impl S3Harness {
+    async fn start() -> Self {
+        let fake = FakeSolver::start().await;
+        let s3 = S3Server::start().await;
+        let config = config(&fake.url, s3.store_config("feeds/"));
+        let store = S3Store::with_sdk_config(&s3.sdk_config(), &config.store);
+        let feed = config.feeds[0].clone();
+        let refresher = Refresher::new(
+            Arc::new(FlareSolverr::new(config.solver.clone())),
+            Arc::new(store),
+            Arc::new(config),
+        );
+        Self {
+            fake,
+            s3,
+            refresher,
+            feed,
+        }
+    }
+
+    async fn refresh(&self) -> Outcome {
+        self.refresher.refresh(&self.feed, cli_options()).await.outcome
+    }
+
+    async fn object(&self, key: &str) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
+        self.s3
+            .client()
+            .get_object()
+            .bucket(crate::s3_server::BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn bytes(&self, key: &str) -> Vec<u8> {
+        self.object(key)
+            .await
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec()
+    }
+
+    async fn status(&self) -> StatusRecord {
+        serde_json::from_slice(&self.bytes("feeds/status/news.json").await).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn s3_gets_the_formatted_feed_with_type_cache_control_and_fingerprint() {
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    assert_eq!(report.outcome, Outcome::Updated);
+    assert_eq!(report.items, Some(2));
+
+    let expected = formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT");
+    let object = h.object("feeds/news.xml").await;
+    assert_eq!(object.content_type(), Some("application/rss+xml; charset=utf-8"));
+    assert_eq!(object.cache_control(), Some("public, max-age=123"));
+    let sha = object.metadata().unwrap().get("sha256").unwrap().clone();
+    assert_eq!(sha, feed::format(&expected).unwrap().fingerprint());
+    assert_eq!(h.bytes("feeds/news.xml").await, expected.as_bytes());
+
+    let status = h.status().await;
+    assert_eq!(status.outcome, "updated");
+    assert_eq!(status.feed, "news");
+    assert_eq!(status.url, FEED_URL);
+    assert_eq!(status.sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!((status.items, status.bytes), (Some(2), Some(expected.len())));
+    assert_eq!(status.consecutive_failures, 0);
+    assert_eq!(status.last_error, None);
+    assert_eq!(status.last_attempt, status.last_success);
+    assert!(status.solver_ms.is_some() && status.total_ms.is_some());
+}
+
+#[tokio::test]
+async fn an_unchanged_feed_is_not_written_again_even_with_a_new_build_date() {
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    let before = h.object("feeds/news.xml").await;
+
+    assert_eq!(h.refresh().await, Outcome::Unchanged);
+    h.fake.page(FEED_URL, rss_page("Sun, 22 Nov 2026 04:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Unchanged);
+
+    assert_eq!(h.s3.puts_of("feeds/news.xml"), 1, "{:?}", h.s3.log());
+    let after = h.object("feeds/news.xml").await;
+    assert_eq!(after.e_tag(), before.e_tag());
+    assert_eq!(after.last_modified(), before.last_modified());
+    assert_eq!(h.status().await.outcome, "unchanged");
+    assert_eq!(h.s3.puts_of("feeds/status/news.json"), 3);
+}
+
+#[tokio::test]
+async fn a_real_change_is_published() {
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    h.refresh().await;
+    let changed = recorded_response("pypi-3.3.21/rss_nosession.json").replace("First item", "First item, edited");
+    h.fake.page(FEED_URL, ok_reply(FEED_URL, &changed));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert!(
+        String::from_utf8(h.bytes("feeds/news.xml").await)
+            .unwrap()
+            .contains("First item, edited")
+    );
+    assert_eq!(h.s3.puts_of("feeds/news.xml"), 2);
+}
+
+#[tokio::test]
+async fn every_kind_of_failure_leaves_the_published_feed_byte_identical() {
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    let good = h.bytes("feeds/news.xml").await;
+    let good_status = h.status().await;
+
+    let json = crate::common::fixture("flaresolverr/pypi-3.3.21/json_nosession.json");
+    let failures: Vec<(Action, Stage, &str)> = vec![
+        (
+            error_reply("Error: Error solving the challenge. Timeout after 60.0 seconds."),
+            Stage::Solver,
+            "could not solve the challenge",
+        ),
+        (
+            ok_reply(FEED_URL, &fixture("pages/cloudflare-challenge.html")),
+            Stage::Guard,
+            "Cloudflare challenge page",
+        ),
+        (
+            ok_reply(FEED_URL, &fixture("pages/cloudflare-block.html")),
+            Stage::Guard,
+            "block page",
+        ),
+        (
+            ok_reply(FEED_URL, &pre_wrapped(&fixture("feeds/zero-items.xml"))),
+            Stage::Guard,
+            "0 items",
+        ),
+        (
+            ok_reply(FEED_URL, "<rss version=\"2.0\"><channel><item>"),
+            Stage::Guard,
+            "not well-formed",
+        ),
+        (ok_reply(FEED_URL, ""), Stage::Extract, "empty page"),
+        (
+            ok_reply(FEED_URL, &recorded_response("upstream-3.5.0/json_nosession.json")),
+            Stage::Extract,
+            "JSON",
+        ),
+        (Action::Reply(200, json), Stage::Extract, "JSON"),
+    ];
+    for (i, (action, stage, words)) in failures.into_iter().enumerate() {
+        h.fake.then(action);
+        match h.refresh().await {
+            Outcome::Failed { stage: got, reason } => {
+                assert_eq!(got, stage, "{reason}");
+                assert!(reason.contains(words), "{reason:?} should say {words:?}");
+            }
+            other => panic!("case {i}: {other:?}"),
+        }
+        assert_eq!(h.bytes("feeds/news.xml").await, good, "case {i} changed the feed");
+        let status = h.status().await;
+        assert_eq!(status.outcome, "failed");
+        assert_eq!(status.consecutive_failures, i as u32 + 1);
+        assert!(status.last_error.as_deref().unwrap().starts_with(&format!("{stage}: ")));
+        assert_eq!(status.last_success, good_status.last_success);
+        assert_eq!(status.sha256, good_status.sha256);
+        assert_eq!(status.items, good_status.items);
+    }
+    assert_eq!(h.s3.puts_of("feeds/news.xml"), 1);
+
+    // A store that refuses writes: the feed stays, and the stage says where it broke.
+    let changed = recorded_response("pypi-3.3.21/rss_nosession.json").replace("Second item", "Changed");
+    h.fake.page(FEED_URL, ok_reply(FEED_URL, &changed));
+    h.s3.set_fault(Some(Fault::Deny(Some(hyper::Method::PUT))));
+    match h.refresh().await {
+        Outcome::Failed {
+            stage: Stage::Store,
+            reason,
+        } => assert!(reason.contains("access denied (AccessDenied)"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    h.s3.set_fault(None);
+    assert_eq!(h.bytes("feeds/news.xml").await, good);
+
+    // And the next good fetch recovers.
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    let status = h.status().await;
+    assert_eq!(
+        (status.outcome.as_str(), status.consecutive_failures, status.last_error),
+        ("updated", 0, None)
+    );
+}
+
+#[tokio::test]
+async fn atom_and_rdf_get_their_content_types() {
+    let h = S3Harness::start().await;
+    h.fake.then(ok_reply(
+        FEED_URL,
+        &recorded_response("upstream-3.5.0/atom_nosession.json"),
+    ));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(
+        h.object("feeds/news.xml").await.content_type(),
+        Some("application/atom+xml; charset=utf-8")
+    );
+    h.fake.then(ok_reply(FEED_URL, &fixture("feeds/rdf.xml")));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(
+        h.object("feeds/news.xml").await.content_type(),
+        Some("application/rdf+xml; charset=utf-8")
+    );
+}
+
+// ---- the local folder store ----
+
+struct DirHarness {
+    fake: FakeSolver,
+    dir: tempfile::TempDir,
+    refresher: Refresher,
+    feed: FeedConfig,
+}
+
+impl DirHarness {
+    async fn start() -> Self {
+        let fake = FakeSolver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreConfig {
+            location: StoreLocation::Dir(dir.path().into()),
+            ..StoreConfig::default()
+        };
+        let config = config(&fake.url, store);
+        let feed = config.feeds[0].clone();
+        let refresher = Refresher::new(
+            Arc::new(FlareSolverr::new(config.solver.clone())),
+            Arc::new(LocalStore::new(dir.path(), "")),
+            Arc::new(config),
+        );
+        Self {
+            fake,
+            dir,
+            refresher,
+            feed,
+        }
+    }
+
+    fn read(&self, key: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(key)).unwrap()
+    }
+
+    fn status(&self) -> StatusRecord {
+        serde_json::from_slice(&self.read("status/news.json")).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_folder_store_publishes_skips_unchanged_and_keeps_the_last_good_copy() {
+    let h = DirHarness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(
+        h.refresher.refresh(&h.feed, cli_options()).await.outcome,
+        Outcome::Updated
+    );
+    let good = h.read("news.xml");
+    assert_eq!(good, formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT").as_bytes());
+    let written = std::fs::metadata(h.dir.path().join("news.xml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    h.fake.page(FEED_URL, rss_page("Tue, 02 Jan 2024 00:00:00 GMT"));
+    assert_eq!(
+        h.refresher.refresh(&h.feed, cli_options()).await.outcome,
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        std::fs::metadata(h.dir.path().join("news.xml"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written
+    );
+    assert_eq!(h.read("news.xml"), good);
+
+    h.fake
+        .then(ok_reply(FEED_URL, &fixture("pages/cloudflare-challenge.html")));
+    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    assert!(
+        matches!(
+            report.outcome,
+            Outcome::Failed {
+                stage: Stage::Guard,
+                ..
+            }
+        ),
+        "{report:?}"
+    );
+    assert_eq!(h.read("news.xml"), good);
+    let status = h.status();
+    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("failed", 1));
+    assert!(status.last_error.unwrap().contains("Cloudflare challenge page"));
+
+    // --force publishes even when unchanged.
+    let forced = RefreshOptions {
+        force: true,
+        ..cli_options()
+    };
+    assert_eq!(h.refresher.refresh(&h.feed, forced).await.outcome, Outcome::Updated);
+    assert_eq!(
+        h.read("news.xml"),
+        formatted_rss("Tue, 02 Jan 2024 00:00:00 GMT").as_bytes()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(h.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "temp files left behind: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn http_refreshes_within_min_interval_are_skipped_unless_forced() {
+    let h = DirHarness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let http = RefreshOptions {
+        deadline: None,
+        trigger: Trigger::Http,
+        force: false,
+    };
+    assert_eq!(h.refresher.refresh(&h.feed, http).await.outcome, Outcome::Updated);
+    let attempts = h.fake.commands().len();
+    match h.refresher.refresh(&h.feed, http).await.outcome {
+        Outcome::Skipped { retry_after_s } => assert!((1..=60).contains(&retry_after_s)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.fake.commands().len(),
+        attempts,
+        "a skipped refresh must not call the solver"
+    );
+    let forced = RefreshOptions { force: true, ..http };
+    assert_eq!(h.refresher.refresh(&h.feed, forced).await.outcome, Outcome::Unchanged);
+    let scheduled = RefreshOptions {
+        trigger: Trigger::Schedule,
+        ..http
+    };
+    assert_eq!(
+        h.refresher.refresh(&h.feed, scheduled).await.outcome,
+        Outcome::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn statuses_cover_every_configured_feed() {
+    let h = DirHarness::start().await;
+    assert_eq!(h.refresher.statuses().await.unwrap()[0].outcome, "never");
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    h.refresher.refresh(&h.feed, cli_options()).await;
+    assert_eq!(h.refresher.statuses().await.unwrap()[0].outcome, "updated");
+    assert!(h.refresher.store().locate("x.xml").ends_with("x.xml"));
+}
+
+#[tokio::test]
+async fn a_deadline_bounds_a_silent_solver() {
+    let h = DirHarness::start().await;
+    h.fake.then(Action::Hang);
+    let options = RefreshOptions {
+        deadline: Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+        ..cli_options()
+    };
+    let report = h.refresher.refresh(&h.feed, options).await;
+    assert!(
+        matches!(report.outcome, Outcome::Failed { stage: Stage::Solver, ref reason } if reason.contains("did not answer"))
+    );
+    assert!(report.total_ms < 10_000);
+}
+
+#[tokio::test]
+async fn a_slow_s3_fails_in_bounded_time_and_keeps_the_feed() {
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    let good = h.bytes("feeds/news.xml").await;
+    h.s3.set_fault(Some(Fault::Slow(Duration::from_secs(30))));
+    let started = std::time::Instant::now();
+    match h.refresh().await {
+        Outcome::Failed { stage, reason } => {
+            assert!(matches!(stage, Stage::Status | Stage::Store), "{stage}");
+            assert!(reason.contains("did not answer in time"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    h.s3.set_fault(None);
+    assert_eq!(h.bytes("feeds/news.xml").await, good);
+}

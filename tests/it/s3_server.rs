@@ -1,0 +1,183 @@
+//! A real S3-compatible server on 127.0.0.1: s3s-fs in-process over a temp folder, behind a
+//! thin layer that logs every request and can inject faults.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use flarefeed::config::{StoreConfig, StoreLocation};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub const BUCKET: &str = "feeds-bucket";
+pub const ACCESS_KEY: &str = "flarefeed-test";
+pub const SECRET_KEY: &str = "flarefeed-test-secret";
+
+/// A fault the layer injects, per HTTP method (`None` for every method).
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// 403 AccessDenied, as S3 answers a missing IAM permission.
+    Deny(Option<hyper::Method>),
+    /// Wait this long before answering.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct State {
+    log: Vec<(String, String)>,
+    fault: Option<Fault>,
+}
+
+pub struct S3Server {
+    pub endpoint: String,
+    _root: tempfile::TempDir,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl S3Server {
+    pub async fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let s3 = builder.build();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let s3 = s3.clone();
+                let state = shared.clone();
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let s3 = s3.clone();
+                    let state = state.clone();
+                    async move {
+                        let fault = {
+                            let mut state = state.lock().unwrap();
+                            state
+                                .log
+                                .push((request.method().to_string(), request.uri().path().to_string()));
+                            state.fault.clone()
+                        };
+                        match fault {
+                            Some(Fault::Deny(ref method)) if method.as_ref().is_none_or(|m| m == request.method()) => {
+                                Ok::<_, Infallible>(access_denied())
+                            }
+                            Some(Fault::Slow(wait)) => {
+                                tokio::time::sleep(wait).await;
+                                Ok(forward(&s3, request).await)
+                            }
+                            _ => Ok(forward(&s3, request).await),
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            endpoint,
+            _root: root,
+            state,
+            task,
+        }
+    }
+
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state.lock().unwrap().fault = fault;
+    }
+
+    /// `(method, path)` of every request so far.
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// How many PUTs reached `key` in the bucket.
+    pub fn puts_of(&self, key: &str) -> usize {
+        let path = format!("/{BUCKET}/{key}");
+        self.log().iter().filter(|(m, p)| m == "PUT" && *p == path).count()
+    }
+
+    pub fn store_config(&self, prefix: &str) -> StoreConfig {
+        StoreConfig {
+            location: StoreLocation::Bucket {
+                bucket: BUCKET.into(),
+                endpoint: Some(self.endpoint.clone()),
+                path_style: true,
+            },
+            prefix: prefix.into(),
+            cache_control: "public, max-age=123".into(),
+        }
+    }
+
+    /// The SDK configuration a test uses, with this server's credentials and short timeouts.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(6))
+            .build();
+        aws_config::SdkConfig::builder()
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            )))
+            .behavior_version(BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .build()
+    }
+
+    /// A plain S3 client for assertions.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The environment the real binary needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+async fn forward(s3: &s3s::service::S3Service, request: hyper::Request<hyper::body::Incoming>) -> s3s::HttpResponse {
+    match s3.call(request.map(s3s::Body::from)).await {
+        Ok(response) => response,
+        Err(e) => hyper::Response::builder()
+            .status(500)
+            .body(s3s::Body::from(format!("{e:?}")))
+            .unwrap(),
+    }
+}
+
+fn access_denied() -> s3s::HttpResponse {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>test</RequestId></Error>"#;
+    hyper::Response::builder()
+        .status(403)
+        .header("content-type", "application/xml")
+        .body(s3s::Body::from(body.to_string()))
+        .unwrap()
+}
