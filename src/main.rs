@@ -6,6 +6,16 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Under Lambda the runtime API is set, and the same binary is the function (`bootstrap`).
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match flarefeed::handler::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("flarefeed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Logs go to stderr so stdout stays the command's own output; RUST_LOG overrides the level.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("flarefeed=info"));

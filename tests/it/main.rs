@@ -4,6 +4,8 @@ mod cli;
 mod common;
 mod fake_solver;
 mod feed;
+mod handler;
+mod lambda;
 mod refresh;
 mod s3_server;
 mod solver;

@@ -1,0 +1,264 @@
+//! The Lambda handler, driven by the sample events in `events/` and by variations of them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flarefeed::config::{FeedConfig, StoreConfig, StoreLocation};
+use flarefeed::handler::{App, HandlerError};
+use flarefeed::refresh::Refresher;
+use flarefeed::solver::FlareSolverr;
+use flarefeed::store::LocalStore;
+use serde_json::{Value, json};
+
+use crate::fake_solver::{Action, FakeSolver, error_reply};
+use crate::refresh::{config, rss_page};
+
+pub const TOKEN: &str = "local-dev-token";
+pub const DEMO_URL: &str = "https://www.nodeseek.com/rss.xml";
+
+pub fn event(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+struct Harness {
+    fake: FakeSolver,
+    dir: tempfile::TempDir,
+    app: App,
+}
+
+impl Harness {
+    /// `demo` (the events' feed) and optionally a second feed, with `token` as FLAREFEED_TOKEN.
+    async fn start(token: Option<&str>, two_feeds: bool) -> Self {
+        let fake = FakeSolver::start().await;
+        fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreConfig {
+            location: StoreLocation::Dir(dir.path().into()),
+            prefix: "p/".into(),
+            ..StoreConfig::default()
+        };
+        let mut config = config(&fake.url, store);
+        config.feeds = vec![FeedConfig::new("demo", DEMO_URL)];
+        if two_feeds {
+            config
+                .feeds
+                .push(FeedConfig::new("other", "https://other.example.test/feed.xml"));
+        }
+        let refresher = Refresher::new(
+            Arc::new(FlareSolverr::new(config.solver.clone())),
+            Arc::new(LocalStore::new(dir.path(), "p/")),
+            Arc::new(config),
+        );
+        Self {
+            fake,
+            dir,
+            app: App::new(refresher, token),
+        }
+    }
+
+    async fn http(&self, event: Value) -> (u16, Value, Value) {
+        let reply = self
+            .app
+            .handle(event, None)
+            .await
+            .expect("HTTP requests always get a response");
+        let status = reply["statusCode"].as_u64().unwrap() as u16;
+        let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+        (status, body, reply["headers"].clone())
+    }
+}
+
+fn with_path(mut event: Value, method: &str, path: &str) -> Value {
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event
+}
+
+#[tokio::test]
+async fn every_sample_event_does_what_its_name_says() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    let mut names: Vec<String> = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "eventbridge-envelope.json",
+            "scheduled.json",
+            "url-health.json",
+            "url-refresh-unauthorized.json",
+            "url-refresh.json",
+            "url-status.json",
+            "url-unknown-feed.json"
+        ],
+        "a new sample event needs a case here"
+    );
+
+    let (status, body, _) = h.http(event("url-health.json")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body, headers) = h.http(event("url-refresh-unauthorized.json")).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert!(body["error"].as_str().unwrap().contains("Bearer"));
+    assert!(
+        !h.dir.path().join("p/demo.xml").exists(),
+        "an unauthorized request must not refresh"
+    );
+    let (status, body, _) = h.http(event("url-refresh.json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "updated");
+    assert!(h.dir.path().join("p/demo.xml").exists());
+    let (status, body, _) = h.http(event("url-unknown-feed.json")).await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("configured: demo"));
+
+    let scheduled = h.app.handle(event("scheduled.json"), None).await.unwrap();
+    assert_eq!(scheduled["outcome"], "unchanged");
+    let envelope = h.app.handle(event("eventbridge-envelope.json"), None).await.unwrap();
+    assert_eq!(envelope["outcome"], "unchanged");
+    assert_eq!(envelope["feed"], "demo");
+
+    let (status, body, _) = h.http(event("url-status.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body[0]["feed"], "demo");
+    assert_eq!(body[0]["outcome"], "unchanged");
+    assert_eq!(body[0]["consecutive_failures"], 0);
+}
+
+#[tokio::test]
+async fn routes_methods_and_errors_are_json() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    let (status, body, headers) = h
+        .http(with_path(event("url-refresh.json"), "GET", "/refresh/demo"))
+        .await;
+    assert_eq!((status, headers["allow"].as_str()), (405, Some("POST")));
+    assert!(body["error"].is_string());
+    let (status, _, _) = h.http(with_path(event("url-status.json"), "POST", "/status")).await;
+    assert_eq!(status, 405);
+    let (status, body, _) = h.http(with_path(event("url-status.json"), "GET", "/nowhere")).await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("no such route"));
+    let (status, body, _) = h.http(with_path(event("url-status.json"), "GET", "/feeds")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!([{"name": "demo", "key": "p/demo.xml"}]));
+    let (status, _, _) = h
+        .http(with_path(event("url-refresh-unauthorized.json"), "GET", "/feeds"))
+        .await;
+    assert_eq!(status, 401);
+    let mut wrong = event("url-status.json");
+    wrong["headers"]["authorization"] = json!("Bearer not-the-token");
+    assert_eq!(h.http(wrong).await.0, 401);
+}
+
+#[tokio::test]
+async fn http_refresh_maps_outcomes_to_statuses() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    let (status, body, _) = h.http(event("url-refresh.json")).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("updated")));
+
+    let (status, body, headers) = h.http(event("url-refresh.json")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(headers["retry-after"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+
+    let mut forced = event("url-refresh.json");
+    forced["rawQueryString"] = json!("force=1");
+    forced["queryStringParameters"] = json!({"force": "1"});
+    let (status, body, _) = h.http(forced.clone()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("unchanged")));
+
+    h.fake.then(error_reply(
+        "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+    ));
+    let (status, body, _) = h.http(forced).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["stage"], "solver");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not solve the challenge")
+    );
+}
+
+#[tokio::test]
+async fn a_request_cannot_choose_the_url_fetched() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    let mut sneaky = event("url-refresh.json");
+    sneaky["rawQueryString"] = json!("url=https://evil.example.test/&force=1");
+    sneaky["queryStringParameters"] = json!({"url": "https://evil.example.test/", "force": "1"});
+    sneaky["body"] = json!("{\"url\": \"https://evil.example.test/\"}");
+    assert_eq!(h.http(sneaky).await.0, 200);
+    let fetched: Vec<Value> = h
+        .fake
+        .log()
+        .into_iter()
+        .filter(|c| c["cmd"] == "request.get")
+        .map(|c| c["url"].clone())
+        .collect();
+    assert_eq!(fetched, [json!(DEMO_URL)]);
+}
+
+#[tokio::test]
+async fn without_a_token_only_iam_signed_requests_pass() {
+    let h = Harness::start(None, false).await;
+    let (status, body, _) = h.http(event("url-status.json")).await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("AWS_IAM"));
+    let mut signed = event("url-status.json");
+    signed["requestContext"]["authorizer"] = json!({"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "x", "userArn": "arn:aws:iam::123456789012:user/op", "userId": "x"}});
+    assert_eq!(h.http(signed).await.0, 200);
+    assert_eq!(h.http(event("url-health.json")).await.0, 200);
+}
+
+#[tokio::test]
+async fn scheduled_events_name_their_feed_or_fail_loudly() {
+    let h = Harness::start(Some(TOKEN), true).await;
+    let unnamed = h.app.handle(json!({}), None).await.unwrap_err();
+    assert!(
+        matches!(unnamed, HandlerError::FeedNotNamed { count: 2, .. }),
+        "{unnamed}"
+    );
+    assert!(unnamed.to_string().contains("demo, other"));
+    let unknown = h.app.handle(json!({"feed": "nope"}), None).await.unwrap_err();
+    assert!(matches!(unknown, HandlerError::UnknownFeed { .. }));
+    h.fake.then(error_reply(
+        "Error: Error solving the challenge. Cloudflare has blocked this request.",
+    ));
+    let failed = h.app.handle(event("scheduled.json"), None).await.unwrap_err();
+    assert!(
+        failed
+            .to_string()
+            .starts_with("refresh of demo failed at solver: Cloudflare blocked FlareSolverr"),
+        "{failed}"
+    );
+    let diagnostic: lambda_runtime::Diagnostic = failed.into();
+    assert_eq!(diagnostic.error_type, "flarefeed.RefreshFailed");
+
+    let single = Harness::start(Some(TOKEN), false).await;
+    assert_eq!(single.app.handle(json!({}), None).await.unwrap()["feed"], "demo");
+}
+
+#[tokio::test]
+async fn the_lambda_deadline_bounds_the_solver() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    h.fake.then(Action::Hang);
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let started = std::time::Instant::now();
+    let error = h
+        .app
+        .handle(event("scheduled.json"), Some(now_ms + 12_000))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("did not answer"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "the safety margin was not kept: {:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,217 @@
+//! The real binary as a Lambda function, against a Runtime API emulator on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::fake_solver::FakeSolver;
+use crate::handler::{DEMO_URL, TOKEN, event};
+use crate::refresh::rss_page;
+
+/// What the function answered for one invocation.
+#[derive(Debug)]
+enum Answer {
+    Response(Value),
+    Error(Value),
+}
+
+#[derive(Default)]
+struct Shared {
+    answers: std::sync::Mutex<HashMap<String, Answer>>,
+    init_error: std::sync::Mutex<Option<String>>,
+    answered: Notify,
+}
+
+/// The Runtime API: `next` hands out queued events; `response`/`error` record the answer.
+struct RuntimeApi {
+    address: String,
+    queue: mpsc::UnboundedSender<(String, Value)>,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RuntimeApi {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (queue, receiver) = mpsc::unbounded_channel::<(String, Value)>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let shared = Arc::new(Shared::default());
+        let state = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let receiver = receiver.clone();
+                let shared = state.clone();
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let receiver = receiver.clone();
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(route(request, receiver, shared).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            address,
+            queue,
+            shared,
+            task,
+        }
+    }
+
+    async fn invoke(&self, id: &str, payload: Value) -> Answer {
+        self.queue.send((id.to_string(), payload)).unwrap();
+        let wait = async {
+            loop {
+                let notified = self.shared.answered.notified();
+                if let Some(answer) = self.shared.answers.lock().unwrap().remove(id) {
+                    return answer;
+                }
+                if let Some(error) = self.shared.init_error.lock().unwrap().clone() {
+                    panic!("the function failed to start: {error}");
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait)
+            .await
+            .expect("the function answered in time")
+    }
+}
+
+async fn route(
+    request: Request<hyper::body::Incoming>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<(String, Value)>>>,
+    shared: Arc<Shared>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let parsed = || serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let accepted = || {
+        Response::builder()
+            .status(202)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    };
+    if path == "/2018-06-01/runtime/invocation/next" {
+        let (id, payload) = receiver
+            .lock()
+            .await
+            .recv()
+            .await
+            .expect("the test keeps the queue open");
+        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+        return Response::builder()
+            .header("lambda-runtime-aws-request-id", id)
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:eu-west-1:123456789012:function:flarefeed",
+            )
+            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(payload.to_string())))
+            .unwrap();
+    }
+    if path == "/2018-06-01/runtime/init/error" {
+        *shared.init_error.lock().unwrap() = Some(String::from_utf8_lossy(&body).into_owned());
+        shared.answered.notify_waiters();
+        return accepted();
+    }
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let ["2018-06-01", "runtime", "invocation", id, kind] = parts.as_slice() {
+        let answer = if *kind == "response" {
+            Answer::Response(parsed())
+        } else {
+            Answer::Error(parsed())
+        };
+        shared.answers.lock().unwrap().insert(id.to_string(), answer);
+        shared.answered.notify_waiters();
+        return accepted();
+    }
+    Response::builder().status(404).body(Full::new(Bytes::new())).unwrap()
+}
+
+#[tokio::test]
+async fn the_binary_serves_schedules_and_function_urls() {
+    let fake = FakeSolver::start().await;
+    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let api = RuntimeApi::start().await;
+    let store = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[solver]\nurl = \"{}\"\n[store]\ndir = \"{}\"\n[[feeds]]\nname = \"demo\"\nurl = \"{DEMO_URL}\"\nmin_interval_s = 0\n",
+        fake.url,
+        store.path().display()
+    );
+    let mut function = crate::cli::flarefeed_async(store.path())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "flarefeed")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/flarefeed")
+        .env("FLAREFEED_CONFIG", config)
+        .env("FLAREFEED_TOKEN", TOKEN)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    match api.invoke("scheduled-1", event("scheduled.json")).await {
+        Answer::Response(report) => assert_eq!(report["outcome"], "updated", "{report}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.path().join("demo.xml").exists());
+    assert!(store.path().join("status/demo.json").exists());
+
+    match api.invoke("url-401", event("url-refresh-unauthorized.json")).await {
+        Answer::Response(reply) => assert_eq!(reply["statusCode"], 401, "{reply}"),
+        other => panic!("{other:?}"),
+    }
+    match api.invoke("url-200", event("url-refresh.json")).await {
+        Answer::Response(reply) => {
+            assert_eq!(reply["statusCode"], 200, "{reply}");
+            let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["outcome"], "unchanged");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    fake.then(crate::fake_solver::error_reply(
+        "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+    ));
+    match api.invoke("scheduled-failing", event("scheduled.json")).await {
+        Answer::Error(error) => {
+            assert_eq!(error["errorType"], "flarefeed.RefreshFailed", "{error}");
+            assert!(
+                error["errorMessage"].as_str().unwrap().contains("failed at solver"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    function.kill().await.unwrap();
+}
