@@ -9,3 +9,4 @@ mod lambda;
 mod refresh;
 mod s3_server;
 mod solver;
+mod template;
