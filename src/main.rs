@@ -4,11 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // Under Lambda the runtime API is set, and the same binary is the function (`bootstrap`).
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return match flarefeed::handler::run().await {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+        return match runtime
+            .map_err(Into::into)
+            .and_then(|rt| rt.block_on(flarefeed::handler::run()))
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("flarefeed: {e}");
@@ -24,7 +27,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = flarefeed::cli::Cli::parse();
-    match flarefeed::cli::run(cli).await {
+    match flarefeed::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("flarefeed: {e:#}");

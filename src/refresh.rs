@@ -309,12 +309,12 @@ impl Refresher {
         let sha256 = formatted.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = started.elapsed().as_millis() as u64,
-            wrapper = ?extracted.wrapper, kind = %info.kind, items = info.items, bytes = formatted.xml.len(),
+            wrapper = ?extracted.wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
             "feed checked and formatted"
         );
         Ok(Candidate {
             info,
-            xml: formatted.xml,
+            xml: formatted.to_xml(),
             sha256,
         })
     }

@@ -25,11 +25,13 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, FeedError> {
 
 fn decode_as<'b>(encoding: &'static Encoding, bytes: &'b [u8]) -> Result<Cow<'b, str>, FeedError> {
     if encoding == UTF_8 {
-        return std::str::from_utf8(bytes)
-            .map(Cow::Borrowed)
-            .map_err(|e| FeedError::InvalidUtf8 {
-                offset: e.valid_up_to(),
-            });
+        // The SIMD validator is several times faster on feeds; std finds the offset on failure.
+        return match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => Ok(Cow::Borrowed(text)),
+            Err(_) => Err(FeedError::InvalidUtf8 {
+                offset: std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| 0),
+            }),
+        };
     }
     encoding
         .decode_without_bom_handling_and_without_replacement(bytes)

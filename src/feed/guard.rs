@@ -7,7 +7,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::FeedError;
 use super::pages::{classify_html, known_page, looks_like_html};
-use super::xml::{Visitor, attribute, document, local_name, tag_name, walk};
+use super::xml::{Visitor, attribute, document, element_name, local_name, walk};
 
 /// The default cap on a solver reply: big feeds are a few MB; a runaway page must not take the Lambda's memory.
 pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
@@ -135,7 +135,7 @@ impl<'a> Visitor<'a> for Shape<'a> {
     fn visit(&mut self, event: &Event<'a>, span: Range<usize>, depth: usize) -> Result<(), FeedError> {
         match event {
             Event::Start(start) | Event::Empty(start) => {
-                let name = tag_name(&self.src[span]);
+                let name = element_name(self.src, span.start, start);
                 let local = local_name(name);
                 match (depth, &self.kind) {
                     (0, _) => self.kind = Some(root_kind(self.src, name, start)?),

@@ -53,6 +53,7 @@ impl FakeSolver {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });

@@ -62,13 +62,13 @@ fn walk(node: roxmltree::Node<'_, '_>, preserve: bool, out: &mut Vec<String>) {
 
 /// Formats, and checks meaning and idempotence on the way.
 fn format_checked(input: &str) -> String {
-    let once = feed::format(input).unwrap().xml;
+    let once = feed::format(input).unwrap().to_xml();
     assert_eq!(
         meaning(input),
         meaning(&once),
         "format changed the meaning of\n{input}\n---\n{once}"
     );
-    let twice = feed::format(&once).unwrap().xml;
+    let twice = feed::format(&once).unwrap().to_xml();
     assert_eq!(once, twice, "format is not idempotent");
     assert!(once.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\""));
     once
@@ -361,7 +361,7 @@ fn other_encodings_are_transcoded_to_utf8() {
     for (path, text) in [("feeds/gbk.xml", "标题：你好"), ("feeds/latin1.xml", "Café crème")] {
         let bytes = std::fs::read(fixture_path(path)).unwrap();
         let decoded = feed::decode(&bytes).unwrap().into_owned();
-        let formatted = feed::format_bytes(&bytes).unwrap().xml;
+        let formatted = feed::format_bytes(&bytes).unwrap();
         assert!(
             formatted.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
             "{path}"
@@ -489,9 +489,9 @@ proptest! {
         let root = Node::Element { name: "root", attributes: vec![("xmlns:x", "urn:x".into())], children, self_closing: false };
         let mut xml = String::new();
         write(&root, &mut xml);
-        let once = feed::format(&xml).unwrap().xml;
+        let once = feed::format(&xml).unwrap().to_xml();
         prop_assert_eq!(meaning(&xml), meaning(&once));
-        let twice = feed::format(&once).unwrap().xml;
+        let twice = feed::format(&once).unwrap().to_xml();
         prop_assert_eq!(once, twice);
     }
 }

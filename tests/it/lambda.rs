@@ -56,6 +56,7 @@ impl RuntimeApi {
         let state = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                let _ = socket.set_nodelay(true);
                 let receiver = receiver.clone();
                 let shared = state.clone();
                 let service = service_fn(move |request: Request<hyper::body::Incoming>| {

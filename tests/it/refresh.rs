@@ -35,7 +35,7 @@ pub fn formatted_rss(build_date: &str) -> String {
         .unwrap()
         .text
         .into_owned();
-    feed::format(&text).unwrap().xml
+    feed::format(&text).unwrap().to_xml()
 }
 
 pub fn config(solver_url: &str, store: StoreConfig) -> Config {
