@@ -259,11 +259,9 @@ impl FlareSolverr {
             return Ok((self.settings.max_timeout, wanted));
         };
         let left = self.time_left(deadline)?;
-        let max_timeout = self
-            .settings
-            .max_timeout
-            .min(left.saturating_sub(STARTUP_MARGIN))
-            .max(MIN_MAX_TIMEOUT);
+        // The deadline may squeeze maxTimeout (not below a useful minimum), never raise it.
+        let squeezed = left.saturating_sub(STARTUP_MARGIN).max(MIN_MAX_TIMEOUT);
+        let max_timeout = self.settings.max_timeout.min(squeezed);
         Ok((max_timeout, wanted.min(left)))
     }
 

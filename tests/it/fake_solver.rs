@@ -101,6 +101,15 @@ pub fn ok_reply(url: &str, response: &str) -> Action {
     Action::Reply(200, body.to_string())
 }
 
+/// An HTTP reply with any bytes as its body (also bytes that are not UTF-8 or not JSON).
+pub fn raw_reply(status: u16, body: &[u8]) -> Action {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    Action::Raw([head.as_bytes(), body].concat())
+}
+
 /// An error reply as both builds send it.
 pub fn error_reply(message: &str) -> Action {
     Action::Reply(

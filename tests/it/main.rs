@@ -1,8 +1,10 @@
 //! flarefeed's integration tests: one binary, one module per concern.
 
+mod bad_input;
 mod cli;
 mod common;
 mod fake_solver;
+mod faults;
 mod feed;
 mod handler;
 mod lambda;

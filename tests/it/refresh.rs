@@ -287,15 +287,16 @@ async fn atom_and_rdf_get_their_content_types() {
 
 // ---- the local folder store ----
 
-struct DirHarness {
-    fake: FakeSolver,
-    dir: tempfile::TempDir,
-    refresher: Refresher,
-    feed: FeedConfig,
+/// A fake solver and a folder store, for tests of one refresh at a time.
+pub struct DirHarness {
+    pub fake: FakeSolver,
+    pub dir: tempfile::TempDir,
+    pub refresher: Refresher,
+    pub feed: FeedConfig,
 }
 
 impl DirHarness {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let fake = FakeSolver::start().await;
         let dir = tempfile::tempdir().unwrap();
         let store = StoreConfig {
@@ -317,11 +318,21 @@ impl DirHarness {
         }
     }
 
-    fn read(&self, key: &str) -> Vec<u8> {
+    pub fn read(&self, key: &str) -> Vec<u8> {
         std::fs::read(self.dir.path().join(key)).unwrap()
     }
 
-    fn status(&self) -> StatusRecord {
+    /// Publishes the probe feed, and returns its bytes: the last good copy.
+    pub async fn publish_good(&self) -> Vec<u8> {
+        self.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert_eq!(
+            self.refresher.refresh(&self.feed, cli_options()).await.outcome,
+            Outcome::Updated
+        );
+        self.read("news.xml")
+    }
+
+    pub fn status(&self) -> StatusRecord {
         serde_json::from_slice(&self.read("status/news.json")).unwrap()
     }
 }
@@ -469,4 +480,66 @@ async fn a_slow_s3_fails_in_bounded_time_and_keeps_the_feed() {
     );
     h.s3.set_fault(None);
     assert_eq!(h.bytes("feeds/news.xml").await, good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_refreshes_never_expose_a_partial_feed() {
+    let h = Arc::new(S3Harness::start().await);
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+
+    // Sixteen different versions, one per refresh, so every refresh really writes.
+    let original = recorded_response("pypi-3.3.21/rss_nosession.json");
+    let mut versions = vec![h.bytes("feeds/news.xml").await];
+    for i in 0..16 {
+        let text = original.replace("First item", &format!("First item, version {i}"));
+        versions.push(feed::format(&text).unwrap().to_xml().into_bytes());
+        h.fake.then(ok_reply(FEED_URL, &text));
+    }
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (h, done, versions) = (h.clone(), done.clone(), versions.clone());
+        tokio::spawn(async move {
+            let mut reads = 0;
+            let mut after = 0;
+            while after < 20 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    after += 1;
+                }
+                let body = h.bytes("feeds/news.xml").await;
+                assert!(
+                    versions.contains(&body),
+                    "a read saw a feed that was never published whole:\n{}",
+                    String::from_utf8_lossy(&body)
+                );
+                feed::check(std::str::from_utf8(&body).unwrap(), feed::GuardOptions::default()).unwrap();
+                let status: StatusRecord =
+                    serde_json::from_slice(&h.bytes("feeds/status/news.json").await).expect("status is valid JSON");
+                assert_eq!(status.feed, "news");
+                reads += 1;
+            }
+            reads
+        })
+    };
+
+    let forced = RefreshOptions {
+        force: true,
+        ..cli_options()
+    };
+    let mut refreshes = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let h = h.clone();
+        refreshes.spawn(async move { h.refresher.refresh(&h.feed, forced).await.outcome });
+    }
+    while let Some(outcome) = refreshes.join_next().await {
+        assert_eq!(outcome.unwrap(), Outcome::Updated);
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reads = reader.await.unwrap();
+    assert!(reads >= 20, "the reader ran {reads} times");
+    assert_eq!(h.s3.puts_of("feeds/news.xml"), 17);
+    let status = h.status().await;
+    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
+    assert!(versions.contains(&h.bytes("feeds/news.xml").await));
 }

@@ -24,6 +24,8 @@ pub enum Fault {
     Deny(Option<hyper::Method>),
     /// Wait this long before answering.
     Slow(Duration),
+    /// Close every connection at once, as a server that is down or restarting.
+    Down,
 }
 
 #[derive(Default)]
@@ -59,6 +61,10 @@ impl S3Server {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                if matches!(shared.lock().unwrap().fault, Some(Fault::Down)) {
+                    drop(socket);
+                    continue;
+                }
                 // As real S3 endpoints do: without it, streamed bodies stall ~40 ms on delayed ACKs.
                 let _ = socket.set_nodelay(true);
                 let s3 = s3.clone();
@@ -142,6 +148,10 @@ impl S3Server {
             )))
             .behavior_version(BehaviorVersion::latest())
             .timeout_config(timeouts)
+            // s3s-fs renames an object's body into place atomically but keeps its checksum in a
+            // separate file, so a GET racing a PUT can pair the new body with the old checksum.
+            // S3 itself stores them together; here the tests compare bodies themselves.
+            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
             .build()
     }
 

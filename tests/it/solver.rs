@@ -339,3 +339,26 @@ async fn session_commands_round_trip() {
     assert!(error.is_session_failure(), "{error:?}");
     assert!(solver.sessions_list(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_deadline_never_raises_a_small_max_timeout() {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    let settings = SolverSettings {
+        url: fake.url.clone(),
+        session: SessionPolicy::None,
+        max_timeout: Duration::from_secs(1),
+        ..SolverSettings::default()
+    };
+    let solver = FlareSolverr::new(settings);
+    solver
+        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(15)))
+        .await
+        .unwrap();
+    solver
+        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let sent: Vec<u64> = fake.log().iter().map(|c| c["maxTimeout"].as_u64().unwrap()).collect();
+    assert_eq!(sent, [1000, 1000]);
+}

@@ -1,0 +1,191 @@
+//! The bad-input corpus (`tests/fixtures/bad/`): every reply is refused with its own reason,
+//! nothing panics, and the published feed stays as it was.
+
+use std::collections::BTreeMap;
+
+use flarefeed::refresh::Outcome;
+use serde::Deserialize;
+
+use crate::common::fixture_path;
+use crate::fake_solver::{ok_reply, raw_reply};
+use crate::refresh::{DirHarness, FEED_URL, cli_options};
+
+#[derive(Debug, Deserialize)]
+struct Expected {
+    http_status: u16,
+    stage: String,
+    reason: String,
+}
+
+fn manifest() -> BTreeMap<String, Expected> {
+    serde_json::from_str(&std::fs::read_to_string(fixture_path("bad/MANIFEST.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_corpus_is_complete_and_listed() {
+    let manifest = manifest();
+    assert!(manifest.len() >= 30, "only {} bad replies", manifest.len());
+    let mut files: Vec<String> = std::fs::read_dir(fixture_path("bad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "MANIFEST.json" && n != "generate.py")
+        .collect();
+    files.sort();
+    assert_eq!(files, manifest.keys().cloned().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn every_bad_reply_is_refused_with_its_reason() {
+    let h = DirHarness::start().await;
+    let good = h.publish_good().await;
+    let mut failures = Vec::new();
+    for (file, expected) in manifest() {
+        let body = std::fs::read(fixture_path(&format!("bad/{file}"))).unwrap();
+        h.fake.then(raw_reply(expected.http_status, &body));
+        let report = h.refresher.refresh(&h.feed, cli_options()).await;
+        match &report.outcome {
+            Outcome::Failed { stage, reason }
+                if stage.to_string() == expected.stage && reason.contains(&expected.reason) => {}
+            other => failures.push(format!(
+                "{file}: expected {} / {:?}, got {other:?}",
+                expected.stage, expected.reason
+            )),
+        }
+        assert_eq!(h.read("news.xml"), good, "{file} changed the published feed");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn an_oversized_reply_is_refused_before_it_is_parsed() {
+    let h = DirHarness::start().await;
+    let good = h.publish_good().await;
+    let huge = format!(
+        "<rss version=\"2.0\"><channel>{}</channel></rss>",
+        "<item><title>x</title></item>".repeat(1_200_000)
+    );
+    assert!(huge.len() > 32 * 1024 * 1024);
+    h.fake.then(ok_reply(FEED_URL, &huge));
+    match h.refresher.refresh(&h.feed, cli_options()).await.outcome {
+        Outcome::Failed { stage, reason } => {
+            assert_eq!(stage.to_string(), "solver");
+            assert!(reason.contains("larger than 33554432 bytes"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.read("news.xml"), good);
+}
+
+mod properties {
+    use std::time::{Duration, Instant};
+
+    use flarefeed::feed::{self, GuardOptions};
+    use proptest::prelude::*;
+
+    use crate::common::{fixture, recorded_response};
+
+    /// Everything a solver reply goes through; it may refuse, but must not panic or hang.
+    fn digest(bytes: &[u8]) {
+        let started = Instant::now();
+        if let Ok(text) = feed::decode(bytes) {
+            let _ = feed::format(&text);
+            if let Ok(extracted) = feed::extract(&text) {
+                let _ = feed::check(&extracted.text, GuardOptions::default());
+                let _ = feed::format(&extracted.text).map(|f| f.fingerprint());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?} on {} bytes",
+            started.elapsed(),
+            bytes.len()
+        );
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        vec![
+            fixture("feeds/rich.xml").into_bytes(),
+            fixture("feeds/atom-xhtml.xml").into_bytes(),
+            fixture("feeds/billion-laughs.xml").into_bytes(),
+            recorded_response("upstream-3.5.0/rss_nosession.json").into_bytes(),
+            recorded_response("upstream-3.5.0/special_appxml_nosession.json").into_bytes(),
+            fixture("pages/cloudflare-challenge.html").into_bytes(),
+        ]
+    }
+
+    /// Deletes, inserts, duplicates or overwrites a stretch of a real reply.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Delete(usize, usize),
+        Insert(usize, Vec<u8>),
+        Duplicate(usize, usize),
+        Overwrite(usize, Vec<u8>),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let bytes = prop_oneof![
+            prop::collection::vec(any::<u8>(), 1..8),
+            prop::sample::select(vec![
+                b"<".to_vec(),
+                b"&".to_vec(),
+                b"]]>".to_vec(),
+                b"<!ENTITY a \"b\">".to_vec(),
+                b"</".to_vec(),
+                b"<![CDATA[".to_vec(),
+                b"&#0;".to_vec()
+            ]),
+        ];
+        prop_oneof![
+            (any::<usize>(), 1..64usize).prop_map(|(at, n)| Mutation::Delete(at, n)),
+            (any::<usize>(), bytes.clone()).prop_map(|(at, b)| Mutation::Insert(at, b)),
+            (any::<usize>(), 1..256usize).prop_map(|(at, n)| Mutation::Duplicate(at, n)),
+            (any::<usize>(), bytes).prop_map(|(at, b)| Mutation::Overwrite(at, b)),
+        ]
+    }
+
+    fn apply(mut doc: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+        for m in mutations {
+            let len = doc.len().max(1);
+            match m {
+                Mutation::Delete(at, n) => {
+                    let at = at % len;
+                    let end = (at + n).min(doc.len());
+                    doc.drain(at.min(end)..end);
+                }
+                Mutation::Insert(at, bytes) => {
+                    let at = at % (doc.len() + 1);
+                    doc.splice(at..at, bytes.iter().copied());
+                }
+                Mutation::Duplicate(at, n) => {
+                    let at = at % len;
+                    let end = (at + n).min(doc.len());
+                    let copy = doc[at.min(end)..end].to_vec();
+                    doc.splice(end..end, copy);
+                }
+                Mutation::Overwrite(at, bytes) => {
+                    for (i, b) in bytes.iter().enumerate() {
+                        if let Some(slot) = doc.get_mut((at + i) % len) {
+                            *slot = *b;
+                        }
+                    }
+                }
+            }
+        }
+        doc
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            digest(&bytes);
+        }
+
+        #[test]
+        fn mutated_real_replies_never_panic(seed in 0..6usize, mutations in prop::collection::vec(mutation(), 1..6)) {
+            let doc = apply(seeds()[seed].clone(), &mutations);
+            digest(&doc);
+        }
+    }
+}
