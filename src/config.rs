@@ -167,9 +167,14 @@ impl Config {
         raw.validate()
     }
 
+    /// The feed called `name`, if one is configured.
+    pub fn find_feed(&self, name: &str) -> Option<&FeedConfig> {
+        self.feeds.iter().find(|f| f.name == name)
+    }
+
     /// The feed called `name`, or an error that lists the names there are.
     pub fn feed(&self, name: &str) -> Result<&FeedConfig, ConfigError> {
-        self.feeds.iter().find(|f| f.name == name).ok_or_else(|| {
+        self.find_feed(name).ok_or_else(|| {
             invalid(
                 "feeds",
                 format!("no feed named {name:?}; configured: {}", self.feed_names().join(", ")),

@@ -84,14 +84,10 @@ impl App {
             .and_then(Value::as_str);
         let names = || config.feed_names().join(", ");
         let feed = match named {
-            Some(name) => config
-                .feeds
-                .iter()
-                .find(|f| f.name == name)
-                .ok_or_else(|| HandlerError::UnknownFeed {
-                    name: name.to_string(),
-                    names: names(),
-                })?,
+            Some(name) => config.find_feed(name).ok_or_else(|| HandlerError::UnknownFeed {
+                name: name.to_string(),
+                names: names(),
+            })?,
             None if config.feeds.len() == 1 => &config.feeds[0],
             None => {
                 return Err(HandlerError::FeedNotNamed {
@@ -181,7 +177,7 @@ impl App {
             }
             _ => {
                 let name = &path["/refresh/".len()..];
-                let Some(feed) = config.feeds.iter().find(|f| f.name == name) else {
+                let Some(feed) = config.find_feed(name) else {
                     return error(
                         404,
                         &format!("no feed named {name:?}; configured: {}", config.feed_names().join(", ")),

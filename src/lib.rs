@@ -9,3 +9,16 @@ pub mod handler;
 pub mod refresh;
 pub mod solver;
 pub mod store;
+
+/// An error with its causes, `a: b: c`: the HTTP clients' own messages rarely say
+/// "connection refused" or "access denied" without them.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

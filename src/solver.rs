@@ -9,6 +9,8 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::error_chain;
+
 /// Time FlareSolverr may need beyond `maxTimeout`: it does not count starting Chrome, and a
 /// 5 s maxTimeout was seen to take 17 s of wall time.
 pub const STARTUP_MARGIN: Duration = Duration::from_secs(30);
@@ -339,18 +341,6 @@ fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> Sol
             detail: error_chain(&error),
         }
     }
-}
-
-/// The error with its causes, since reqwest's own text rarely says "connection refused".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 enum ReadError {

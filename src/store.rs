@@ -13,6 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use thiserror::Error;
 
 use crate::config::{StoreConfig, StoreLocation};
+use crate::error_chain;
 
 /// Why a read or write of the store failed. Each message names the object and what to check.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -247,17 +248,6 @@ impl S3Store {
             },
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]

@@ -24,7 +24,11 @@ pub(crate) fn looks_like_html(text: &str) -> bool {
 
 /// A known non-feed page, if the text is one.
 pub(crate) fn known_page(text: &str) -> Option<FeedError> {
-    let lower = text.to_ascii_lowercase();
+    known_page_in(text, &text.to_ascii_lowercase())
+}
+
+/// [`known_page`] with the lower-cased text already made (pages can be megabytes).
+fn known_page_in(text: &str, lower: &str) -> Option<FeedError> {
     let has = |marker: &str| lower.contains(marker);
     if has("ddos-guard") || has("__ddg1") || has("ddg-captcha") {
         return Some(FeedError::DdosGuard);
@@ -60,10 +64,10 @@ pub(crate) fn known_page(text: &str) -> Option<FeedError> {
 
 /// Why an HTML document is not the feed: a known page, a feed Chrome parsed as HTML, or some page.
 pub(crate) fn classify_html(text: &str) -> FeedError {
-    if let Some(known) = known_page(text) {
+    let lower = text.to_ascii_lowercase();
+    if let Some(known) = known_page_in(text, &lower) {
         return known;
     }
-    let lower = text.to_ascii_lowercase();
     // Chrome's HTML parser keeps unknown elements, lower-cased, inside <body>.
     let feed_root = ["<rss ", "<rss>", "<feed ", "<feed>", "<rdf:rdf"]
         .iter()
