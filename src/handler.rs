@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -247,29 +247,44 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 /// The solver's deadline: the Lambda's, less the safety margin.
+///
+/// A deadline more than a day in the past is no deadline: Lambda never sends one, but emulators
+/// do (cargo-lambda's `watch` sends a constant 600000, in 1970). Then the configured timeouts
+/// alone bound the request.
 fn solver_deadline(deadline_ms: Option<u64>) -> Option<Instant> {
     let deadline_ms = deadline_ms?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    if deadline_ms.saturating_add(24 * 3600 * 1000) < now_ms {
+        warn!(
+            deadline_ms,
+            "the runtime's deadline is long past (an emulator?); using the configured timeouts"
+        );
+        return None;
+    }
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Some(Instant::now() + left.saturating_sub(SAFETY_MARGIN))
 }
 
-/// A function URL response with a JSON body.
-fn respond(status: u16, body: &impl Serialize, headers: &[(&str, &str)]) -> Value {
-    let mut all = serde_json::Map::new();
-    all.insert("content-type".into(), "application/json".into());
-    all.insert("cache-control".into(), "no-store".into());
+/// A function URL response with a JSON body, built with the standard type so every consumer of
+/// the payload format (Lambda, cargo-lambda's emulator) reads it: it always has `cookies`.
+fn respond(status: u16, body: &impl Serialize, headers: &[(&'static str, &str)]) -> Value {
+    use aws_lambda_events::http::{HeaderValue, header};
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for (name, value) in headers {
-        all.insert((*name).into(), (*value).into());
+        let value = HeaderValue::from_str(value).expect("header values here are ASCII");
+        response.headers.insert(*name, value);
     }
-    json!({
-        "statusCode": status,
-        "headers": all,
-        "body": serde_json::to_string(body).expect("response bodies always serialize"),
-        "isBase64Encoded": false,
-    })
+    response.body = Some(serde_json::to_string(body).expect("response bodies always serialize"));
+    serde_json::to_value(response).expect("a function URL response always serializes")
 }
 
 fn error(status: u16, message: &str) -> Value {

@@ -15,6 +15,9 @@ use crate::error_chain;
 /// 5 s maxTimeout was seen to take 17 s of wall time.
 pub const STARTUP_MARGIN: Duration = Duration::from_secs(30);
 
+/// Below this much time before the deadline no request is sent at all.
+const MIN_REQUEST_TIME: Duration = Duration::from_secs(1);
+
 /// The smallest maxTimeout worth asking for when a deadline squeezes it.
 const MIN_MAX_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,6 +71,10 @@ pub enum SolverError {
         "FlareSolverr could not solve the challenge in time: {message}; raise [solver] max_timeout_ms, or try again later"
     )]
     ChallengeTimeout { message: String },
+    #[error(
+        "only {left_ms} ms were left before the deadline, too little to ask FlareSolverr: raise the Lambda function's timeout (it needs max_timeout_ms plus about 40 s)"
+    )]
+    NoTimeLeft { left_ms: u64 },
     #[error(
         "Cloudflare blocked FlareSolverr: {message}; the site refuses the solver's IP address: run FlareSolverr from another address"
     )]
@@ -276,10 +283,9 @@ impl FlareSolverr {
 
     fn time_left(&self, deadline: Instant) -> Result<Duration, SolverError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left < Duration::from_millis(100) {
-            return Err(SolverError::Timeout {
-                url: self.settings.url.clone(),
-                seconds: 0,
+        if left < MIN_REQUEST_TIME {
+            return Err(SolverError::NoTimeLeft {
+                left_ms: left.as_millis() as u64,
             });
         }
         Ok(left)

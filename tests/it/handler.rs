@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse;
 use flarefeed::config::{FeedConfig, StoreConfig, StoreLocation};
 use flarefeed::handler::{App, HandlerError};
 use flarefeed::refresh::Refresher;
@@ -65,6 +66,9 @@ impl Harness {
             .handle(event, None)
             .await
             .expect("HTTP requests always get a response");
+        // The standard type, as Lambda and cargo-lambda read it (`cookies` included).
+        let typed: LambdaFunctionUrlResponse = serde_json::from_value(reply.clone()).expect("a function URL response");
+        assert!(typed.cookies.is_empty() && !typed.is_base64_encoded);
         let status = reply["statusCode"].as_u64().unwrap() as u16;
         let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
         (status, body, reply["headers"].clone())
@@ -260,5 +264,23 @@ async fn the_lambda_deadline_bounds_the_solver() {
         started.elapsed() < Duration::from_secs(11),
         "the safety margin was not kept: {:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_emulators_constant_deadline_is_not_taken_for_a_spent_one() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    // cargo-lambda's `watch` sends lambda-runtime-deadline-ms: 600000 on every invocation.
+    let report = h.app.handle(event("scheduled.json"), Some(600_000)).await.unwrap();
+    assert_eq!(report["outcome"], "updated");
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let spent = h
+        .app
+        .handle(event("scheduled.json"), Some(now_ms - 1_000))
+        .await
+        .unwrap_err();
+    assert!(
+        spent.to_string().contains("raise the Lambda function's timeout"),
+        "{spent}"
     );
 }

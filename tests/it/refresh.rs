@@ -448,7 +448,7 @@ async fn a_deadline_bounds_a_silent_solver() {
     let h = DirHarness::start().await;
     h.fake.then(Action::Hang);
     let options = RefreshOptions {
-        deadline: Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+        deadline: Some(tokio::time::Instant::now() + Duration::from_secs(2)),
         ..cli_options()
     };
     let report = h.refresher.refresh(&h.feed, options).await;

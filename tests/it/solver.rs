@@ -168,7 +168,7 @@ async fn a_silent_solver_is_ended_by_the_deadline() {
     fake.then(Action::Hang);
     let started = Instant::now();
     let error = client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_millis(800)))
+        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(2)))
         .await
         .unwrap_err();
     assert!(matches!(error, SolverError::Timeout { .. }), "{error:?}");
@@ -361,4 +361,19 @@ async fn a_deadline_never_raises_a_small_max_timeout() {
         .unwrap();
     let sent: Vec<u64> = fake.log().iter().map(|c| c["maxTimeout"].as_u64().unwrap()).collect();
     assert_eq!(sent, [1000, 1000]);
+}
+
+#[tokio::test]
+async fn a_spent_deadline_sends_nothing_and_says_to_raise_the_timeout() {
+    let fake = FakeSolver::start().await;
+    let error = client(&fake.url, SessionPolicy::Reuse)
+        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SolverError::NoTimeLeft { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("raise the Lambda function's timeout"),
+        "{error}"
+    );
+    assert!(fake.log().is_empty());
 }
