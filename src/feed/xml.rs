@@ -32,9 +32,9 @@ pub(crate) fn walk<'a>(src: &'a str, visitor: &mut impl Visitor<'a>) -> Result<(
     config.check_end_names = true;
     config.check_comments = true;
 
-    let mut depth = 0usize;
     let mut root_seen = false;
-    let mut open: Vec<Range<usize>> = Vec::new();
+    // Where each open element's start tag begins; its length is the depth.
+    let mut open: Vec<usize> = Vec::new();
     let mut last = 0usize;
     loop {
         let event = reader
@@ -43,7 +43,7 @@ pub(crate) fn walk<'a>(src: &'a str, visitor: &mut impl Visitor<'a>) -> Result<(
         let end = reader.buffer_position() as usize;
         let span = last..end;
         last = end;
-        let node_depth = depth;
+        let depth = open.len();
         match &event {
             Event::Decl(_) => {
                 if span.start != 0 {
@@ -67,12 +67,10 @@ pub(crate) fn walk<'a>(src: &'a str, visitor: &mut impl Visitor<'a>) -> Result<(
                 }
                 check_attributes(src, span.start, start)?;
                 if matches!(event, Event::Start(_)) {
-                    depth += 1;
-                    open.push(span.clone());
+                    open.push(span.start);
                 }
             }
             Event::End(_) => {
-                depth -= 1;
                 open.pop();
             }
             Event::Text(text) => {
@@ -93,8 +91,8 @@ pub(crate) fn walk<'a>(src: &'a str, visitor: &mut impl Visitor<'a>) -> Result<(
             }
             Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => {
-                if let Some(unclosed) = open.last() {
-                    let name = tag_name(&src[unclosed.clone()]);
+                if let Some(&unclosed) = open.last() {
+                    let name = tag_name(&src[unclosed..]);
                     return Err(malformed(
                         src,
                         src.len(),
@@ -108,10 +106,11 @@ pub(crate) fn walk<'a>(src: &'a str, visitor: &mut impl Visitor<'a>) -> Result<(
                 return Ok(());
             }
         }
+        // An end tag has been popped already: it gets its start tag's depth.
         let visit_depth = if matches!(event, Event::End(_)) {
-            depth
+            open.len()
         } else {
-            node_depth
+            depth
         };
         visitor.visit(&event, span, visit_depth)?;
     }
