@@ -305,16 +305,17 @@ impl Refresher {
             max_bytes: self.config.solver.max_reply_bytes,
         };
         let info = feed::check(&extracted.text, guard).map_err(|e| Failure::new(Stage::Guard, e))?;
-        let formatted = feed::format(&extracted.text).map_err(|e| Failure::new(Stage::Guard, e))?;
+        let formatted =
+            feed::format_within(&extracted.text, guard.max_bytes).map_err(|e| Failure::new(Stage::Guard, e))?;
         let sha256 = formatted.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = started.elapsed().as_millis() as u64,
             wrapper = ?extracted.wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
-            "feed checked and formatted"
+            as_written = formatted.as_written(), "feed checked and formatted"
         );
         Ok(Candidate {
             info,
-            xml: formatted.to_xml(),
+            xml: formatted.into_xml(),
             sha256,
         })
     }

@@ -3,74 +3,79 @@
 //! One streaming pass, no DOM. Element-only content is re-indented by two spaces; every other
 //! element (text-only, mixed, empty) is copied byte for byte from the input, because whitespace
 //! inside text is part of the feed. Tags, references, CDATA, comments, PIs and the DOCTYPE are
-//! copied as written too, and so is everything inside Atom `type="xhtml"` content and
-//! `xml:space="preserve"` elements. When non-whitespace text turns up in an element after its children
-//! were already indented, the output rolls back to that element's start tag and copies it raw:
-//! the common case stays one pass, and a mixed element found late costs only dropping the pieces
-//! written for it. The output is a list of pieces of the input, so the feed's text is never copied.
+//! copied as written too, and so is every element whose content is markup rather than structure:
+//! Atom `type="xhtml"` and other XML media types, Atom 0.3 `mode="xml"`, `xml:space="preserve"`,
+//! and any element with a child in the XHTML namespace. When non-whitespace text turns up in an
+//! element after its children were already indented, the output rolls back to that element's
+//! start tag and copies it raw: the common case stays one pass, and a mixed element found late
+//! costs only truncating what was written for it.
+//!
+//! The output is written straight into one string, so a refresh holds the input and the output
+//! and nothing else of the feed's size. Its size is bounded: indentation stops deepening at
+//! [`MAX_INDENT`] levels, and should the pretty form still pass twice the input plus
+//! [`SLACK_BYTES`] (or the caller's cap), the document is published as written instead.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::ops::Range;
 
-use quick_xml::events::{BytesStart, Event};
 use sha2::{Digest, Sha256};
 
 use super::FeedError;
 use super::decode::decode;
-use super::xml::{Visitor, attribute, document, element_name, is_xml_whitespace, local_name, walk};
+use super::xml::{Event, Tag, Visitor, document, local_name, walk};
 
-/// A formatted document: pieces of the input and the whitespace between them, never a second
-/// copy of the text, so a large feed costs its own size once (plus a little) and streams out.
+/// Indentation stops deepening here: past it, lines would be mostly spaces.
+pub const MAX_INDENT: usize = 32;
+
+/// The pretty form may be at most twice the input plus this many bytes.
+pub const SLACK_BYTES: usize = 4096;
+
+const XHTML: &str = "http://www.w3.org/1999/xhtml";
+
+/// A formatted document, ready to store.
 #[derive(Debug, Clone)]
-pub struct Formatted<'a> {
-    src: &'a str,
-    declaration: String,
-    pieces: Vec<Piece>,
-    len: usize,
+pub struct Formatted {
+    xml: String,
     /// Output byte spans of the feed-level `lastBuildDate`/`pubDate` (RSS) and `updated` (Atom).
     volatile: Vec<Range<usize>>,
-}
-
-/// One stretch of output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Piece {
-    /// Bytes of the input, as written.
-    Source { start: usize, end: usize },
-    /// A newline, then two spaces per level.
-    Indent(usize),
-    /// The fresh UTF-8 XML declaration.
-    Declaration,
+    as_written: bool,
 }
 
 const SPACES: &str = "                                                                ";
 
-impl Formatted<'_> {
+impl Formatted {
     /// Length of the output in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.xml.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.xml.is_empty()
     }
 
-    /// The output as one string (what is stored).
+    /// Whether the pretty form would have passed its size bound, so the document is kept as
+    /// written (with a fresh UTF-8 declaration).
+    pub fn as_written(&self) -> bool {
+        self.as_written
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.xml
+    }
+
+    /// The output as one string (a copy; see [`Formatted::into_xml`]).
     pub fn to_xml(&self) -> String {
-        let mut xml = String::with_capacity(self.len);
-        self.for_each_chunk(|chunk| xml.push_str(chunk));
-        xml
+        self.xml.clone()
     }
 
-    /// Streams the output without building it in memory first.
-    pub fn write_to(&self, writer: impl Write) -> io::Result<()> {
-        let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-        let mut result = Ok(());
-        self.for_each_chunk(|chunk| {
-            if result.is_ok() {
-                result = writer.write_all(chunk.as_bytes());
-            }
-        });
-        result?;
+    /// The output, without copying it.
+    pub fn into_xml(self) -> String {
+        self.xml
+    }
+
+    /// Writes the output.
+    pub fn write_to(&self, mut writer: impl Write) -> io::Result<()> {
+        writer.write_all(self.xml.as_bytes())?;
         writer.flush()
     }
 
@@ -78,128 +83,111 @@ impl Formatted<'_> {
     /// in a freshly stamped build date are the same feed, so nothing is written.
     pub fn fingerprint(&self) -> String {
         let mut hasher = Sha256::new();
-        let mut volatile = self.volatile.iter().peekable();
         let mut at = 0;
-        self.for_each_chunk(|chunk| {
-            let (start, end) = (at, at + chunk.len());
-            let mut from = start;
-            while from < end {
-                while volatile.next_if(|span| span.end <= from).is_some() {}
-                match volatile.peek() {
-                    Some(span) if span.start < end => {
-                        hasher.update(&chunk.as_bytes()[from - start..span.start.max(from) - start]);
-                        from = span.end.min(end);
-                    }
-                    _ => {
-                        hasher.update(&chunk.as_bytes()[from - start..]);
-                        from = end;
-                    }
-                }
-            }
-            at = end;
-        });
-        hex::encode(hasher.finalize())
-    }
-
-    fn for_each_chunk(&self, mut emit: impl FnMut(&str)) {
-        for piece in &self.pieces {
-            match *piece {
-                Piece::Source { start, end } => emit(&self.src[start..end]),
-                Piece::Declaration => emit(&self.declaration),
-                Piece::Indent(depth) => {
-                    emit("\n");
-                    let mut spaces = depth * 2;
-                    while spaces > 0 {
-                        let n = spaces.min(SPACES.len());
-                        emit(&SPACES[..n]);
-                        spaces -= n;
-                    }
-                }
-            }
+        for span in &self.volatile {
+            hasher.update(&self.xml.as_bytes()[at..span.start]);
+            at = span.end;
         }
+        hasher.update(&self.xml.as_bytes()[at..]);
+        hex::encode(hasher.finalize())
     }
 }
 
 /// Decodes (BOM, declared encoding or UTF-8) and formats raw bytes.
 pub fn format_bytes(bytes: &[u8]) -> Result<String, FeedError> {
-    Ok(format(&decode(bytes)?)?.to_xml())
+    Ok(format(&decode(bytes)?)?.into_xml())
 }
 
 /// Pretty-prints a well-formed XML document without changing what it means.
-pub fn format(text: &str) -> Result<Formatted<'_>, FeedError> {
+pub fn format(text: &str) -> Result<Formatted, FeedError> {
+    format_within(text, usize::MAX)
+}
+
+/// [`format`], refusing before it is built any output over `max_bytes`: the pretty form falls
+/// back to the document as written, and if even that is over, the result is
+/// [`FeedError::TooLarge`].
+pub fn format_within(text: &str, max_bytes: usize) -> Result<Formatted, FeedError> {
     let src = document(text);
+    let limit = src.len().saturating_mul(2).saturating_add(SLACK_BYTES).min(max_bytes);
     let mut printer = Printer {
         src,
-        // About one piece per 40 bytes of a typical feed; reserving avoids re-copying as it grows.
         out: Output {
-            pieces: Vec::with_capacity(src.len() / 40 + 16),
-            len: 0,
+            // A pretty-printed feed is typically a little larger than a minified one.
+            xml: String::with_capacity((src.len() + src.len() / 8 + 256).min(limit)),
+            limit,
+            overflow: false,
         },
-        declaration: None,
+        declared: false,
+        body_start: 0,
         stack: Vec::new(),
         verbatim: None,
         volatile: Vec::new(),
         root: Root::Other,
+        namespaces: Vec::new(),
     };
     walk(src, &mut printer)?;
+    if !printer.out.overflow {
+        return Ok(Formatted {
+            xml: printer.out.xml,
+            volatile: printer.volatile,
+            as_written: false,
+        });
+    }
+    // As written: the fresh declaration, then everything after the original one.
+    let declaration_len = printer.out.declaration_len();
+    let mut declaration = printer.out.xml;
+    declaration.truncate(declaration_len);
+    let rest = &src[printer.body_start..];
+    let size = declaration.len() + rest.len();
+    if size > max_bytes {
+        return Err(FeedError::TooLarge { size, limit: max_bytes });
+    }
+    let mut xml = String::with_capacity(size);
+    xml.push_str(&declaration);
+    xml.push_str(rest);
     Ok(Formatted {
-        src,
-        declaration: printer.declaration.unwrap_or_default(),
-        pieces: printer.out.pieces,
-        len: printer.out.len,
-        volatile: printer.volatile,
+        xml,
+        volatile: Vec::new(),
+        as_written: true,
     })
 }
 
-/// The pieces written so far, and their length in bytes.
+/// The output so far, refusing to grow past its limit.
 struct Output {
-    pieces: Vec<Piece>,
-    len: usize,
-}
-
-/// A point to roll the output back to.
-#[derive(Clone, Copy)]
-struct Mark {
-    pieces: usize,
-    len: usize,
-    last: Option<Piece>,
+    xml: String,
+    limit: usize,
+    /// Something did not fit: the rest is ignored and the document goes out as written.
+    overflow: bool,
 }
 
 impl Output {
-    /// Appends input bytes, extending the last piece when they follow on from it.
-    fn source(&mut self, span: Range<usize>) {
-        self.len += span.len();
-        if let Some(Piece::Source { end, .. }) = self.pieces.last_mut()
-            && *end == span.start
-        {
-            *end = span.end;
+    fn push(&mut self, text: &str) {
+        if self.overflow {
             return;
         }
-        self.pieces.push(Piece::Source {
-            start: span.start,
-            end: span.end,
-        });
+        if self.xml.len() + text.len() > self.limit {
+            self.overflow = true;
+            return;
+        }
+        self.xml.push_str(text);
     }
 
     fn indent(&mut self, depth: usize) {
-        self.len += 1 + depth * 2;
-        self.pieces.push(Piece::Indent(depth));
+        self.push("\n");
+        self.push(&SPACES[..2 * depth.min(MAX_INDENT)]);
     }
 
-    fn mark(&self) -> Mark {
-        Mark {
-            pieces: self.pieces.len(),
-            len: self.len,
-            last: self.pieces.last().copied(),
-        }
+    fn len(&self) -> usize {
+        self.xml.len()
     }
 
-    fn rollback(&mut self, mark: Mark) {
-        self.pieces.truncate(mark.pieces);
-        if let (Some(last), Some(piece)) = (mark.last, self.pieces.last_mut()) {
-            *piece = last;
-        }
-        self.len = mark.len;
+    fn rollback(&mut self, len: usize) {
+        self.xml.truncate(len);
+    }
+
+    /// The declaration is always the first line written.
+    fn declaration_len(&self) -> usize {
+        self.xml.find("?>").map_or(0, |at| at + 2)
     }
 }
 
@@ -215,8 +203,8 @@ struct Frame<'a> {
     local: &'a str,
     /// Input offset just after the start tag.
     src_content: usize,
-    /// The output just after the start tag.
-    out_content: Mark,
+    /// Output length just after the start tag.
+    out_content: usize,
     /// An element, comment or PI child was seen (and indented).
     children: bool,
     /// Non-whitespace text, CDATA or a reference was seen.
@@ -228,28 +216,26 @@ struct Frame<'a> {
 struct Printer<'a> {
     src: &'a str,
     out: Output,
-    /// The declaration to write; `None` until the first node.
-    declaration: Option<String>,
+    /// Whether the declaration has been written.
+    declared: bool,
+    /// Input offset just after the original XML declaration, if any.
+    body_start: usize,
     stack: Vec<Frame<'a>>,
     /// Index in `stack` of the element being copied verbatim, if any.
     verbatim: Option<usize>,
     volatile: Vec<Range<usize>>,
     root: Root,
+    /// Namespace declarations in scope: (depth of the declaring element, prefix, uri).
+    namespaces: Vec<(usize, &'a str, &'a str)>,
 }
 
-impl Printer<'_> {
-    fn write_declaration(&mut self, declaration: String) {
-        self.out.len += declaration.len();
-        self.out.pieces.push(Piece::Declaration);
-        self.declaration = Some(declaration);
-    }
-
-    /// The top element holds text as well as children: copy it as it came.
+impl<'a> Printer<'a> {
+    /// The top element's content is not structure: copy it as it came.
     fn go_verbatim(&mut self) {
         let top = self.stack.len() - 1;
         let mark = self.stack[top].out_content;
         self.out.rollback(mark);
-        self.volatile.retain(|span| span.end <= mark.len);
+        self.volatile.retain(|span| span.end <= mark);
         self.verbatim = Some(top);
     }
 
@@ -264,37 +250,61 @@ impl Printer<'_> {
             Root::Other => false,
         }
     }
+
+    /// Records the tag's namespace declarations and says whether it is in the XHTML namespace.
+    fn is_xhtml(&mut self, tag: &Tag<'a>, depth: usize) -> bool {
+        if tag.has_attributes() {
+            for (name, value) in tag.attributes() {
+                if name == "xmlns" {
+                    self.namespaces.push((depth, "", value));
+                } else if let Some(prefix) = name.strip_prefix("xmlns:") {
+                    self.namespaces.push((depth, prefix, value));
+                }
+            }
+        }
+        let prefix = tag.name.rsplit_once(':').map_or("", |(prefix, _)| prefix);
+        self.namespaces
+            .iter()
+            .rev()
+            .find(|(_, p, _)| *p == prefix)
+            .is_some_and(|(_, _, uri)| *uri == XHTML)
+    }
+
+    /// Forgets the namespace declarations of elements at `depth` and deeper.
+    fn close_scope(&mut self, depth: usize) {
+        while self.namespaces.last().is_some_and(|(d, _, _)| *d >= depth) {
+            self.namespaces.pop();
+        }
+    }
 }
 
 impl<'a> Visitor<'a> for Printer<'a> {
     fn visit(&mut self, event: &Event<'a>, span: Range<usize>, depth: usize) -> Result<(), FeedError> {
-        if let Event::Decl(decl) = event {
-            let version = decl
-                .version()
-                .ok()
-                .filter(|v| v.as_ref() == b"1.1")
-                .map_or("1.0", |_| "1.1");
-            let standalone = match decl.standalone() {
-                Some(Ok(value)) => format!(r#" standalone="{}""#, String::from_utf8_lossy(&value)),
-                _ => String::new(),
-            };
-            self.write_declaration(format!(r#"<?xml version="{version}" encoding="UTF-8"{standalone}?>"#));
+        if let Event::Decl { version, standalone } = event {
+            let version = if *version == "1.1" { "1.1" } else { "1.0" };
+            let standalone = standalone.map(|v| format!(r#" standalone="{v}""#)).unwrap_or_default();
+            self.out
+                .push(&format!(r#"<?xml version="{version}" encoding="UTF-8"{standalone}?>"#));
+            self.declared = true;
+            self.body_start = span.end;
             return Ok(());
         }
-        if self.declaration.is_none() {
-            self.write_declaration(r#"<?xml version="1.0" encoding="UTF-8"?>"#.to_string());
+        if !self.declared {
+            self.out.push(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+            self.declared = true;
         }
 
         if let Some(index) = self.verbatim {
             match event {
-                Event::Start(_) => self.stack.push(frame("", span.end, self.out.mark())),
-                Event::End(_) => {
+                Event::Start(_) => self.stack.push(frame("", span.end, self.out.len())),
+                Event::End => {
                     let done = self.stack.pop().expect("end tag has a frame");
+                    self.close_scope(depth);
                     if self.stack.len() == index {
-                        self.out.source(done.src_content..span.end);
+                        self.out.push(&self.src[done.src_content..span.end]);
                         self.verbatim = None;
                         if let Some(from) = done.volatile_from {
-                            self.volatile.push(from..self.out.len);
+                            self.volatile.push(from..self.out.len());
                         }
                     }
                 }
@@ -304,52 +314,59 @@ impl<'a> Visitor<'a> for Printer<'a> {
         }
 
         match event {
-            Event::Start(_) | Event::Empty(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {
+            Event::Start(_) | Event::Empty(_) | Event::Comment | Event::Pi | Event::DocType => {
+                let xhtml = match event {
+                    Event::Start(tag) | Event::Empty(tag) => self.is_xhtml(tag, depth),
+                    _ => false,
+                };
+                if let Event::Empty(_) = event {
+                    self.close_scope(depth);
+                }
                 if let Some(parent) = self.stack.last_mut() {
-                    if parent.text {
+                    if parent.text || xhtml {
                         self.go_verbatim();
                         if matches!(event, Event::Start(_)) {
-                            self.stack.push(frame("", span.end, self.out.mark()));
+                            self.stack.push(frame("", span.end, self.out.len()));
                         }
                         return Ok(());
                     }
                     parent.children = true;
                 }
-                let (is_element, local) = match event {
-                    Event::Start(start) | Event::Empty(start) => {
-                        (true, local_name(element_name(self.src, span.start, start)))
-                    }
-                    _ => (false, ""),
+                let local = match event {
+                    Event::Start(tag) | Event::Empty(tag) => Some(local_name(tag.name)),
+                    _ => None,
                 };
-                if depth == 0 && is_element {
+                if let (0, Some(local)) = (depth, local) {
                     self.root = match local {
                         "rss" => Root::Rss,
                         "feed" => Root::Atom,
                         _ => Root::Other,
                     };
                 }
-                let volatile_from = (is_element && self.is_volatile(depth, local)).then_some(self.out.len);
+                let volatile_from = local
+                    .filter(|local| self.is_volatile(depth, local))
+                    .map(|_| self.out.len());
                 self.out.indent(depth);
-                self.out.source(span.clone());
+                self.out.push(&self.src[span.clone()]);
                 match event {
-                    Event::Start(start) => {
-                        let mut f = frame(local, span.end, self.out.mark());
+                    Event::Start(tag) => {
+                        let mut f = frame(local.unwrap_or(""), span.end, self.out.len());
                         f.volatile_from = volatile_from;
                         self.stack.push(f);
-                        if preserves_whitespace(start) {
+                        if content_is_markup(tag) {
                             self.verbatim = Some(self.stack.len() - 1);
                         }
                     }
                     Event::Empty(_) => {
                         if let Some(from) = volatile_from {
-                            self.volatile.push(from..self.out.len);
+                            self.volatile.push(from..self.out.len());
                         }
                     }
                     _ => {}
                 }
             }
-            Event::Text(text) if is_xml_whitespace(text) => {}
-            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+            Event::Text { whitespace: true } => {}
+            Event::Text { .. } | Event::CData | Event::Ref => {
                 if let Some(top) = self.stack.last_mut() {
                     if top.children {
                         self.go_verbatim();
@@ -358,38 +375,47 @@ impl<'a> Visitor<'a> for Printer<'a> {
                     }
                 }
             }
-            Event::End(_) => {
+            Event::End => {
                 let done = self.stack.pop().expect("end tag has a frame");
+                self.close_scope(depth);
                 if done.children {
                     self.out.indent(depth);
-                    self.out.source(span);
+                    self.out.push(&self.src[span]);
                 } else {
-                    self.out.source(done.src_content..span.end);
+                    self.out.push(&self.src[done.src_content..span.end]);
                 }
                 if let Some(from) = done.volatile_from {
-                    self.volatile.push(from..self.out.len);
+                    self.volatile.push(from..self.out.len());
                 }
             }
             Event::Eof => self.out.indent(0),
-            Event::Decl(_) => unreachable!("handled above"),
+            Event::Decl { .. } => unreachable!("handled above"),
         }
         Ok(())
     }
 }
 
-/// Elements whose whitespace is content even between child elements: Atom's `type="xhtml"`
-/// constructs (the XHTML is the entry's content) and anything marked `xml:space="preserve"`.
-fn preserves_whitespace(start: &BytesStart<'_>) -> bool {
+/// Elements whose content is markup, where whitespace between child elements is content:
+/// Atom's `type="xhtml"` and XML media types (`application/xhtml+xml`, `…/xml`, `…+xml`),
+/// Atom 0.3's `mode="xml"`, and anything marked `xml:space="preserve"`.
+fn content_is_markup(tag: &Tag<'_>) -> bool {
     // Most feed elements have no attributes at all; this runs for every start tag.
-    if start.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+    if !tag.has_attributes() {
         return false;
     }
-    attribute(start, "type").is_some_and(|v| v == "xhtml")
-        || attribute(start, "xml:space").is_some_and(|v| v == "preserve")
+    tag.attributes().any(|(name, value)| match name {
+        "type" => {
+            let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            media == "xhtml" || media.ends_with("/xml") || media.ends_with("+xml")
+        }
+        "mode" => value == "xml",
+        "xml:space" => value == "preserve",
+        _ => false,
+    })
 }
 
 /// A frame for an element; elements inside a verbatim copy need no name (`""`).
-fn frame(local: &str, src_content: usize, out_content: Mark) -> Frame<'_> {
+fn frame(local: &str, src_content: usize, out_content: usize) -> Frame<'_> {
     Frame {
         local,
         src_content,
@@ -485,11 +511,12 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_indents_past_the_spaces_table() {
-        let depth = 40;
+    fn indentation_stops_deepening_at_the_cap() {
+        let depth = MAX_INDENT + 8;
         let src = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
         let xml = fmt(&src);
-        assert!(xml.contains(&format!("\n{}<a></a>\n", " ".repeat((depth - 1) * 2))));
+        assert!(xml.contains(&format!("\n{}<a></a>\n", " ".repeat(MAX_INDENT * 2))));
+        assert!(!xml.contains(&" ".repeat(MAX_INDENT * 2 + 1)));
         assert_eq!(fmt(&xml), xml);
     }
 

@@ -3,11 +3,9 @@
 use std::fmt;
 use std::ops::Range;
 
-use quick_xml::events::{BytesStart, Event};
-
 use super::FeedError;
 use super::pages::{classify_html, known_page, looks_like_html};
-use super::xml::{Visitor, attribute, document, element_name, local_name, walk};
+use super::xml::{Event, Tag, Visitor, document, local_name, walk};
 
 /// The default cap on a solver reply: big feeds are a few MB; a runaway page must not take the Lambda's memory.
 pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
@@ -132,13 +130,12 @@ struct Shape<'a> {
 }
 
 impl<'a> Visitor<'a> for Shape<'a> {
-    fn visit(&mut self, event: &Event<'a>, span: Range<usize>, depth: usize) -> Result<(), FeedError> {
+    fn visit(&mut self, event: &Event<'a>, _span: Range<usize>, depth: usize) -> Result<(), FeedError> {
         match event {
-            Event::Start(start) | Event::Empty(start) => {
-                let name = element_name(self.src, span.start, start);
-                let local = local_name(name);
+            Event::Start(tag) | Event::Empty(tag) => {
+                let local = local_name(tag.name);
                 match (depth, &self.kind) {
-                    (0, _) => self.kind = Some(root_kind(self.src, name, start)?),
+                    (0, _) => self.kind = Some(root_kind(self.src, tag)?),
                     (1, Some(FeedKind::Rss(_))) => {
                         self.in_channel = local == "channel" && matches!(event, Event::Start(_))
                     }
@@ -148,25 +145,26 @@ impl<'a> Visitor<'a> for Shape<'a> {
                     _ => {}
                 }
             }
-            Event::End(_) if depth == 1 => self.in_channel = false,
+            Event::End if depth == 1 => self.in_channel = false,
             _ => {}
         }
         Ok(())
     }
 }
 
-fn root_kind(src: &str, name: &str, start: &BytesStart<'_>) -> Result<FeedKind, FeedError> {
+fn root_kind(src: &str, tag: &Tag<'_>) -> Result<FeedKind, FeedError> {
+    let name = tag.name;
     let local = local_name(name);
     let namespace = || {
         let key = match name.split_once(':') {
             Some((prefix, _)) => format!("xmlns:{prefix}"),
             None => "xmlns".to_string(),
         };
-        attribute(start, &key).unwrap_or_default()
+        tag.attribute(&key).unwrap_or_default()
     };
     match local {
         "html" | "HTML" => Err(classify_html(src)),
-        "rss" if !name.contains(':') => match attribute(start, "version") {
+        "rss" if !name.contains(':') => match tag.attribute("version").map(str::to_string) {
             None => Ok(FeedKind::Rss(None)),
             Some(v) if v.starts_with("0.9") || v == "2.0" || v.starts_with("2.0.") => Ok(FeedKind::Rss(Some(v))),
             Some(v) => Err(FeedError::UnsupportedVersion {
@@ -174,7 +172,7 @@ fn root_kind(src: &str, name: &str, start: &BytesStart<'_>) -> Result<FeedKind, 
                 version: v,
             }),
         },
-        "feed" => match namespace().as_str() {
+        "feed" => match namespace() {
             ATOM_10 => Ok(FeedKind::Atom10),
             ATOM_03 => Ok(FeedKind::Atom03),
             _ => Err(FeedError::NotAFeed { root: name.to_string() }),

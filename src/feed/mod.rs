@@ -12,8 +12,9 @@ mod xml;
 
 pub use decode::decode;
 pub use extract::{Extracted, Wrapper, extract};
-pub use format::{Formatted, format, format_bytes};
+pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_bytes, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
+pub use xml::{MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_EXPANSION_FACTOR};
 
 use thiserror::Error;
 
@@ -63,9 +64,17 @@ pub enum FeedError {
     #[error("the document is not well-formed XML: line {line}, column {column}: {detail}")]
     NotWellFormed { line: usize, column: usize, detail: String },
     #[error(
-        "the document declares entities in its DOCTYPE; flarefeed never expands them (protection against billion-laughs and external-entity attacks), so it is refused"
+        "the document's DOCTYPE {detail}; flarefeed refuses it to protect readers: it never expands entities itself, and accepts only internal entities that stand for plain text (README, \"What the guard refuses\")"
     )]
-    EntityDeclarations,
+    UnsafeDoctype { detail: String },
+    #[error(
+        "the document's entity references expand to more than {limit} bytes (5 times the document, at most 8 MiB): refused as an entity-expansion attack"
+    )]
+    EntityExpansion { limit: usize },
+    #[error(
+        "the document nests elements more than {limit} deep: refused, since libxml2 (Chrome and most feed readers) refuses such documents too, and no real feed is that deep"
+    )]
+    TooDeep { limit: usize },
     #[error("the document is XML but its root element is <{root}>, not RSS <rss>, Atom <feed> or RSS 1.0 <rdf:RDF>")]
     NotAFeed { root: String },
     #[error(

@@ -1,15 +1,96 @@
-//! A validating walk over an XML document held in memory.
+//! A strict XML 1.0 (fifth edition) well-formedness check, as one walk over a document held in
+//! memory.
 //!
 //! The guard and the formatter both drive this walk, so "well-formed" means the same thing to
 //! both, and every event comes with the byte span it was read from: the formatter copies those
-//! spans instead of re-serialising, which keeps prefixes, attribute order and references as written.
+//! spans instead of re-serialising, which keeps prefixes, attribute order and references as
+//! written. The walk is its own lexer, written from the specification's productions, because a
+//! lenient parser lets through documents that every strict reader then rejects (`]]>` in text,
+//! `<1bad/>`, a second DOCTYPE, a forged `standalone`). The references below (`[5]`, "WFC: …")
+//! are the specification's.
+//!
+//! What it refuses on purpose, although the specification allows it (README, "What the guard
+//! refuses"): entity declarations other than internal general entities whose replacement text
+//! holds no markup and no reference to another entity; parameter entities and their references;
+//! ATTLIST declarations (their defaults would change the document unseen); references to
+//! undeclared entities even where an external DTD subset might declare them; and nesting deeper
+//! than [`MAX_DEPTH`].
 
+use std::collections::HashMap;
 use std::ops::Range;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use memchr::{memchr, memchr2, memmem};
 
 use super::FeedError;
+
+/// The deepest element nesting accepted (the root is level 1). libxml2, and so Chrome and most
+/// readers, refuse deeper documents unless told otherwise; a feed needs a handful of levels.
+pub const MAX_DEPTH: usize = 256;
+
+/// Entity references may expand to at most this many times the document's size…
+pub const MAX_EXPANSION_FACTOR: usize = 5;
+/// …and at most this many bytes in all, whatever the document's size.
+pub const MAX_EXPANSION_BYTES: usize = 8 * 1024 * 1024;
+
+/// One piece of a well-formed document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event<'a> {
+    /// The XML declaration, with its checked `version` and `standalone` (`yes` or `no`).
+    Decl {
+        version: &'a str,
+        standalone: Option<&'a str>,
+    },
+    DocType,
+    Start(Tag<'a>),
+    Empty(Tag<'a>),
+    End,
+    /// Character data up to the next markup or reference.
+    Text {
+        whitespace: bool,
+    },
+    CData,
+    /// An entity or character reference in content.
+    Ref,
+    Comment,
+    Pi,
+    Eof,
+}
+
+/// A checked start or empty-element tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tag<'a> {
+    /// The qualified name as written.
+    pub name: &'a str,
+    /// The attributes as written, between the name and `>` or `/>`.
+    attributes: &'a str,
+}
+
+impl<'a> Tag<'a> {
+    /// The raw value of attribute `key` (references left as written).
+    pub fn attribute(&self, key: &str) -> Option<&'a str> {
+        self.attributes().find(|(name, _)| *name == key).map(|(_, value)| value)
+    }
+
+    /// Every attribute as `(qualified name, raw value)`.
+    pub fn attributes(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut rest = self.attributes;
+        std::iter::from_fn(move || {
+            let trimmed = rest.trim_start_matches(is_space_char);
+            let eq = trimmed.find('=')?;
+            let name = trimmed[..eq].trim_end_matches(is_space_char);
+            let after = trimmed[eq + 1..].trim_start_matches(is_space_char);
+            let quote = after.chars().next()?;
+            let value_and_rest = &after[1..];
+            let close = value_and_rest.find(quote)?;
+            rest = &value_and_rest[close + 1..];
+            Some((name, &value_and_rest[..close]))
+        })
+    }
+
+    pub fn has_attributes(&self) -> bool {
+        !self.attributes.bytes().all(is_space)
+    }
+}
 
 /// Receives every event of a well-formed document, in order.
 ///
@@ -20,132 +101,112 @@ pub(crate) trait Visitor<'a> {
 }
 
 /// Walks `src` to the end, checking well-formedness, and hands each event to `visitor`.
-///
-/// Refuses documents whose DOCTYPE declares entities before anything is expanded: flarefeed
-/// never expands them, which is what makes billion-laughs and external-entity documents harmless.
 pub(crate) fn walk<'a>(src: &'a str, visitor: &mut impl Visitor<'a>) -> Result<(), FeedError> {
     check_chars(src)?;
-    let mut reader = Reader::from_str(src);
-    let config = reader.config_mut();
-    config.trim_text(false);
-    config.expand_empty_elements = false;
-    config.check_end_names = true;
-    config.check_comments = true;
-
+    let mut lexer = Lexer::new(src);
+    let bytes = src.as_bytes();
+    // The start offset and name of each open element; its length is the depth.
+    let mut open: Vec<(usize, &'a str)> = Vec::new();
     let mut root_seen = false;
-    // Where each open element's start tag begins; its length is the depth.
-    let mut open: Vec<usize> = Vec::new();
-    let mut last = 0usize;
+    let mut doctype_seen = false;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| malformed(src, reader.error_position() as usize, describe(&e)))?;
-        let end = reader.buffer_position() as usize;
-        let span = last..end;
-        last = end;
+        let start = lexer.pos;
         let depth = open.len();
-        match &event {
-            Event::Decl(_) => {
-                if span.start != 0 {
-                    return Err(malformed(src, span.start, "XML declaration is not at the very start"));
-                }
+        let Some(&first) = bytes.get(start) else {
+            if let Some(&(_, name)) = open.last() {
+                return Err(lexer.error_at(
+                    src.len(),
+                    format!("document ends before <{name}> is closed (truncated?)"),
+                ));
             }
-            Event::DocType(text) => {
-                if root_seen {
-                    return Err(malformed(src, span.start, "DOCTYPE after the root element"));
-                }
-                if contains_entity_declaration(text) {
-                    return Err(FeedError::EntityDeclarations);
-                }
+            if !root_seen {
+                return Err(lexer.error_at(src.len(), "no root element"));
             }
-            Event::Start(start) | Event::Empty(start) => {
-                if depth == 0 {
-                    if root_seen {
-                        return Err(malformed(src, span.start, "more than one root element"));
-                    }
-                    root_seen = true;
-                }
-                check_attributes(src, span.start, start)?;
-                if matches!(event, Event::Start(_)) {
-                    open.push(span.start);
-                }
-            }
-            Event::End(_) => {
-                open.pop();
-            }
-            Event::Text(text) => {
-                if depth == 0 && !is_xml_whitespace(text) {
-                    return Err(malformed(src, span.start, "text outside the root element"));
-                }
-            }
-            Event::CData(_) => {
-                if depth == 0 {
-                    return Err(malformed(src, span.start, "CDATA outside the root element"));
-                }
-            }
-            Event::GeneralRef(reference) => {
-                if depth == 0 {
-                    return Err(malformed(src, span.start, "reference outside the root element"));
-                }
-                check_reference(reference).map_err(|problem| malformed(src, span.start, problem))?;
-            }
-            Event::Comment(_) | Event::PI(_) => {}
-            Event::Eof => {
-                if let Some(&unclosed) = open.last() {
-                    let name = tag_name(&src[unclosed..]);
-                    return Err(malformed(
-                        src,
-                        src.len(),
-                        format!("document ends before <{name}> is closed (truncated?)"),
-                    ));
-                }
-                if !root_seen {
-                    return Err(malformed(src, src.len(), "no root element"));
-                }
-                visitor.visit(&event, span, 0)?;
-                return Ok(());
-            }
-        }
-        // An end tag has been popped already: it gets its start tag's depth.
-        let visit_depth = if matches!(event, Event::End(_)) {
-            open.len()
-        } else {
-            depth
+            return visitor.visit(&Event::Eof, start..start, 0);
         };
-        visitor.visit(&event, span, visit_depth)?;
-    }
-}
-
-/// quick-xml's words, plus the likely cause when the input simply stops.
-fn describe(error: &quick_xml::Error) -> String {
-    let text = error.to_string();
-    if text.contains("end of input") {
-        format!("{text} (the document is truncated?)")
-    } else {
-        text
+        let mut visit_depth = depth;
+        let event = match first {
+            b'<' => match bytes.get(start + 1) {
+                Some(b'?') => lexer.pi_or_declaration(false)?,
+                Some(b'!') if lexer.starts_with("<!--") => lexer.comment()?,
+                Some(b'!') if lexer.starts_with("<![CDATA[") => {
+                    if depth == 0 {
+                        return Err(lexer.error("CDATA section outside the root element"));
+                    }
+                    lexer.cdata()?
+                }
+                Some(b'!') if lexer.starts_with("<!DOCTYPE") => {
+                    if root_seen {
+                        return Err(lexer.error("DOCTYPE after the root element"));
+                    }
+                    if doctype_seen {
+                        return Err(lexer.error("a second DOCTYPE: a document has at most one"));
+                    }
+                    doctype_seen = true;
+                    lexer.doctype()?
+                }
+                Some(b'!') => return Err(lexer.error("'<!' that starts no comment, CDATA section or DOCTYPE")),
+                Some(b'/') => {
+                    let name = lexer.end_tag()?;
+                    match open.pop() {
+                        Some((_, open_name)) if open_name == name => {}
+                        Some((_, open_name)) => {
+                            return Err(
+                                lexer.error_at(start, format!("end tag </{name}> does not match <{open_name}>"))
+                            );
+                        }
+                        None => return Err(lexer.error_at(start, format!("end tag </{name}> with no open element"))),
+                    }
+                    visit_depth = open.len();
+                    Event::End
+                }
+                _ => {
+                    let event = lexer.start_tag()?;
+                    if depth == 0 {
+                        if root_seen {
+                            return Err(lexer.error_at(start, "more than one root element"));
+                        }
+                        root_seen = true;
+                    }
+                    if depth >= MAX_DEPTH {
+                        return Err(FeedError::TooDeep { limit: MAX_DEPTH });
+                    }
+                    if let Event::Start(tag) = event {
+                        open.push((start, tag.name));
+                    }
+                    event
+                }
+            },
+            b'&' => {
+                if depth == 0 {
+                    return Err(lexer.error("reference outside the root element"));
+                }
+                lexer.reference()?;
+                Event::Ref
+            }
+            _ => {
+                let whitespace = lexer.text()?;
+                if depth == 0 && !whitespace {
+                    return Err(lexer.error_at(start, "text outside the root element"));
+                }
+                Event::Text { whitespace }
+            }
+        };
+        visitor.visit(&event, start..lexer.pos, visit_depth)?;
     }
 }
 
 /// XML whitespace: the only characters allowed to be dropped between elements.
 pub(crate) fn is_xml_whitespace(bytes: &[u8]) -> bool {
-    bytes.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    bytes.iter().all(|&b| is_space(b))
 }
 
-/// The qualified name of a start or empty tag read at `span_start`, sliced from the source in O(1):
-/// quick-xml already knows its length.
-pub(crate) fn element_name<'a>(src: &'a str, span_start: usize, start: &BytesStart<'_>) -> &'a str {
-    let from = span_start + 1;
-    &src[from..from + start.name().as_ref().len()]
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// The qualified name of a raw tag (`<a:b x="1">` → `a:b`), for the rare places without an event.
-pub(crate) fn tag_name(raw: &str) -> &str {
-    let inner = raw.trim_start_matches('<').trim_start_matches('/');
-    let end = inner
-        .bytes()
-        .position(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>'))
-        .unwrap_or(inner.len());
-    &inner[..end]
+fn is_space_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 /// The part of a qualified name after its prefix.
@@ -156,20 +217,28 @@ pub(crate) fn local_name(qname: &str) -> &str {
     }
 }
 
-/// The value of attribute `key` on a start tag, unescaped only for the predefined entities.
-pub(crate) fn attribute(start: &BytesStart<'_>, key: &str) -> Option<String> {
-    start
-        .attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == key.as_bytes())
-        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+/// `[4] NameStartChar`.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
 }
 
-fn contains_entity_declaration(doctype: &[u8]) -> bool {
-    doctype.windows(8).any(|w| w.eq_ignore_ascii_case(b"<!ENTITY"))
+/// `[4a] NameChar`.
+fn is_name_char(c: char) -> bool {
+    is_name_start(c) || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
-/// XML 1.0 allows no C0 controls but tab, newline and carriage return, and neither U+FFFE nor U+FFFF.
+/// `[13] PubidChar`.
+fn is_pubid_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'\r' | b'\n') || b"-'()+,./:=?;!*#@$_%".contains(&b)
+}
+
+/// `[2] Char`: no C0 controls but tab, newline and carriage return, and neither U+FFFE nor
+/// U+FFFF (a `str` holds no surrogates).
 ///
 /// This scan touches every byte, so it runs branch-free over 32-byte chunks (which the compiler
 /// vectorises) and looks closely only at chunks holding a suspect byte.
@@ -191,7 +260,7 @@ fn check_chars_at(src: &str, from: usize, to: usize) -> Result<(), FeedError> {
     let bytes = src.as_bytes();
     for i in from..to {
         let b = bytes[i];
-        if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') {
+        if b < 0x20 && !is_space(b) {
             return Err(malformed(
                 src,
                 i,
@@ -205,53 +274,661 @@ fn check_chars_at(src: &str, from: usize, to: usize) -> Result<(), FeedError> {
     Ok(())
 }
 
-fn check_attributes(src: &str, at: usize, start: &BytesStart<'_>) -> Result<(), FeedError> {
-    let mut attributes = start.attributes();
-    attributes.with_checks(true);
-    for attribute in attributes {
-        let attribute = attribute.map_err(|e| malformed(src, at, format!("bad attribute: {e}")))?;
-        let value = attribute.value.as_ref();
-        if value.contains(&b'<') {
-            return Err(malformed(src, at, "'<' inside an attribute value"));
+/// Whether a character reference's code point is a legal `Char`.
+fn is_legal_char(code: u32) -> bool {
+    matches!(code, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+/// A reference as read.
+enum Reference<'a> {
+    Char(u32),
+    Entity(&'a str),
+}
+
+const PREDEFINED: [&str; 5] = ["amp", "lt", "gt", "quot", "apos"];
+
+/// The cursor over the document, with what the DOCTYPE declared.
+struct Lexer<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    /// Declared internal general entities and the length of their replacement text.
+    entities: HashMap<&'a str, usize>,
+    /// Bytes all entity references so far expand to, and the most allowed.
+    expansion: usize,
+    expansion_limit: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(src: &'a str) -> Self {
+        Self {
+            src,
+            bytes: src.as_bytes(),
+            pos: 0,
+            entities: HashMap::new(),
+            expansion: 0,
+            expansion_limit: src.len().saturating_mul(MAX_EXPANSION_FACTOR).min(MAX_EXPANSION_BYTES),
         }
-        check_references_in(value).map_err(|problem| malformed(src, at, problem))?;
     }
-    Ok(())
-}
 
-fn check_references_in(mut value: &[u8]) -> Result<(), String> {
-    while let Some(amp) = value.iter().position(|&b| b == b'&') {
-        let rest = &value[amp + 1..];
-        let semi = rest
-            .iter()
-            .position(|&b| b == b';')
-            .ok_or_else(|| "'&' without ';' in an attribute value".to_string())?;
-        check_reference_name(&rest[..semi])?;
-        value = &rest[semi + 1..];
+    fn error(&self, detail: impl Into<String>) -> FeedError {
+        malformed(self.src, self.pos, detail)
     }
-    Ok(())
-}
 
-fn check_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<(), String> {
-    check_reference_name(reference)
-}
+    fn error_at(&self, at: usize, detail: impl Into<String>) -> FeedError {
+        malformed(self.src, at, detail)
+    }
 
-/// Only the five predefined entities and legal character references exist without a DTD.
-fn check_reference_name(name: &[u8]) -> Result<(), String> {
-    match name {
-        b"amp" | b"lt" | b"gt" | b"quot" | b"apos" => Ok(()),
-        [b'#', b'x', hex @ ..] => char_ref(hex, 16, name),
-        [b'#', dec @ ..] => char_ref(dec, 10, name),
-        _ => Err(format!("undefined entity &{};", String::from_utf8_lossy(name))),
+    fn truncated(&self, what: &str) -> FeedError {
+        malformed(
+            self.src,
+            self.src.len(),
+            format!("document ends inside {what} (truncated?)"),
+        )
+    }
+
+    fn starts_with(&self, s: &str) -> bool {
+        self.bytes[self.pos..].starts_with(s.as_bytes())
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Skips `S`, returning how many bytes it was.
+    fn skip_space(&mut self) -> usize {
+        let from = self.pos;
+        while self.peek().is_some_and(is_space) {
+            self.pos += 1;
+        }
+        self.pos - from
+    }
+
+    fn require_space(&mut self, context: &str) -> Result<(), FeedError> {
+        if self.skip_space() == 0 {
+            return Err(match self.peek() {
+                None => self.truncated(context),
+                Some(_) => self.error(format!("whitespace expected in {context}")),
+            });
+        }
+        Ok(())
+    }
+
+    fn expect(&mut self, s: &str, context: &str) -> Result<(), FeedError> {
+        if self.starts_with(s) {
+            self.pos += s.len();
+            Ok(())
+        } else if self.pos + s.len() > self.bytes.len() && s.as_bytes().starts_with(&self.bytes[self.pos..]) {
+            Err(self.truncated(context))
+        } else {
+            Err(self.error(format!("'{s}' expected in {context}")))
+        }
+    }
+
+    /// `[5] Name` at the cursor.
+    fn name(&mut self, what: &str) -> Result<&'a str, FeedError> {
+        let from = self.pos;
+        let mut chars = self.src[from..].char_indices();
+        match chars.next() {
+            Some((_, c)) if is_name_start(c) => {}
+            Some((_, c)) => return Err(self.error(format!("{c:?} cannot start {what}: not an XML name"))),
+            None => return Err(self.truncated(what)),
+        }
+        let len = chars
+            .find(|&(_, c)| !is_name_char(c))
+            .map_or(self.src.len() - from, |(i, _)| i);
+        self.pos = from + len;
+        Ok(&self.src[from..self.pos])
+    }
+
+    /// `[25] Eq`.
+    fn eq(&mut self, context: &str) -> Result<(), FeedError> {
+        self.skip_space();
+        self.expect("=", context)?;
+        self.skip_space();
+        Ok(())
+    }
+
+    /// A quoted literal, returned without its quotes; `context` names it in errors.
+    fn quoted(&mut self, context: &str) -> Result<&'a str, FeedError> {
+        let quote = match self.peek() {
+            Some(q @ (b'"' | b'\'')) => q,
+            Some(_) => return Err(self.error(format!("a quoted value expected for {context}"))),
+            None => return Err(self.truncated(context)),
+        };
+        let from = self.pos + 1;
+        let len = memchr(quote, &self.bytes[from..]).ok_or_else(|| self.truncated(context))?;
+        self.pos = from + len + 1;
+        Ok(&self.src[from..from + len])
+    }
+
+    /// `[14] CharData` up to the next `<` or `&`; returns whether it is all whitespace.
+    fn text(&mut self) -> Result<bool, FeedError> {
+        let from = self.pos;
+        let len = memchr2(b'<', b'&', &self.bytes[from..]).unwrap_or(self.bytes.len() - from);
+        let text = &self.bytes[from..from + len];
+        if let Some(at) = memmem::find(text, b"]]>") {
+            return Err(self.error_at(from + at, "']]>' in text: it may only end a CDATA section"));
+        }
+        self.pos = from + len;
+        Ok(is_xml_whitespace(text))
+    }
+
+    /// `[18] CDSect`.
+    fn cdata(&mut self) -> Result<Event<'a>, FeedError> {
+        let from = self.pos + "<![CDATA[".len();
+        let len = memmem::find(&self.bytes[from..], b"]]>").ok_or_else(|| self.truncated("a CDATA section"))?;
+        self.pos = from + len + 3;
+        Ok(Event::CData)
+    }
+
+    /// `[15] Comment`: no `--` inside, and no `-` just before the end.
+    fn comment(&mut self) -> Result<Event<'a>, FeedError> {
+        let from = self.pos + "<!--".len();
+        let dashes = memmem::find(&self.bytes[from..], b"--").ok_or_else(|| self.truncated("a comment"))?;
+        let end = from + dashes;
+        match self.bytes.get(end + 2) {
+            Some(b'>') => {
+                self.pos = end + 3;
+                Ok(Event::Comment)
+            }
+            Some(_) => Err(self.error_at(end, "'--' inside a comment")),
+            None => Err(self.truncated("a comment")),
+        }
+    }
+
+    /// `[16] PI`, or the `[23] XMLDecl` when the target is `xml`. `in_dtd`: inside the DOCTYPE.
+    fn pi_or_declaration(&mut self, in_dtd: bool) -> Result<Event<'a>, FeedError> {
+        let start = self.pos;
+        self.pos += 2;
+        let target = self.name("a processing instruction target")?;
+        if target == "xml" && !in_dtd {
+            return self.declaration(start);
+        }
+        if target.eq_ignore_ascii_case("xml") {
+            return Err(self.error_at(
+                start,
+                format!("<?{target} is reserved: an XML declaration may only stand at the very start"),
+            ));
+        }
+        if self.starts_with("?>") {
+            self.pos += 2;
+            return Ok(Event::Pi);
+        }
+        self.require_space("a processing instruction")?;
+        let len =
+            memmem::find(&self.bytes[self.pos..], b"?>").ok_or_else(|| self.truncated("a processing instruction"))?;
+        self.pos += len + 2;
+        Ok(Event::Pi)
+    }
+
+    /// `[23] XMLDecl`, after `<?xml`.
+    fn declaration(&mut self, start: usize) -> Result<Event<'a>, FeedError> {
+        if start != 0 {
+            return Err(self.error_at(start, "XML declaration is not at the very start"));
+        }
+        const CONTEXT: &str = "the XML declaration";
+        self.require_space(CONTEXT)?;
+        self.expect("version", CONTEXT)?;
+        self.eq(CONTEXT)?;
+        let version = self.quoted("version")?;
+        let digits = version.strip_prefix("1.").unwrap_or("");
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.error(format!("version {version:?} is not 1.x")));
+        }
+        let mut encoding_seen = false;
+        let mut standalone = None;
+        loop {
+            let space = self.skip_space();
+            if self.starts_with("?>") {
+                self.pos += 2;
+                return Ok(Event::Decl { version, standalone });
+            }
+            if space == 0 {
+                return Err(match self.peek() {
+                    None => self.truncated(CONTEXT),
+                    Some(_) => self.error("whitespace or '?>' expected in the XML declaration"),
+                });
+            }
+            if self.starts_with("encoding") && !encoding_seen && standalone.is_none() {
+                self.pos += "encoding".len();
+                self.eq(CONTEXT)?;
+                let name = self.quoted("encoding")?;
+                let mut bytes = name.bytes();
+                let valid = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+                    && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+                if !valid {
+                    return Err(self.error(format!("encoding {name:?} is not an encoding name")));
+                }
+                encoding_seen = true;
+            } else if self.starts_with("standalone") && standalone.is_none() {
+                self.pos += "standalone".len();
+                self.eq(CONTEXT)?;
+                let value = self.quoted("standalone")?;
+                if value != "yes" && value != "no" {
+                    return Err(self.error(format!("standalone {value:?} is neither \"yes\" nor \"no\"")));
+                }
+                standalone = Some(value);
+            } else {
+                return Err(
+                    self.error("unexpected text in the XML declaration (version, encoding, standalone, in that order)")
+                );
+            }
+        }
+    }
+
+    /// `[40] STag` or `[44] EmptyElemTag`, with unique, well-formed attributes.
+    fn start_tag(&mut self) -> Result<Event<'a>, FeedError> {
+        let start = self.pos;
+        self.pos += 1;
+        let name = self.name("an element name")?;
+        let attributes_from = self.pos;
+        let mut names: Vec<&'a str> = Vec::new();
+        loop {
+            let space = self.skip_space();
+            let attributes_to = self.pos - space;
+            let tag = |empty| {
+                let tag = Tag {
+                    name,
+                    attributes: &self.src[attributes_from..attributes_to],
+                };
+                if empty { Event::Empty(tag) } else { Event::Start(tag) }
+            };
+            match self.peek() {
+                Some(b'>') => {
+                    self.pos += 1;
+                    return Ok(tag(false));
+                }
+                Some(b'/') => {
+                    let event = tag(true);
+                    self.pos += 1;
+                    self.expect(">", "an empty-element tag")?;
+                    return Ok(event);
+                }
+                None => return Err(self.truncated(&format!("the tag <{name}>"))),
+                Some(_) if space == 0 => {
+                    return Err(self.error(format!("whitespace, '>' or '/>' expected in the tag <{name}>")));
+                }
+                Some(_) => {
+                    let key = self.name("an attribute name")?;
+                    if names.contains(&key) {
+                        return Err(self.error_at(start, format!("attribute {key:?} appears twice in <{name}>")));
+                    }
+                    names.push(key);
+                    self.eq("an attribute")?;
+                    self.attribute_value(key)?;
+                }
+            }
+        }
+    }
+
+    /// `[10] AttValue`: no `<`, and every `&` a good reference (WFC: No < in Attribute Values).
+    fn attribute_value(&mut self, key: &str) -> Result<(), FeedError> {
+        let value_start = self.pos + 1;
+        let value = self.quoted(&format!("attribute {key:?}"))?;
+        if let Some(at) = memchr(b'<', value.as_bytes()) {
+            return Err(self.error_at(value_start + at, format!("'<' inside the value of attribute {key:?}")));
+        }
+        let end = self.pos;
+        let mut at = value_start;
+        while let Some(amp) = memchr(b'&', &self.bytes[at..end - 1]) {
+            self.pos = at + amp;
+            self.reference()?;
+            if self.pos > end - 1 {
+                return Err(self.error_at(at + amp, format!("'&' without ';' in the value of attribute {key:?}")));
+            }
+            at = self.pos;
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    /// `[42] ETag`, returning the name.
+    fn end_tag(&mut self) -> Result<&'a str, FeedError> {
+        self.pos += 2;
+        let name = self.name("an end tag")?;
+        self.skip_space();
+        self.expect(">", &format!("the end tag </{name}>"))?;
+        Ok(name)
+    }
+
+    /// `[67] Reference` in content or an attribute value: a legal character, a predefined
+    /// entity, or a declared one (WFC: Entity Declared, Legal Character), counted against the
+    /// expansion limit.
+    fn reference(&mut self) -> Result<(), FeedError> {
+        let start = self.pos;
+        match self.read_reference()? {
+            Reference::Char(_) => Ok(()),
+            Reference::Entity(name) if PREDEFINED.contains(&name) => Ok(()),
+            Reference::Entity(name) => match self.entities.get(name) {
+                Some(&len) => {
+                    self.expansion += len;
+                    if self.expansion > self.expansion_limit {
+                        return Err(FeedError::EntityExpansion {
+                            limit: self.expansion_limit,
+                        });
+                    }
+                    Ok(())
+                }
+                None => Err(self.error_at(start, format!("undefined entity &{name};"))),
+            },
+        }
+    }
+
+    /// The syntax of `[66] CharRef` or `[68] EntityRef`, at a `&`.
+    fn read_reference(&mut self) -> Result<Reference<'a>, FeedError> {
+        let start = self.pos;
+        self.pos += 1;
+        if self.peek() == Some(b'#') {
+            self.pos += 1;
+            let radix = if self.peek() == Some(b'x') {
+                self.pos += 1;
+                16
+            } else {
+                10
+            };
+            let digits_from = self.pos;
+            let mut code: u32 = 0;
+            while let Some(digit) = self.peek().and_then(|b| (b as char).to_digit(radix)) {
+                code = code.saturating_mul(radix).saturating_add(digit);
+                self.pos += 1;
+            }
+            let digits = &self.src[digits_from..self.pos];
+            if digits.is_empty() || self.peek() != Some(b';') {
+                return Err(match self.peek() {
+                    None => self.truncated("a character reference"),
+                    Some(_) => self.error_at(start, "malformed character reference (&#…; or &#x…;)"),
+                });
+            }
+            self.pos += 1;
+            if !is_legal_char(code) {
+                return Err(self.error_at(
+                    start,
+                    format!(
+                        "&{}; refers to a character XML does not allow",
+                        &self.src[start + 1..self.pos - 1]
+                    ),
+                ));
+            }
+            return Ok(Reference::Char(code));
+        }
+        let name = match self.name("an entity reference") {
+            Ok(name) => name,
+            Err(_) => return Err(self.error_at(start, "'&' that starts no reference: write &amp;")),
+        };
+        if self.peek() != Some(b';') {
+            return Err(self.error_at(start, format!("'&{name}' without ';': write &amp; for a literal '&'")));
+        }
+        self.pos += 1;
+        Ok(Reference::Entity(name))
+    }
+
+    /// `[28] doctypedecl`, at `<!DOCTYPE`.
+    fn doctype(&mut self) -> Result<Event<'a>, FeedError> {
+        const CONTEXT: &str = "the DOCTYPE";
+        self.pos += "<!DOCTYPE".len();
+        self.require_space(CONTEXT)?;
+        self.name("the DOCTYPE's root name")?;
+        let space = self.skip_space();
+        if self.starts_with("SYSTEM") || self.starts_with("PUBLIC") {
+            if space == 0 {
+                return Err(self.error("whitespace expected in the DOCTYPE"));
+            }
+            self.external_id(true, CONTEXT)?;
+            self.skip_space();
+        }
+        if self.peek() == Some(b'[') {
+            self.pos += 1;
+            self.internal_subset()?;
+            self.skip_space();
+        }
+        self.expect(">", CONTEXT)?;
+        Ok(Event::DocType)
+    }
+
+    /// `[75] ExternalID`; with `system_required` false, also `[83] PublicID`.
+    fn external_id(&mut self, system_required: bool, context: &str) -> Result<(), FeedError> {
+        if self.starts_with("SYSTEM") {
+            self.pos += "SYSTEM".len();
+            self.require_space(context)?;
+            self.quoted("a system identifier")?;
+            return Ok(());
+        }
+        self.expect("PUBLIC", context)?;
+        self.require_space(context)?;
+        let at = self.pos;
+        let public = self.quoted("a public identifier")?;
+        if let Some(bad) = public.bytes().position(|b| !is_pubid_char(b)) {
+            return Err(self.error_at(at + 1 + bad, "character not allowed in a public identifier"));
+        }
+        if self.bytes[at] == b'\'' && public.contains('\'') {
+            return Err(self.error_at(at, "apostrophe inside an apostrophe-quoted public identifier"));
+        }
+        let space = self.skip_space();
+        if matches!(self.peek(), Some(b'"' | b'\'')) {
+            if space == 0 {
+                return Err(self.error("whitespace expected before the system identifier"));
+            }
+            self.quoted("a system identifier")?;
+        } else if system_required {
+            return Err(self.error("a system identifier expected after the public identifier"));
+        }
+        Ok(())
+    }
+
+    /// `[28b] intSubset`, up to and including its `]`.
+    fn internal_subset(&mut self) -> Result<(), FeedError> {
+        loop {
+            self.skip_space();
+            match self.peek() {
+                None => return Err(self.truncated("the DOCTYPE's internal subset")),
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'%') => {
+                    return Err(unsafe_entity("uses a parameter entity reference"));
+                }
+                Some(b'<') if self.starts_with("<!--") => {
+                    self.comment()?;
+                }
+                Some(b'<') if self.starts_with("<?") => {
+                    self.pi_or_declaration(true)?;
+                }
+                Some(b'<') if self.starts_with("<!ENTITY") => self.entity_declaration()?,
+                Some(b'<') if self.starts_with("<!ELEMENT") => self.element_declaration()?,
+                Some(b'<') if self.starts_with("<!NOTATION") => self.notation_declaration()?,
+                Some(b'<') if self.starts_with("<!ATTLIST") => {
+                    return Err(unsafe_entity(
+                        "declares attribute defaults (ATTLIST), which would change the feed where flarefeed cannot see it",
+                    ));
+                }
+                Some(_) => return Err(self.error("unexpected text in the DOCTYPE's internal subset")),
+            }
+        }
+    }
+
+    /// `[70] EntityDecl`. Only internal general entities with plain-text replacement are kept.
+    fn entity_declaration(&mut self) -> Result<(), FeedError> {
+        const CONTEXT: &str = "an entity declaration";
+        self.pos += "<!ENTITY".len();
+        self.require_space(CONTEXT)?;
+        if self.peek() == Some(b'%') {
+            return Err(unsafe_entity("declares a parameter entity"));
+        }
+        let name = self.name("an entity name")?;
+        self.require_space(CONTEXT)?;
+        if self.starts_with("SYSTEM") || self.starts_with("PUBLIC") {
+            return Err(unsafe_entity(&format!(
+                "declares the external entity {name:?} (SYSTEM/PUBLIC), which a reader would fetch"
+            )));
+        }
+        let at = self.pos;
+        let value = self.quoted("an entity value")?;
+        let after = self.pos;
+        let replacement = self.entity_replacement(name, value, at + 1)?;
+        self.pos = after;
+        self.skip_space();
+        self.expect(">", CONTEXT)?;
+        // The first declaration binds; later ones are ignored (XML 1.0, 4.2).
+        self.entities.entry(name).or_insert(replacement);
+        Ok(())
+    }
+
+    /// The length of an entity value's replacement text, refusing markup and references to
+    /// other entities: what makes expansion linear and the replacement plain text.
+    fn entity_replacement(&mut self, name: &str, value: &'a str, value_start: usize) -> Result<usize, FeedError> {
+        let bytes = value.as_bytes();
+        let mut len = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'<' => {
+                    return Err(unsafe_entity(&format!(
+                        "declares the entity {name:?} with markup ('<')"
+                    )));
+                }
+                b'%' => {
+                    return Err(unsafe_entity(&format!(
+                        "uses a parameter entity reference in the entity {name:?}"
+                    )));
+                }
+                b'&' => {
+                    self.pos = value_start + i;
+                    match self.read_reference()? {
+                        Reference::Char(code) if code == u32::from(b'<') || code == u32::from(b'&') => {
+                            return Err(unsafe_entity(&format!(
+                                "declares the entity {name:?} with markup (a reference to '<' or '&')"
+                            )));
+                        }
+                        Reference::Char(code) => len += char::from_u32(code).map_or(4, char::len_utf8),
+                        Reference::Entity(other) if PREDEFINED.contains(&other) => len += other.len() + 2,
+                        Reference::Entity(other) => {
+                            return Err(unsafe_entity(&format!(
+                                "declares the entity {name:?} in terms of another entity (&{other};), the shape of billion-laughs attacks"
+                            )));
+                        }
+                    }
+                    if self.pos > value_start + bytes.len() {
+                        return Err(self.error_at(value_start + i, "'&' without ';' in an entity value"));
+                    }
+                    i = self.pos - value_start;
+                }
+                _ => {
+                    len += 1;
+                    i += 1;
+                }
+            }
+        }
+        Ok(len)
+    }
+
+    /// `[45] elementdecl`.
+    fn element_declaration(&mut self) -> Result<(), FeedError> {
+        const CONTEXT: &str = "an element declaration";
+        self.pos += "<!ELEMENT".len();
+        self.require_space(CONTEXT)?;
+        self.name("an element name")?;
+        self.require_space(CONTEXT)?;
+        if self.starts_with("EMPTY") {
+            self.pos += "EMPTY".len();
+        } else if self.starts_with("ANY") {
+            self.pos += "ANY".len();
+        } else {
+            self.expect("(", CONTEXT)?;
+            self.skip_space();
+            if self.starts_with("#PCDATA") {
+                self.mixed()?;
+            } else {
+                self.content_group(1)?;
+                self.occurrence();
+            }
+        }
+        self.skip_space();
+        self.expect(">", CONTEXT)
+    }
+
+    /// `[51] Mixed`, after `(` and any whitespace.
+    fn mixed(&mut self) -> Result<(), FeedError> {
+        const CONTEXT: &str = "a mixed content model";
+        self.pos += "#PCDATA".len();
+        let mut names = false;
+        loop {
+            self.skip_space();
+            if self.peek() != Some(b'|') {
+                break;
+            }
+            self.pos += 1;
+            self.skip_space();
+            self.name("an element name")?;
+            names = true;
+        }
+        self.expect(")", CONTEXT)?;
+        if names {
+            self.expect("*", CONTEXT)
+        } else {
+            if self.peek() == Some(b'*') {
+                self.pos += 1;
+            }
+            Ok(())
+        }
+    }
+
+    /// `[49] choice` or `[50] seq`, after `(` and any whitespace, through `)`.
+    fn content_group(&mut self, level: usize) -> Result<(), FeedError> {
+        const CONTEXT: &str = "a content model";
+        if level > MAX_DEPTH {
+            return Err(FeedError::TooDeep { limit: MAX_DEPTH });
+        }
+        let mut separator = None;
+        loop {
+            self.skip_space();
+            if self.peek() == Some(b'(') {
+                self.pos += 1;
+                self.content_group(level + 1)?;
+            } else {
+                self.name("an element name")?;
+            }
+            self.occurrence();
+            self.skip_space();
+            match self.peek() {
+                Some(b')') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b @ (b'|' | b',')) if separator.is_none_or(|s| s == b) => {
+                    separator = Some(b);
+                    self.pos += 1;
+                }
+                None => return Err(self.truncated(CONTEXT)),
+                Some(_) => return Err(self.error("'|', ',' or ')' expected in a content model (not both '|' and ',')")),
+            }
+        }
+    }
+
+    fn occurrence(&mut self) {
+        if matches!(self.peek(), Some(b'?' | b'*' | b'+')) {
+            self.pos += 1;
+        }
+    }
+
+    /// `[82] NotationDecl`.
+    fn notation_declaration(&mut self) -> Result<(), FeedError> {
+        const CONTEXT: &str = "a notation declaration";
+        self.pos += "<!NOTATION".len();
+        self.require_space(CONTEXT)?;
+        self.name("a notation name")?;
+        self.require_space(CONTEXT)?;
+        self.external_id(false, CONTEXT)?;
+        self.skip_space();
+        self.expect(">", CONTEXT)
     }
 }
 
-fn char_ref(digits: &[u8], radix: u32, name: &[u8]) -> Result<(), String> {
-    let bad = || format!("invalid character reference &{};", String::from_utf8_lossy(name));
-    let text = std::str::from_utf8(digits).map_err(|_| bad())?;
-    let code = u32::from_str_radix(text, radix).map_err(|_| bad())?;
-    let legal = matches!(code, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
-    if legal { Ok(()) } else { Err(bad()) }
+fn unsafe_entity(detail: &str) -> FeedError {
+    FeedError::UnsafeDoctype {
+        detail: detail.to_string(),
+    }
 }
 
 /// A not-well-formed error with a line and column a person can find.
@@ -273,4 +950,119 @@ pub(crate) fn malformed(src: &str, offset: usize, detail: impl Into<String>) -> 
 pub(crate) fn document(text: &str) -> &str {
     text.trim_start_matches('\u{feff}')
         .trim_start_matches([' ', '\t', '\n', '\r'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count(usize);
+    impl<'a> Visitor<'a> for Count {
+        fn visit(&mut self, _: &Event<'a>, _: Range<usize>, _: usize) -> Result<(), FeedError> {
+            self.0 += 1;
+            Ok(())
+        }
+    }
+
+    fn verdict(src: &str) -> Result<(), FeedError> {
+        walk(src, &mut Count(0))
+    }
+
+    #[test]
+    fn accepts_the_productions() {
+        let good = [
+            "<a/>",
+            "<?xml version=\"1.0\"?><a/>",
+            "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>\n<a/>",
+            "<a b = \"1\"\tc='&amp;&#x41;&#65;'></a >",
+            "<!DOCTYPE a><a/>",
+            "<!DOCTYPE a SYSTEM \"a.dtd\"><a/>",
+            "<!DOCTYPE rss PUBLIC \"-//Netscape Communications//DTD RSS 0.91//EN\" \"http://my.netscape.com/publish/formats/rss-0.91.dtd\"><rss/>",
+            "<!DOCTYPE a [<!ELEMENT a (b|c)*><!ELEMENT b (#PCDATA)><!ELEMENT c (#PCDATA|b)*><!NOTATION n PUBLIC \"x\">]><a/>",
+            "<!DOCTYPE a [<!ENTITY id \"tag:example.com,2024:\"><!-- c --><?pi x?>]><a b=\"&id;\">&id;1</a>",
+            "<a><![CDATA[ ]] > <x> ]]></a>",
+            "<a><!----><!-- - --><?pi?><?pi data ?></a>",
+            "<é:a xmlns:é=\"u\">·</é:a>",
+        ];
+        for src in good {
+            verdict(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_issue_found() {
+        let bad = [
+            "<a>]]></a>",
+            "<1bad/>",
+            "<a><?XML x?></a>",
+            "<!DOCTYPE a><!DOCTYPE a><a/>",
+            "<?xml version=\"1.0\" standalone='x\" injected=\"1'?><a/>",
+            "<a b=\"1\"c=\"2\"/>",
+            "<a><!-- a -- b --></a>",
+            "<a><!-- a ---></a>",
+            "<a>&#+65;</a>",
+            "<a>&#xD800;</a>",
+            "<a></a b>",
+            "<a b='1' b='2'/>",
+            "<a>&undefined;</a>",
+            "<?xml version=\"2.0\"?><a/>",
+            "<?xml encoding=\"UTF-8\"?><a/>",
+            "<!DOCTYPE a [<!ENTITY e \"a&b\">]><a/>",
+        ];
+        for src in bad {
+            assert!(
+                matches!(verdict(src), Err(FeedError::NotWellFormed { .. })),
+                "{src}: {:?}",
+                verdict(src)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_unsafe_doctypes_on_purpose() {
+        for src in [
+            "<!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>",
+            "<!DOCTYPE a [<!ENTITY % p \"x\">]><a/>",
+            "<!DOCTYPE a [<!ENTITY e \"<b/>\">]><a/>",
+            "<!DOCTYPE a [<!ENTITY e \"&#60;b/>\">]><a/>",
+            "<!DOCTYPE a [<!ENTITY a \"x\"><!ENTITY b \"&a;&a;\">]><a/>",
+            "<!DOCTYPE a [<!ATTLIST a b CDATA \"x\">]><a/>",
+        ] {
+            assert!(matches!(verdict(src), Err(FeedError::UnsafeDoctype { .. })), "{src}");
+        }
+    }
+
+    #[test]
+    fn entity_expansion_is_bounded() {
+        let entity = "x".repeat(1000);
+        let uses = "&e;".repeat(100);
+        let src = format!("<!DOCTYPE a [<!ENTITY e \"{entity}\">]><a>{uses}</a>");
+        assert!(matches!(verdict(&src), Err(FeedError::EntityExpansion { .. })));
+        let src = format!("<!DOCTYPE a [<!ENTITY e \"{entity}\">]><a>&e;&e;</a>");
+        verdict(&src).unwrap();
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        verdict(&ok).unwrap();
+        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        assert_eq!(verdict(&deep), Err(FeedError::TooDeep { limit: MAX_DEPTH }));
+        let deep_empty = format!("{}<a/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert_eq!(verdict(&deep_empty), Err(FeedError::TooDeep { limit: MAX_DEPTH }));
+    }
+
+    #[test]
+    fn tag_attributes_read_back_as_written() {
+        let tag = Tag {
+            name: "a",
+            attributes: " b = \"1\"\tc='x\"y' d=\"\"",
+        };
+        assert_eq!(
+            tag.attributes().collect::<Vec<_>>(),
+            [("b", "1"), ("c", "x\"y"), ("d", "")]
+        );
+        assert_eq!(tag.attribute("c"), Some("x\"y"));
+        assert!(tag.has_attributes());
+    }
 }
