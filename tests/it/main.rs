@@ -12,3 +12,4 @@ mod refresh;
 mod s3_server;
 mod solver;
 mod template;
+mod wellformed;
