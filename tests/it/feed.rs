@@ -9,6 +9,8 @@ use proptest::prelude::*;
 
 use crate::common::{fixture, fixture_path, recorded_response};
 
+const XHTML: &str = "http://www.w3.org/1999/xhtml";
+
 /// What a feed parser sees in a document.
 pub fn meaning(xml: &str) -> Vec<String> {
     let options = roxmltree::ParsingOptions {
@@ -38,9 +40,17 @@ fn walk(node: roxmltree::Node<'_, '_>, preserve: bool, out: &mut Vec<String>) {
                         a.value()
                     ));
                 }
+                let xml_type = child.attribute("type").is_some_and(|t| {
+                    let media = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                    media == "xhtml" || media.ends_with("/xml") || media.ends_with("+xml")
+                });
                 let keeps = preserve
-                    || child.attribute("type") == Some("xhtml")
-                    || child.attribute(("http://www.w3.org/XML/1998/namespace", "space")) == Some("preserve");
+                    || xml_type
+                    || child.attribute("mode") == Some("xml")
+                    || child.attribute(("http://www.w3.org/XML/1998/namespace", "space")) == Some("preserve")
+                    || child
+                        .children()
+                        .any(|c| c.is_element() && c.tag_name().namespace() == Some(XHTML));
                 walk(child, keeps, out);
                 out.push(">".into());
             }
@@ -467,12 +477,14 @@ fn node() -> impl Strategy<Value = Node> {
     ];
     leaf.prop_recursive(5, 80, 6, |inner| {
         (
-            prop::sample::select(vec!["item", "title", "p", "x:y", "content"]),
+            prop::sample::select(vec!["item", "title", "p", "x:y", "content", "h:div"]),
             prop::collection::btree_map(
-                prop::sample::select(vec!["id", "type", "href", "xml:space"]),
+                prop::sample::select(vec!["id", "type", "href", "xml:space", "mode"]),
                 prop_oneof![
                     Just("xhtml".to_string()),
                     Just("preserve".to_string()),
+                    Just("application/xhtml+xml".to_string()),
+                    Just("xml".to_string()),
                     "[a-z &<\"中]{0,6}"
                 ],
                 0..3,
@@ -494,12 +506,171 @@ proptest! {
 
     #[test]
     fn format_keeps_meaning_and_is_idempotent(children in prop::collection::vec(node(), 0..6)) {
-        let root = Node::Element { name: "root", attributes: vec![("xmlns:x", "urn:x".into())], children, self_closing: false };
+        let root = Node::Element { name: "root", attributes: vec![("xmlns:x", "urn:x".into()), ("xmlns:h", XHTML.into())], children, self_closing: false };
         let mut xml = String::new();
         write(&root, &mut xml);
         let once = feed::format(&xml).unwrap().to_xml();
         prop_assert_eq!(meaning(&xml), meaning(&once));
         let twice = feed::format(&once).unwrap().to_xml();
         prop_assert_eq!(once, twice);
+    }
+
+    /// Random nesting depths and trees: every accepted input formats within the size bound to a
+    /// document an independent parser reads with the same meaning, and formatting is idempotent;
+    /// anything deeper than the limit is refused, never formatted.
+    #[test]
+    fn any_depth_is_bounded_or_refused(
+        depth in 1usize..400,
+        leaf in node(),
+        text in "[a-z ]{0,3}",
+        siblings in 0usize..40,
+    ) {
+        let mut inner = String::new();
+        write(&leaf, &mut inner);
+        inner.push_str(&"<s/>".repeat(siblings));
+        let xml = format!("{}{text}{inner}{}", "<a xmlns:x=\"urn:x\" xmlns:h=\"http://www.w3.org/1999/xhtml\">".repeat(1) + &"<a>".repeat(depth - 1), "</a>".repeat(depth));
+        let leaf_depth = match &leaf { Node::Element { children, .. } if children.is_empty() => 1, Node::Element { .. } => 7, _ => 0 };
+        match feed::format(&xml) {
+            Ok(formatted) => {
+                let once = formatted.into_xml();
+                prop_assert!(once.len() <= 2 * xml.len() + feed::SLACK_BYTES, "{} > 2 × {} + slack", once.len(), xml.len());
+                prop_assert_eq!(meaning(&xml), meaning(&once));
+                let twice = feed::format(&once).unwrap().into_xml();
+                prop_assert_eq!(once, twice);
+            }
+            Err(FeedError::TooDeep { limit }) => prop_assert!(depth + leaf_depth > limit, "refused at depth {}", depth),
+            Err(e) => prop_assert!(false, "{e}"),
+        }
+    }
+}
+
+// ---- hostile shapes (issue: feed safety) ----
+
+#[test]
+fn deep_nesting_is_refused_at_the_documented_limit() {
+    let nested = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+    feed::format(&nested(feed::MAX_DEPTH)).unwrap();
+    for depth in [feed::MAX_DEPTH + 1, 8_000, 1_000_000] {
+        assert_eq!(
+            feed::format(&nested(depth)).unwrap_err(),
+            FeedError::TooDeep { limit: feed::MAX_DEPTH }
+        );
+        let rss = format!(
+            "<rss version=\"2.0\"><channel><item>{}</item></channel></rss>",
+            nested(depth)
+        );
+        assert_eq!(refusal(&rss), FeedError::TooDeep { limit: feed::MAX_DEPTH });
+    }
+}
+
+#[test]
+fn output_stays_linear_in_the_input() {
+    // 8,000 levels formatted to 128 MB before; now the deepest accepted nesting, and a wide
+    // document of tiny siblings at that depth, both stay within 2 × input + slack.
+    let deep = format!("{}{}", "<a>".repeat(feed::MAX_DEPTH), "</a>".repeat(feed::MAX_DEPTH));
+    let wide = format!("{}{}{}", "<a>".repeat(200), "<b/>".repeat(50_000), "</a>".repeat(200));
+    for src in [deep, wide] {
+        let formatted = feed::format(&src).unwrap();
+        assert!(
+            formatted.len() <= 2 * src.len() + feed::SLACK_BYTES,
+            "{} from {}",
+            formatted.len(),
+            src.len()
+        );
+        assert_eq!(meaning(&src), meaning(formatted.as_str()));
+    }
+}
+
+#[test]
+fn pretty_form_over_the_cap_falls_back_to_the_document_as_written() {
+    let src = format!("<r>{}</r>", "<a><b/></a>".repeat(1000));
+    let pretty = feed::format(&src).unwrap();
+    assert!(!pretty.as_written());
+    let capped = feed::format_within(&src, src.len() + 100).unwrap();
+    assert!(capped.as_written());
+    assert_eq!(
+        capped.as_str(),
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{src}")
+    );
+    assert_eq!(
+        feed::format_within(&src, src.len() / 2).unwrap_err(),
+        FeedError::TooLarge {
+            size: src.len() + 38,
+            limit: src.len() / 2
+        }
+    );
+}
+
+#[test]
+fn markup_content_is_copied_verbatim() {
+    let cases = [
+        // Atom 1.0 with an XML media type.
+        r#"<content type="application/xhtml+xml"><b>a</b><i>b</i></content>"#,
+        r#"<summary type="text/xml; charset=utf-8"><x>a</x><y>b</y></summary>"#,
+        r#"<content type="image/svg+xml"><svg><g/><g/></svg></content>"#,
+        // Atom 0.3 mode="xml".
+        r#"<content mode="xml" type="text/html"><b>a</b><i>b</i></content>"#,
+        // Any element whose children are XHTML.
+        r#"<description><div xmlns="http://www.w3.org/1999/xhtml"><b>a</b><i>b</i></div></description>"#,
+        r#"<description xmlns:h="http://www.w3.org/1999/xhtml"><h:b>a</h:b><h:i>b</h:i></description>"#,
+    ];
+    for content in cases {
+        let src = format!("<feed xmlns=\"http://purl.org/atom/ns#\" version=\"0.3\"><entry>{content}</entry></feed>");
+        let out = format_checked(&src);
+        assert!(
+            out.contains(&format!("\n    {content}\n")),
+            "{content} was changed:\n{out}"
+        );
+    }
+    // Structure around them is still indented.
+    let out = format_checked("<feed><entry><title>t</title><content type=\"text\">x</content></entry></feed>");
+    assert!(out.contains("\n    <title>t</title>\n"));
+}
+
+#[test]
+fn internal_entities_are_kept_verbatim_and_counted_right() {
+    let src = concat!(
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE rss [\n  <!ENTITY id \"tag:example.com,2024:\">\n]>\n",
+        "<rss version=\"2.0\"><channel><title>t</title>",
+        "<item><guid>&id;1</guid></item><item><guid>&id;2</guid></item></channel></rss>"
+    );
+    let info = feed::check(src, GuardOptions::default()).unwrap();
+    assert_eq!(info.items, 2);
+    let formatted = feed::format(src).unwrap();
+    let xml = formatted.as_str();
+    assert!(xml.contains("<!DOCTYPE rss [\n  <!ENTITY id \"tag:example.com,2024:\">\n]>"));
+    assert!(xml.contains("<guid>&id;1</guid>") && xml.contains("<guid>&id;2</guid>"));
+    // roxmltree expands the entity: the meaning is the site's.
+    let doc = roxmltree::Document::parse_with_options(
+        xml,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let guids: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("guid"))
+        .map(|n| n.text().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(guids.len(), 2);
+    // The fingerprint follows the entity's meaning: a changed declaration is a changed feed.
+    let changed = src.replace("2024:", "2025:");
+    assert_ne!(formatted.fingerprint(), feed::format(&changed).unwrap().fingerprint());
+}
+
+#[test]
+fn well_formedness_findings_are_refused() {
+    let item = |body: &str| format!("<rss version=\"2.0\"><channel><item>{body}</item></channel></rss>");
+    for doc in [
+        item("a]]>b"),
+        item("<1bad/>"),
+        item("<?XML x?>"),
+        format!("<!DOCTYPE rss><!DOCTYPE rss>{}", item("")),
+        format!("<?xml version=\"1.0\" standalone='x\" injected=\"1'?>{}", item("")),
+    ] {
+        assert!(matches!(refusal(&doc), FeedError::NotWellFormed { .. }), "{doc}");
+        assert!(feed::format(&doc).is_err(), "{doc}");
     }
 }
