@@ -528,7 +528,7 @@ proptest! {
         let mut inner = String::new();
         write(&leaf, &mut inner);
         inner.push_str(&"<s/>".repeat(siblings));
-        let xml = format!("{}{text}{inner}{}", "<a xmlns:x=\"urn:x\" xmlns:h=\"http://www.w3.org/1999/xhtml\">".repeat(1) + &"<a>".repeat(depth - 1), "</a>".repeat(depth));
+        let xml = format!("{}{text}{inner}{}", "<a xmlns:x=\"urn:x\" xmlns:h=\"http://www.w3.org/1999/xhtml\">".to_string() + &"<a>".repeat(depth - 1), "</a>".repeat(depth));
         let leaf_depth = match &leaf { Node::Element { children, .. } if children.is_empty() => 1, Node::Element { .. } => 7, _ => 0 };
         match feed::format(&xml) {
             Ok(formatted) => {
