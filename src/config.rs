@@ -164,7 +164,10 @@ impl Config {
             raw.store.bucket = Some(bucket);
             raw.store.dir = None;
         }
-        raw.validate()
+        // Lambda sets the function's memory in the environment
+        // (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+        let memory_mb = env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|mb| mb.trim().parse().ok());
+        raw.validate(memory_mb)
     }
 
     /// The feed called `name`, if one is configured.
@@ -231,6 +234,8 @@ struct RawSolver {
     max_timeout_ms: u64,
     session: SessionPolicy,
     session_ttl_minutes: u64,
+    /// The largest solver reply read, in MB; on Lambda, no more than the memory admits.
+    max_reply_mb: Option<u64>,
 }
 
 impl Default for RawSolver {
@@ -241,8 +246,19 @@ impl Default for RawSolver {
             max_timeout_ms: d.max_timeout.as_millis() as u64,
             session: d.session,
             session_ttl_minutes: d.session_ttl_minutes,
+            max_reply_mb: None,
         }
     }
+}
+
+/// Memory a refresh needs besides the reply: the runtime, the SDK, TLS, buffers.
+pub const RESERVED_MEMORY_MB: u64 = 40;
+
+/// The largest reply a function with `memory_mb` of memory can take. A refresh peaks at under
+/// 3 times the reply on top of the process (bench/memory.py), so a reply at the cap fits.
+pub fn reply_cap_for_memory(memory_mb: u64) -> usize {
+    let mb = (memory_mb.saturating_sub(RESERVED_MEMORY_MB) / 3).max(1);
+    (mb * 1024 * 1024) as usize
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,8 +283,16 @@ struct RawFeed {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, function_memory_mb: Option<u64>) -> Result<Config, ConfigError> {
         let solver = &self.solver;
+        if solver.max_reply_mb == Some(0) {
+            return Err(invalid("solver.max_reply_mb", "must be at least 1"));
+        }
+        let configured = solver.max_reply_mb.map(|mb| (mb as usize).saturating_mul(1024 * 1024));
+        let max_reply_bytes = match function_memory_mb {
+            Some(mb) => configured.unwrap_or(usize::MAX).min(reply_cap_for_memory(mb)),
+            None => configured.unwrap_or(DEFAULT_MAX_BYTES),
+        };
         check_http_url(&solver.url, "solver.url")?;
         if !(1_000..=600_000).contains(&solver.max_timeout_ms) {
             return Err(invalid(
@@ -284,7 +308,8 @@ impl RawConfig {
             max_timeout: Duration::from_millis(solver.max_timeout_ms),
             session: solver.session,
             session_ttl_minutes: solver.session_ttl_minutes,
-            max_reply_bytes: DEFAULT_MAX_BYTES,
+            max_reply_bytes,
+            function_memory_mb,
         };
         let store = self.store.validate()?;
         let mut feeds: Vec<FeedConfig> = Vec::with_capacity(self.feeds.len());
@@ -422,6 +447,30 @@ fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_cap_follows_lambda_memory() {
+        let inline = "[solver]\nurl = \"http://127.0.0.1:8191/v1\"\n[store]\ndir = \"public\"\n[[feeds]]\nname = \"a\"\nurl = \"https://example.com/feed\"\n";
+        let with = |memory: Option<&str>, toml: &str| {
+            let memory = memory.map(str::to_string);
+            let env = move |key: &str| {
+                (key == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                    .then(|| memory.clone())
+                    .flatten()
+            };
+            Config::parse(toml, "test", &env).unwrap().solver
+        };
+        assert_eq!(with(None, inline).max_reply_bytes, DEFAULT_MAX_BYTES);
+        let lambda = with(Some("128"), inline);
+        assert_eq!(lambda.max_reply_bytes, 29 * 1024 * 1024);
+        assert_eq!(lambda.function_memory_mb, Some(128));
+        assert_eq!(with(Some("1024"), inline).max_reply_bytes, 328 * 1024 * 1024);
+        let configured = inline.replace("[store]", "max_reply_mb = 5\n[store]");
+        assert_eq!(with(None, &configured).max_reply_bytes, 5 * 1024 * 1024);
+        assert_eq!(with(Some("1024"), &configured).max_reply_bytes, 5 * 1024 * 1024);
+        let too_big = inline.replace("[store]", "max_reply_mb = 500\n[store]");
+        assert_eq!(with(Some("128"), &too_big).max_reply_bytes, 29 * 1024 * 1024);
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

@@ -300,17 +300,33 @@ impl Refresher {
             None => return Err(Failure::new(Stage::Extract, FeedError::Empty)),
         };
         let extracted = feed::extract(&text).map_err(|e| Failure::new(Stage::Extract, e))?;
+        let wrapper = extracted.wrapper;
+        // The feed replaces the page, so memory holds one of the two, never both: an unwrapped
+        // copy takes the page's place, and a slice of the page is cut down in place.
+        let kept = match extracted.text {
+            std::borrow::Cow::Owned(unwrapped) => Err(unwrapped),
+            std::borrow::Cow::Borrowed(feed) => Ok((feed.as_ptr() as usize - text.as_ptr() as usize, feed.len())),
+        };
+        let text = match kept {
+            Err(unwrapped) => unwrapped,
+            Ok((start, len)) => {
+                let mut text = text;
+                text.truncate(start + len);
+                text.drain(..start);
+                text
+            }
+        };
         let guard = GuardOptions {
             min_items: feed.min_items,
             max_bytes: self.config.solver.max_reply_bytes,
         };
-        let info = feed::check(&extracted.text, guard).map_err(|e| Failure::new(Stage::Guard, e))?;
-        let formatted =
-            feed::format_within(&extracted.text, guard.max_bytes).map_err(|e| Failure::new(Stage::Guard, e))?;
+        let info = feed::check(&text, guard).map_err(|e| Failure::new(Stage::Guard, e))?;
+        let formatted = feed::format_within(&text, guard.max_bytes).map_err(|e| Failure::new(Stage::Guard, e))?;
+        drop(text);
         let sha256 = formatted.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = started.elapsed().as_millis() as u64,
-            wrapper = ?extracted.wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
+            wrapper = ?wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
             as_written = formatted.as_written(), "feed checked and formatted"
         );
         Ok(Candidate {

@@ -42,6 +42,8 @@ pub struct SolverSettings {
     pub session_ttl_minutes: u64,
     /// The largest reply body read, in bytes.
     pub max_reply_bytes: usize,
+    /// The Lambda function's memory in MB, when the cap was derived from it.
+    pub function_memory_mb: Option<u64>,
 }
 
 impl Default for SolverSettings {
@@ -52,6 +54,7 @@ impl Default for SolverSettings {
             session: SessionPolicy::Reuse,
             session_ttl_minutes: 60,
             max_reply_bytes: crate::feed::DEFAULT_MAX_BYTES,
+            function_memory_mb: None,
         }
     }
 }
@@ -91,8 +94,18 @@ pub enum SolverError {
     Upstream { status: u16, url: String },
     #[error("FlareSolverr's reply is malformed: {detail}; is [solver] url really FlareSolverr's /v1 endpoint?")]
     Malformed { detail: String },
-    #[error("FlareSolverr's reply is larger than {limit} bytes; refused to protect memory")]
-    TooLarge { limit: usize },
+    #[error("FlareSolverr's reply is larger than {limit} bytes; refused to protect memory: {}", too_large_hint(*memory_mb))]
+    TooLarge { limit: usize, memory_mb: Option<u64> },
+}
+
+/// What to raise when a reply is over the cap.
+fn too_large_hint(memory_mb: Option<u64>) -> String {
+    match memory_mb {
+        Some(mb) => format!(
+            "the cap follows the Lambda function's memory ({mb} MB); raise its MemorySize (the template's MemorySize parameter): every 3 MB more admits 1 MB more reply"
+        ),
+        None => "if the feed really is this large, raise [solver] max_reply_mb".to_string(),
+    }
 }
 
 impl SolverError {
@@ -117,7 +130,7 @@ struct Command<'a> {
 }
 
 /// A reply of either build; every field may be missing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct Reply {
     status: Option<String>,
     message: Option<String>,
@@ -125,6 +138,132 @@ struct Reply {
     sessions: Option<Vec<String>>,
     /// The shape a malformed request gets instead of `status`/`message`.
     error: Option<serde_json::Value>,
+}
+
+/// [`Reply`] as read, with `solution.response` still the JSON text inside the body: the page
+/// is the reply's bulk, and decoding it once, straight into its own string, keeps a refresh's
+/// memory at the body plus the page (serde_json would add a scratch copy).
+#[derive(Deserialize)]
+struct RawReply<'a> {
+    status: Option<String>,
+    message: Option<String>,
+    #[serde(borrow)]
+    solution: Option<RawSolution<'a>>,
+    sessions: Option<Vec<String>>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawSolution<'a> {
+    url: Option<String>,
+    status: Option<u16>,
+    #[serde(default)]
+    headers: Option<serde_json::Value>,
+    #[serde(borrow)]
+    response: Option<&'a serde_json::value::RawValue>,
+}
+
+impl RawReply<'_> {
+    fn decode(self) -> Result<Reply, serde_json::Error> {
+        let solution = match self.solution {
+            None => None,
+            Some(raw) => Some(Solution {
+                url: raw.url,
+                status: raw.status,
+                headers: raw.headers,
+                response: match raw.response.map(serde_json::value::RawValue::get) {
+                    None | Some("null") => None,
+                    Some(text) if text.starts_with('"') => Some(Body::Text(json_string(text)?)),
+                    Some(json) => Some(Body::Json(serde_json::from_str(json)?)),
+                },
+            }),
+        };
+        Ok(Reply {
+            status: self.status,
+            message: self.message,
+            solution,
+            sessions: self.sessions,
+            error: self.error,
+        })
+    }
+}
+
+/// Decodes a JSON string literal (already checked by serde_json) into one exactly sized string.
+fn json_string(literal: &str) -> Result<String, serde_json::Error> {
+    use serde::de::Error;
+    let bad = |what: &str| serde_json::Error::custom(format!("bad string in solution.response: {what}"));
+    let inner = &literal[1..literal.len() - 1];
+    let escapes = memchr::memchr_iter(b'\\', inner.as_bytes()).count();
+    let mut out = String::with_capacity(inner.len() - escapes);
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = &rest[at + 1..];
+        let mut chars = escape.chars();
+        let used = match chars.next() {
+            Some('"') => {
+                out.push('"');
+                1
+            }
+            Some('\\') => {
+                out.push('\\');
+                1
+            }
+            Some('/') => {
+                out.push('/');
+                1
+            }
+            Some('b') => {
+                out.push('\u{8}');
+                1
+            }
+            Some('f') => {
+                out.push('\u{c}');
+                1
+            }
+            Some('n') => {
+                out.push('\n');
+                1
+            }
+            Some('r') => {
+                out.push('\r');
+                1
+            }
+            Some('t') => {
+                out.push('\t');
+                1
+            }
+            Some('u') => {
+                let unit = |from: usize| {
+                    escape
+                        .get(from..from + 4)
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .ok_or_else(|| bad("a short \\u escape"))
+                };
+                let first = unit(1)?;
+                match first {
+                    0xD800..=0xDBFF => {
+                        let second = if escape.get(5..7) == Some("\\u") { unit(7)? } else { 0 };
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return Err(bad("a lone surrogate"));
+                        }
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        out.push(char::from_u32(code).ok_or_else(|| bad("a surrogate pair"))?);
+                        11
+                    }
+                    0xDC00..=0xDFFF => return Err(bad("a lone surrogate")),
+                    code => {
+                        out.push(char::from_u32(code).ok_or_else(|| bad("an escape"))?);
+                        5
+                    }
+                }
+            }
+            _ => return Err(bad("an unknown escape")),
+        };
+        rest = &escape[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `solution` of a `request.get` reply.
@@ -312,6 +451,7 @@ impl FlareSolverr {
                 .map_err(|e| match e {
                     ReadError::TooLarge => SolverError::TooLarge {
                         limit: self.settings.max_reply_bytes,
+                        memory_mb: self.settings.function_memory_mb,
                     },
                     ReadError::Transport(e) if e.is_timeout() => timed_out(),
                     ReadError::Transport(e) => SolverError::Malformed {
@@ -369,12 +509,14 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
 }
 
 fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Reply, SolverError> {
-    let reply: Reply = serde_json::from_slice(body).map_err(|e| {
-        let head: String = String::from_utf8_lossy(&body[..body.len().min(200)]).chars().collect();
-        SolverError::Malformed {
-            detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
-        }
-    })?;
+    let reply: Reply = serde_json::from_slice::<RawReply<'_>>(body)
+        .and_then(RawReply::decode)
+        .map_err(|e| {
+            let head: String = String::from_utf8_lossy(&body[..body.len().min(200)]).chars().collect();
+            SolverError::Malformed {
+                detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
+            }
+        })?;
     if let Some(error) = reply.error {
         let message = error.as_str().map_or_else(|| error.to_string(), str::to_string);
         return Err(SolverError::Rejected { message });
@@ -472,6 +614,40 @@ impl FlareSolverr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_reply_names_the_setting_to_raise() {
+        let lambda = SolverError::TooLarge {
+            limit: 72 * 1024 * 1024,
+            memory_mb: Some(256),
+        };
+        assert!(
+            lambda.to_string().contains("memory (256 MB); raise its MemorySize"),
+            "{lambda}"
+        );
+        let local = SolverError::TooLarge {
+            limit: 1024,
+            memory_mb: None,
+        };
+        assert!(local.to_string().contains("raise [solver] max_reply_mb"), "{local}");
+    }
+
+    #[test]
+    fn json_strings_decode_as_serde_json_does() {
+        for value in [
+            "",
+            "plain",
+            "a\"b\\c/d\n\r\t\u{8}\u{c}",
+            "中文 😀 \u{1f}",
+            "&lt;rss&gt; <pre>\\u0041",
+        ] {
+            let literal = serde_json::to_string(value).unwrap();
+            assert_eq!(json_string(&literal).unwrap(), value, "{literal}");
+        }
+        assert_eq!(json_string(r#""\u00e9\ud83d\ude00\/""#).unwrap(), "é😀/");
+        assert!(json_string(r#""\ud800""#).is_err());
+        assert!(json_string(r#""\udc00x""#).is_err());
+    }
 
     #[test]
     fn stack_traces_are_cut() {

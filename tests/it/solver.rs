@@ -227,7 +227,14 @@ async fn oversized_reply_is_refused() {
         .solve("f", FEED_URL, None)
         .await
         .unwrap_err();
-    assert_eq!(error, SolverError::TooLarge { limit: 1024 });
+    assert_eq!(
+        error,
+        SolverError::TooLarge {
+            limit: 1024,
+            memory_mb: None
+        }
+    );
+    assert!(error.to_string().contains("max_reply_mb"));
 }
 
 #[tokio::test]

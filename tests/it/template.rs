@@ -84,3 +84,23 @@ fn the_function_timeout_covers_the_solver_budget() {
         "Timeout {timeout} s < maxTimeout {max} ms + margins ({budget} s)"
     );
 }
+
+#[test]
+fn the_default_memory_takes_a_5_mb_feed_in_chromes_viewer_with_a_margin() {
+    let template =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let memory: u64 = template
+        .lines()
+        .skip_while(|l| l.trim() != "MemorySize:")
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(template.contains("MemorySize: !Ref MemorySize"));
+    // Chrome's XML-viewer page of a 5 MB feed is about 15 MB, an 18.6 MB reply (bench/memory.py).
+    let cap = flarefeed::config::reply_cap_for_memory(memory);
+    assert!(
+        cap >= 2 * 19 * 1024 * 1024,
+        "a {memory} MB function caps replies at {cap} bytes"
+    );
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Peak RSS of one whole `flarefeed refresh` (the release binary, folder store) against a fake
+FlareSolverr on loopback that answers with a page of 5, 15 and 20 MB in each of the three shapes
+the solver returns: the raw feed (PyPI build), Chrome's <pre> view and Chrome's XML viewer.
+
+Prints a Markdown table: page size, reply size, peak RSS, and the rule's bound
+(2.5 × reply + 16 MB). A 1 KB feed gives the process's own baseline in the same run.
+usage: memory.py FLAREFEED_BINARY
+"""
+import html
+import http.server
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(__file__))
+import genfeed  # noqa: E402
+
+MB = 1024 * 1024
+VIEWER_HEAD = ('<html xmlns="http://www.w3.org/1999/xhtml"><head><style id="xml-viewer-style">'
+               'div.header { margin: 10px; } #webkit-xml-viewer-source-xml { display: none; }</style></head>'
+               '<body><div id="webkit-xml-viewer-source-xml">')
+
+
+def rss(size):
+    """A realistic feed of about `size` bytes (bench/genfeed.py)."""
+    rng = random.Random(size)
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>bench</title><link>https://example.test/</link>'
+            '<description>d</description><lastBuildDate>Sat, 21 Nov 2026 00:00:00 GMT</lastBuildDate>\n')
+    items, total, i = [], len(head), 0
+    while total < size:
+        items.append(genfeed.item(rng, i))
+        total += len(items[-1])
+        i += 1
+    return head + "".join(items) + "</channel></rss>\n"
+
+
+def page(shape, target):
+    """A page of about `target` bytes in the given shape."""
+    if shape == "raw":
+        return rss(target)
+    if shape == "pre":
+        feed = rss(int(target / 1.12))
+        return f'<html><head></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">{html.escape(feed, quote=False)}</pre></body></html>'
+    # Chrome's XML viewer: the hidden source, then the rendered tree, about twice its size.
+    feed = rss(target // 3)
+    body = feed.split("?>", 1)[1]
+    lines = "".join(f'<div class="line"><span class="html-tag">{html.escape(line)}</span></div>' for line in body.splitlines())
+    rendered = f'<div class="pretty-print">{lines}</div>'
+    while len(rendered) < 2 * len(body):
+        rendered += rendered[: 2 * len(body) - len(rendered)]
+    rendered = rendered[: rendered.rfind("</div>") + 6] if not rendered.endswith("</div>") else rendered
+    return f"{VIEWER_HEAD}{body}</div>{rendered}</body></html>"
+
+
+class Solver(http.server.BaseHTTPRequestHandler):
+    reply = b""
+
+    def do_POST(self):
+        command = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if command.get("cmd") == "request.get":
+            body = Solver.reply
+        else:
+            body = json.dumps({"status": "ok", "message": "", "session": command.get("session", "s"), "sessions": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def peak_rss(binary, port, response):
+    Solver.reply = json.dumps({
+        "status": "ok", "message": "", "startTimestamp": 0, "endTimestamp": 1, "version": "3.3.21",
+        "solution": {"url": "https://example.test/feed.xml", "status": 200, "headers": {}, "response": response,
+                     "cookies": [], "userAgent": "bench"},
+    }).encode()
+    with tempfile.TemporaryDirectory() as work:
+        env = dict(os.environ, FLAREFEED_SOLVER_URL=f"http://127.0.0.1:{port}/v1", RUST_LOG="warn")
+        run = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "refresh", "--url", "https://example.test/feed.xml"],
+                             cwd=work, env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"refresh failed: {run.stderr}")
+        return int(run.stderr.strip().splitlines()[-1]) * 1024, len(Solver.reply)
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Solver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    baseline, _ = peak_rss(binary, port, rss(1024))
+    print(f"Baseline (a 1 KB feed): peak RSS {baseline / MB:.1f} MB")
+    print()
+    print("| shape | page | reply | peak RSS | bound 2.5 × reply + 16 MB | peak / reply |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for shape in ("raw", "pre", "viewer"):
+        for target in (5, 15, 20):
+            response = page(shape, target * MB)
+            rss_bytes, reply = peak_rss(binary, port, response)
+            bound = 2.5 * reply + 16 * MB
+            flag = "" if rss_bytes <= bound else " **over**"
+            print(f"| {shape} | {len(response) / MB:.1f} MB | {reply / MB:.1f} MB | {rss_bytes / MB:.1f} MB{flag} "
+                  f"| {bound / MB:.1f} MB | {rss_bytes / reply:.2f} |")
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
