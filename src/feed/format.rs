@@ -15,6 +15,7 @@
 //! [`MAX_INDENT`] levels, and should the pretty form still pass twice the input plus
 //! [`SLACK_BYTES`] (or the caller's cap), the document is published as written instead.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::ops::Range;
 
@@ -126,7 +127,8 @@ pub fn format_within(text: &str, max_bytes: usize) -> Result<Formatted, FeedErro
         verbatim: None,
         volatile: Vec::new(),
         root: Root::Other,
-        namespaces: Vec::new(),
+        scopes: Vec::new(),
+        namespaces: HashMap::new(),
     };
     walk(src, &mut printer)?;
     if !printer.out.overflow {
@@ -237,8 +239,10 @@ struct Printer<'a> {
     verbatim: Option<usize>,
     volatile: Vec<Range<usize>>,
     root: Root,
-    /// Namespace declarations in scope: (depth of the declaring element, prefix, uri).
-    namespaces: Vec<(usize, &'a str, &'a str)>,
+    /// Namespace declarations in scope, in the order made: (depth of the declaring element, prefix).
+    scopes: Vec<(usize, &'a str)>,
+    /// The uris bound to each prefix, innermost last: a lookup costs the same however many there are.
+    namespaces: HashMap<&'a str, Vec<&'a str>>,
 }
 
 impl<'a> Printer<'a> {
@@ -267,25 +271,34 @@ impl<'a> Printer<'a> {
     fn is_xhtml(&mut self, tag: &Tag<'a>, depth: usize) -> bool {
         if tag.has_attributes() {
             for (name, value) in tag.attributes() {
-                if name == "xmlns" {
-                    self.namespaces.push((depth, "", value));
-                } else if let Some(prefix) = name.strip_prefix("xmlns:") {
-                    self.namespaces.push((depth, prefix, value));
-                }
+                let prefix = match name.strip_prefix("xmlns") {
+                    Some("") => "",
+                    Some(rest) => match rest.strip_prefix(':') {
+                        Some(prefix) => prefix,
+                        None => continue,
+                    },
+                    None => continue,
+                };
+                self.scopes.push((depth, prefix));
+                self.namespaces.entry(prefix).or_default().push(value);
             }
         }
         let prefix = tag.name.rsplit_once(':').map_or("", |(prefix, _)| prefix);
         self.namespaces
-            .iter()
-            .rev()
-            .find(|(_, p, _)| *p == prefix)
-            .is_some_and(|(_, _, uri)| *uri == XHTML)
+            .get(prefix)
+            .and_then(|uris| uris.last())
+            .is_some_and(|uri| *uri == XHTML)
     }
 
     /// Forgets the namespace declarations of elements at `depth` and deeper.
     fn close_scope(&mut self, depth: usize) {
-        while self.namespaces.last().is_some_and(|(d, _, _)| *d >= depth) {
-            self.namespaces.pop();
+        while let Some(&(d, prefix)) = self.scopes.last()
+            && d >= depth
+        {
+            self.scopes.pop();
+            if let Some(uris) = self.namespaces.get_mut(prefix) {
+                uris.pop();
+            }
         }
     }
 }

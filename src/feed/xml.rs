@@ -16,7 +16,7 @@
 //! undeclared entities even where an external DTD subset might declare them; and nesting deeper
 //! than [`MAX_DEPTH`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use memchr::{memchr, memchr2, memmem};
@@ -524,6 +524,7 @@ impl<'a> Lexer<'a> {
         let name = self.name("an element name")?;
         let attributes_from = self.pos;
         let mut names: Vec<&'a str> = Vec::new();
+        let mut seen: HashSet<&'a str> = HashSet::new();
         loop {
             let space = self.skip_space();
             let attributes_to = self.pos - space;
@@ -551,7 +552,17 @@ impl<'a> Lexer<'a> {
                 }
                 Some(_) => {
                     let key = self.name("an attribute name")?;
-                    if names.contains(&key) {
+                    // A linear scan suits the usual handful; a hostile tag with thousands of
+                    // attributes switches to a set, so the check stays linear overall.
+                    let duplicate = if names.len() < 16 {
+                        names.contains(&key)
+                    } else {
+                        if seen.is_empty() {
+                            seen.extend(names.iter().copied());
+                        }
+                        !seen.insert(key)
+                    };
+                    if duplicate {
                         return Err(self.error_at(start, format!("attribute {key:?} appears twice in <{name}>")));
                     }
                     names.push(key);
@@ -1050,6 +1061,14 @@ mod tests {
         assert_eq!(verdict(&deep), Err(FeedError::TooDeep { limit: MAX_DEPTH }));
         let deep_empty = format!("{}<a/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert_eq!(verdict(&deep_empty), Err(FeedError::TooDeep { limit: MAX_DEPTH }));
+    }
+
+    #[test]
+    fn many_attributes_are_checked_for_duplicates_past_the_linear_scan() {
+        let attributes: String = (0..50_000).map(|i| format!(" a{i}=\"\"")).collect();
+        verdict(&format!("<r{attributes}/>")).unwrap();
+        let error = verdict(&format!("<r{attributes} a49999=\"\"/>")).unwrap_err();
+        assert!(error.to_string().contains("\"a49999\" appears twice"), "{error}");
     }
 
     #[test]
