@@ -4,8 +4,7 @@ use flarefeed::config::{Config, StoreLocation};
 
 /// The TOML block of `FLAREFEED_CONFIG: !Sub`, with `${…}` filled in as `sam deploy` would.
 fn template_config(values: &[(&str, &str)]) -> String {
-    let template =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let template = template_text();
     let start = template
         .find("FLAREFEED_CONFIG: !Sub")
         .expect("FLAREFEED_CONFIG in template.yaml");
@@ -63,8 +62,7 @@ fn the_template_config_is_valid_with_its_defaults() {
 
 #[test]
 fn the_function_timeout_covers_the_solver_budget() {
-    let template =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let template = template_text();
     let timeout: u64 = template
         .lines()
         .find_map(|l| l.trim().strip_prefix("Timeout: "))
@@ -87,8 +85,7 @@ fn the_function_timeout_covers_the_solver_budget() {
 
 #[test]
 fn the_default_memory_takes_a_5_mb_feed_in_chromes_viewer_with_a_margin() {
-    let template =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap();
+    let template = template_text();
     let memory: u64 = template
         .lines()
         .skip_while(|l| l.trim() != "MemorySize:")
@@ -103,4 +100,9 @@ fn the_default_memory_takes_a_5_mb_feed_in_chromes_viewer_with_a_margin() {
         cap >= 2 * 19 * 1024 * 1024,
         "a {memory} MB function caps replies at {cap} bytes"
     );
+}
+
+/// `template.yaml` as committed.
+fn template_text() -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap()
 }
