@@ -236,6 +236,8 @@ struct RawSolver {
     session_ttl_minutes: u64,
     /// The largest solver reply read, in MB; on Lambda, no more than the memory admits.
     max_reply_mb: Option<u64>,
+    /// Session names are `<session_prefix>-<feed>`; default: from where the feeds are published.
+    session_prefix: Option<String>,
 }
 
 impl Default for RawSolver {
@@ -247,8 +249,23 @@ impl Default for RawSolver {
             session: d.session,
             session_ttl_minutes: d.session_ttl_minutes,
             max_reply_mb: None,
+            session_prefix: None,
         }
     }
+}
+
+/// `flarefeed-` and a short hash of where the feeds are published (bucket, endpoint and prefix,
+/// or folder and prefix): two deployments sharing one FlareSolverr publish to different places,
+/// so their sessions for a feed of the same name get different names.
+pub fn default_session_prefix(store: &StoreConfig) -> String {
+    use sha2::{Digest, Sha256};
+    let place = match &store.location {
+        StoreLocation::Dir(dir) => format!("dir:{}/{}", dir.display(), store.prefix),
+        StoreLocation::Bucket { bucket, endpoint, .. } => {
+            format!("s3:{}/{bucket}/{}", endpoint.as_deref().unwrap_or(""), store.prefix)
+        }
+    };
+    format!("flarefeed-{}", &hex::encode(Sha256::digest(place.as_bytes()))[..8])
 }
 
 /// Memory a refresh needs besides the reply: the runtime, the SDK, TLS, buffers.
@@ -303,15 +320,32 @@ impl RawConfig {
         if solver.session_ttl_minutes == 0 {
             return Err(invalid("solver.session_ttl_minutes", "must be at least 1"));
         }
+        let store = self.store.validate()?;
+        let session_prefix = match &solver.session_prefix {
+            Some(prefix) => {
+                let valid = (1..=40).contains(&prefix.len())
+                    && prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !valid {
+                    return Err(invalid(
+                        "solver.session_prefix",
+                        "must be 1 to 40 letters, digits, '-' or '_'",
+                    ));
+                }
+                prefix.clone()
+            }
+            None => default_session_prefix(&store),
+        };
         let solver = SolverSettings {
             url: solver.url.clone(),
             max_timeout: Duration::from_millis(solver.max_timeout_ms),
             session: solver.session,
             session_ttl_minutes: solver.session_ttl_minutes,
+            session_prefix,
             max_reply_bytes,
             function_memory_mb,
         };
-        let store = self.store.validate()?;
         let mut feeds: Vec<FeedConfig> = Vec::with_capacity(self.feeds.len());
         for (i, raw) in self.feeds.into_iter().enumerate() {
             let at = format!("feeds[{i}]");
@@ -449,6 +483,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn session_prefixes_differ_per_deployment() {
+        let parse = |store: &str, solver: &str| {
+            let toml = format!(
+                "[solver]\n{solver}\n[store]\n{store}\n[[feeds]]\nname = \"feed\"\nurl = \"https://example.com/f\"\n"
+            );
+            Config::parse(&toml, "test", &|_: &str| None).map(|c| c.solver.session_prefix)
+        };
+        let a = parse("bucket = \"team-a\"", "").unwrap();
+        let b = parse("bucket = \"team-b\"", "").unwrap();
+        let a_prefixed = parse("bucket = \"team-a\"\nprefix = \"x/\"", "").unwrap();
+        let local = parse("dir = \"public\"", "").unwrap();
+        assert!(a.starts_with("flarefeed-") && a.len() == "flarefeed-".len() + 8, "{a}");
+        assert_eq!(a, parse("bucket = \"team-a\"", "").unwrap(), "stable across starts");
+        assert!(a != b && a != a_prefixed && a != local);
+        assert_eq!(parse("dir = \"public\"", "session_prefix = \"mine\"").unwrap(), "mine");
+        assert!(parse("dir = \"public\"", "session_prefix = \"a b\"").is_err());
+    }
+
+    #[test]
     fn reply_cap_follows_lambda_memory() {
         let inline = "[solver]\nurl = \"http://127.0.0.1:8191/v1\"\n[store]\ndir = \"public\"\n[[feeds]]\nname = \"a\"\nurl = \"https://example.com/feed\"\n";
         let with = |memory: Option<&str>, toml: &str| {
@@ -483,7 +536,11 @@ mod tests {
     #[test]
     fn defaults_fill_everything_in() {
         let config = parse("[[feeds]]\nname = \"nodeseek\"\nurl = \"https://www.nodeseek.com/rss.xml\"\n").unwrap();
-        assert_eq!(config.solver, SolverSettings::default());
+        let solver = SolverSettings {
+            session_prefix: default_session_prefix(&StoreConfig::default()),
+            ..SolverSettings::default()
+        };
+        assert_eq!(config.solver, solver);
         assert_eq!(config.store, StoreConfig::default());
         assert_eq!(
             config.feeds,

@@ -40,6 +40,9 @@ pub struct SolverSettings {
     pub max_timeout: Duration,
     pub session: SessionPolicy,
     pub session_ttl_minutes: u64,
+    /// Session names are `<session_prefix>-<feed>`: a prefix per deployment keeps two
+    /// deployments that share one FlareSolverr out of each other's sessions.
+    pub session_prefix: String,
     /// The largest reply body read, in bytes.
     pub max_reply_bytes: usize,
     /// The Lambda function's memory in MB, when the cap was derived from it.
@@ -53,6 +56,7 @@ impl Default for SolverSettings {
             max_timeout: Duration::from_secs(60),
             session: SessionPolicy::Reuse,
             session_ttl_minutes: 60,
+            session_prefix: "flarefeed".into(),
             max_reply_bytes: crate::feed::DEFAULT_MAX_BYTES,
             function_memory_mb: None,
         }
@@ -109,9 +113,20 @@ fn too_large_hint(memory_mb: Option<u64>) -> String {
 }
 
 impl SolverError {
-    /// Whether recreating the session could help.
-    pub fn is_session_failure(&self) -> bool {
-        matches!(self, SolverError::Session { .. })
+    /// Whether a failed request made in a session may be the session's fault, so that
+    /// recreating it could help.
+    ///
+    /// Decided by what says the *site* failed, not by how a broken session is worded: builds
+    /// and languages word that differently (the PyPI build says "浏览器未开启或已关闭。" or
+    /// "'NoneType' object has no attribute 'send'" for the same dead Chrome). The site's own
+    /// failures are the challenge not solved in time, a Cloudflare block, and Chrome's
+    /// `net::ERR_…` for the url; every other error FlareSolverr reports gets the one retry.
+    pub fn may_be_session_failure(&self) -> bool {
+        match self {
+            SolverError::Session { .. } => true,
+            SolverError::Failed { message } => !message.contains("net::ERR_"),
+            _ => false,
+        }
     }
 }
 
@@ -575,19 +590,19 @@ impl Solver for FlareSolverr {
         if self.settings.session == SessionPolicy::None {
             return self.request_get(url, None, deadline).await;
         }
-        let session = format!("flarefeed-{feed}");
+        let session = format!("{}-{feed}", self.settings.session_prefix);
         let in_session = || async {
             self.sessions_create(&session, deadline).await?;
             self.request_get(url, Some(&session), deadline).await
         };
         let first = match in_session().await {
-            Err(e) if e.is_session_failure() => e,
+            Err(e) if e.may_be_session_failure() => e,
             other => return other,
         };
         warn!(feed, session, error = %first, "session failed; recreating it and retrying once");
         self.destroy_quietly(&session, deadline).await;
         let second = match in_session().await {
-            Err(e) if e.is_session_failure() => e,
+            Err(e) if e.may_be_session_failure() => e,
             other => return other,
         };
         warn!(feed, session, error = %second, "session failed again; dropping it and fetching without a session");
@@ -672,7 +687,26 @@ mod tests {
             classify("Error: Error solving the challenge. Cloudflare has blocked this request. Probably"),
             SolverError::Blocked { .. }
         ));
-        assert!(classify("Error: 浏览器未开启或已关闭。").is_session_failure());
-        assert!(classify("Error: The session doesn't exist.").is_session_failure());
+        assert!(classify("Error: 浏览器未开启或已关闭。").may_be_session_failure());
+        assert!(classify("Error: The session doesn't exist.").may_be_session_failure());
+    }
+
+    #[test]
+    fn session_retries_are_decided_by_what_says_the_site_failed() {
+        for unseen in [
+            "Error: Error solving the challenge. 'NoneType' object has no attribute 'send'",
+            "Error: something no build has said yet",
+            "Error: セッションが壊れました",
+        ] {
+            assert!(classify(unseen).may_be_session_failure(), "{unseen}");
+        }
+        for site in [
+            "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+            "Error: Error solving the challenge. Cloudflare has blocked this request. Probably your IP is banned for this site, check in your web browser.",
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_NAME_NOT_RESOLVED\\n  (Session info: chrome=156)",
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED",
+        ] {
+            assert!(!classify(site).may_be_session_failure(), "{site}");
+        }
     }
 }

@@ -132,11 +132,13 @@ async fn refresh_url_needs_no_configuration() {
     let written = std::fs::read_to_string(checkout.path().join("public/news-example-test.xml")).unwrap();
     assert_eq!(written, formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT"));
     assert!(checkout.path().join("public/status/news-example-test.json").exists());
+    // The session is named for this deployment: its folder, `public`.
+    let prefix = flarefeed::config::default_session_prefix(&flarefeed::config::StoreConfig::default());
     assert_eq!(
         fake.commands(),
         [
-            "sessions.create@flarefeed-news-example-test",
-            "request.get@flarefeed-news-example-test"
+            format!("sessions.create@{prefix}-news-example-test"),
+            format!("request.get@{prefix}-news-example-test")
         ]
     );
 
