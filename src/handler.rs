@@ -63,7 +63,9 @@ impl App {
     pub fn new(refresher: Refresher, token: Option<&str>) -> Self {
         Self {
             refresher,
-            token: token.filter(|t| !t.is_empty()).map(digest),
+            // Trimmed like the offered token: a trailing newline from `echo` or a secrets file
+            // must not lock everyone out.
+            token: token.map(str::trim).filter(|t| !t.is_empty()).map(digest),
         }
     }
 
@@ -209,35 +211,39 @@ impl App {
         }
     }
 
-    /// A bearer token when one is configured; otherwise only requests that AWS_IAM signed.
+    /// A request AWS_IAM signed is authorized whatever the token: with AuthType AWS_IAM, Lambda
+    /// has already checked the SigV4 signature and the caller's permission before invoking the
+    /// function, and reports the caller in `requestContext.authorizer.iam`
+    /// (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html). SigV4 uses the
+    /// Authorization header itself, so such a request can never carry the bearer token too.
+    /// Otherwise a bearer token is needed, when one is configured. The scheme is matched in
+    /// any case, as RFC 7235 section 2.1 requires.
     fn authorize(&self, request: &LambdaFunctionUrlRequest) -> Result<(), String> {
-        match &self.token {
-            Some(expected) => {
-                let offered = request
-                    .headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                    .ok_or("missing Authorization: Bearer <token>")?;
-                if bool::from(digest(offered.trim()).ct_eq(expected)) {
-                    Ok(())
-                } else {
-                    Err("wrong token".into())
-                }
-            }
-            None => {
-                let signed = request
-                    .request_context
-                    .authorizer
-                    .as_ref()
-                    .and_then(|a| a.iam.as_ref())
-                    .is_some();
-                if signed {
-                    Ok(())
-                } else {
-                    Err("this function URL has no FLAREFEED_TOKEN and the request is not AWS_IAM-signed; set a token or use AuthType AWS_IAM".into())
-                }
-            }
+        let signed = request
+            .request_context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .is_some();
+        if signed {
+            return Ok(());
+        }
+        let Some(expected) = &self.token else {
+            return Err("this function URL has no FLAREFEED_TOKEN and the request is not AWS_IAM-signed; set a token or use AuthType AWS_IAM".into());
+        };
+        let offered = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, credentials) = v.trim_start().split_once([' ', '\t'])?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(credentials)
+            })
+            .ok_or("missing Authorization: Bearer <token>")?;
+        if bool::from(digest(offered.trim()).ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err("wrong token".into())
         }
     }
 }

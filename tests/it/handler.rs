@@ -284,3 +284,27 @@ async fn an_emulators_constant_deadline_is_not_taken_for_a_spent_one() {
         "{spent}"
     );
 }
+
+#[tokio::test]
+async fn auth_edge_cases_do_not_lock_people_out() {
+    // A configured token with a trailing newline (from `echo` or a secrets file) still matches.
+    let h = Harness::start(Some(&format!("{TOKEN}\n")), false).await;
+    assert_eq!(h.http(event("url-status.json")).await.0, 200);
+    // The scheme is case-insensitive (RFC 7235 section 2.1).
+    for scheme in ["BEARER", "bearer", "BeArEr"] {
+        let mut request = event("url-status.json");
+        request["headers"]["authorization"] = json!(format!("{scheme} {TOKEN}"));
+        assert_eq!(h.http(request).await.0, 200, "{scheme}");
+    }
+    let mut basic = event("url-status.json");
+    basic["headers"]["authorization"] = json!(format!("Basic {TOKEN}"));
+    assert_eq!(h.http(basic).await.0, 401);
+    // With AuthType AWS_IAM and a token both set, a SigV4-signed request carries the signature
+    // in Authorization, never the token: Lambda's IAM check is enough.
+    let mut signed = event("url-status.json");
+    signed["headers"]["authorization"] = json!(
+        "AWS4-HMAC-SHA256 Credential=AKIA/20261122/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"
+    );
+    signed["requestContext"]["authorizer"] = json!({"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "x", "userArn": "arn:aws:iam::123456789012:user/op", "userId": "x"}});
+    assert_eq!(h.http(signed).await.0, 200);
+}
