@@ -106,3 +106,113 @@ fn the_default_memory_takes_a_5_mb_feed_in_chromes_viewer_with_a_margin() {
 fn template_text() -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml")).unwrap()
 }
+
+/// The YAML text of one parameter's or resource's block: its `  <name>:` line and every more
+/// indented line after it.
+fn block(template: &str, name: &str) -> String {
+    let head = format!("  {name}:");
+    let mut lines = template.lines().skip_while(|l| *l != head);
+    let first = lines.next().unwrap_or_else(|| panic!("{name} in template.yaml"));
+    let body: Vec<&str> = lines.take_while(|l| l.is_empty() || l.starts_with("   ")).collect();
+    format!("{first}\n{}\n", body.join("\n"))
+}
+
+#[test]
+fn failed_ticks_are_not_retried_and_land_in_a_queue() {
+    let template = template_text();
+    let function = block(&template, "FlarefeedFunction");
+    assert!(
+        function.contains("EventInvokeConfig:\n        MaximumRetryAttempts: 0\n"),
+        "{function}"
+    );
+    assert!(function.contains("MaximumEventAgeInSeconds: 600"));
+    assert!(
+        function.contains("OnFailure:\n            Type: SQS\n            Destination: !GetAtt FailedInvocations.Arn")
+    );
+    assert!(function.contains("Action: sqs:SendMessage\n              Resource: !GetAtt FailedInvocations.Arn"));
+    assert!(block(&template, "FailedInvocations").contains("Type: AWS::SQS::Queue"));
+}
+
+#[test]
+fn list_bucket_is_granted_without_a_prefix_condition_and_objects_are_scoped() {
+    let template = template_text();
+    let function = block(&template, "FlarefeedFunction");
+    let list = &function[function.find("Sid: TellMissingFromForbidden").unwrap()..];
+    let list = &list[..list.find("- Sid:").unwrap()];
+    assert!(list.contains("Action: s3:ListBucket"));
+    assert!(!list.contains("Condition"), "{list}");
+    let objects = &function[function.find("Sid: ReadAndWriteFeedsAndStatusRecords").unwrap()..];
+    let objects = &objects[..objects.find("- Sid:").unwrap()];
+    assert!(objects.contains("${Prefix}${FeedName}.xml") && objects.contains("${Prefix}status/*"));
+    assert!(
+        !objects.contains("${Prefix}*"),
+        "object access is scoped to the feed and status/"
+    );
+}
+
+#[test]
+fn logs_are_kept_for_a_set_time() {
+    let template = template_text();
+    assert!(block(&template, "LogRetentionDays").contains("Default: 30"));
+    assert!(block(&template, "FunctionLogGroup").contains("RetentionInDays: !Ref LogRetentionDays"));
+    assert!(block(&template, "FlarefeedFunction").contains("LoggingConfig:\n        LogGroup: !Ref FunctionLogGroup"));
+}
+
+/// Every parameter interpolated into the TOML refuses what would break out of a TOML string.
+#[test]
+fn interpolated_parameters_cannot_break_the_toml() {
+    let template = template_text();
+    let pattern = |name: &str| {
+        let block = block(&template, name);
+        let line = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("AllowedPattern: "))
+            .unwrap_or_else(|| panic!("{name} has no AllowedPattern"));
+        // YAML single- or double-quoted scalar to the regex it holds.
+        if let Some(single) = line.strip_prefix('\'').and_then(|l| l.strip_suffix('\'')) {
+            single.replace("''", "'")
+        } else {
+            serde_json::from_str::<String>(line).unwrap()
+        }
+    };
+    let check = |name: &str, good: &[&str], bad: &[&str]| {
+        let regex = pattern(name);
+        let script = "import json, re, sys\nr, good, bad = json.load(sys.stdin)\nprint(json.dumps([[v for v in good if not re.fullmatch(r, v)], [v for v in bad if re.fullmatch(r, v)]]))";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(serde_json::to_string(&(regex.clone(), good, bad)).unwrap().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (refused, passed): (Vec<String>, Vec<String>) = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            refused.is_empty() && passed.is_empty(),
+            "{name} {regex}: good refused {refused:?}, bad passed {passed:?}"
+        );
+    };
+    let breakers = ["x\"y", "x\\y", "x\ny", "x\" injected = \"1"];
+    for url_param in ["SolverUrl", "FeedUrl"] {
+        let bad: Vec<String> = breakers.iter().map(|b| format!("https://h/{b}")).collect();
+        let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+        check(
+            url_param,
+            &[
+                "https://solver.example.com/v1",
+                "http://user:p%40ss@10.0.0.1:8191/v1?x=1",
+            ],
+            &bad,
+        );
+    }
+    check("CacheControl", &["public, max-age=300", "no-cache"], &breakers);
+    check("ExistingBucketName", &["", "my-feeds.example"], &breakers);
+    check("Prefix", &["", "feeds/", "a/b/"], &breakers);
+    check("FeedName", &["feed", "news-1"], &breakers);
+}
