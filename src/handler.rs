@@ -297,10 +297,36 @@ fn error(status: u16, message: &str) -> Value {
     respond(status, &json!({"error": message}), &[])
 }
 
+/// The runtime's own default logging (level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else
+/// info; stdout; no timestamps, which CloudWatch adds), except that the runtime's log of each raw
+/// event is never written, whatever the level: a function URL event carries the caller's
+/// `Authorization: Bearer <token>`.
+fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy()
+        .add_directive(RAW_EVENT_LOG_OFF.parse().expect("a valid directive"));
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .init();
+}
+
+/// lambda_runtime 1.x logs every raw event at TRACE from this module.
+const RAW_EVENT_LOG_OFF: &str = "lambda_runtime::layers::api_response=debug";
+
 /// The Lambda entry point: configuration from `FLAREFEED_CONFIG`, clients built once, then the
 /// runtime loop.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    init_logging();
     let env = |key: &str| std::env::var(key).ok();
     let config = Config::load(None, &env)?;
     let token = env("FLAREFEED_TOKEN");

@@ -163,21 +163,7 @@ async fn the_binary_serves_schedules_and_function_urls() {
     fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
     let api = RuntimeApi::start().await;
     let store = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[solver]\nurl = \"{}\"\n[store]\ndir = \"{}\"\n[[feeds]]\nname = \"demo\"\nurl = \"{DEMO_URL}\"\nmin_interval_s = 0\n",
-        fake.url,
-        store.path().display()
-    );
-    let mut function = crate::cli::flarefeed_async(store.path())
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "flarefeed")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/flarefeed")
-        .env("FLAREFEED_CONFIG", config)
-        .env("FLAREFEED_TOKEN", TOKEN)
-        .kill_on_drop(true)
+    let mut function = spawn_function(&api, &fake, store.path(), "flarefeed=info")
         .spawn()
         .unwrap();
 
@@ -215,4 +201,62 @@ async fn the_binary_serves_schedules_and_function_urls() {
         other => panic!("{other:?}"),
     }
     function.kill().await.unwrap();
+}
+
+/// The release-less binary as a Lambda function against `api`, with a folder store in `dir`.
+fn spawn_function(
+    api: &RuntimeApi,
+    fake: &FakeSolver,
+    dir: &std::path::Path,
+    rust_log: &str,
+) -> tokio::process::Command {
+    let config = format!(
+        "[solver]\nurl = \"{}\"\n[store]\ndir = \"{}\"\n[[feeds]]\nname = \"demo\"\nurl = \"{DEMO_URL}\"\nmin_interval_s = 0\n",
+        fake.url,
+        dir.display()
+    );
+    let mut command = crate::cli::flarefeed_async(dir);
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "flarefeed")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/flarefeed")
+        .env("FLAREFEED_CONFIG", config)
+        .env("FLAREFEED_TOKEN", TOKEN)
+        .env("RUST_LOG", rust_log)
+        .kill_on_drop(true);
+    command
+}
+
+/// lambda_runtime logs every raw event at TRACE, and a function URL event carries the bearer
+/// token; the function's logs must not, whatever RUST_LOG says.
+#[tokio::test]
+async fn the_token_never_reaches_the_logs_even_at_trace() {
+    let fake = FakeSolver::start().await;
+    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let api = RuntimeApi::start().await;
+    let store = tempfile::tempdir().unwrap();
+    let mut function = spawn_function(&api, &fake, store.path(), "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    match api.invoke("url-200", event("url-refresh.json")).await {
+        Answer::Response(reply) => assert_eq!(reply["statusCode"], 200, "{reply}"),
+        other => panic!("{other:?}"),
+    }
+    function.start_kill().unwrap();
+    let out = function.wait_with_output().await.unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the logs are verbose:\n{logs}"
+    );
+    assert!(!logs.contains(TOKEN), "the token is in the logs:\n{logs}");
 }
