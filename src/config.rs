@@ -461,10 +461,10 @@ fn check_feed(feed: &FeedConfig, at: &str) -> Result<(), ConfigError> {
             format!("{key:?} must be a relative path without '.', '..' or empty parts"),
         ));
     }
-    if key.starts_with("status/") {
+    if key == "status" || key.starts_with("status/") {
         return Err(invalid(
             format!("{at}.key"),
-            "keys under status/ are reserved for status records",
+            "`status` and keys under status/ are reserved for status records",
         ));
     }
     Ok(())
@@ -607,6 +607,10 @@ mod tests {
             ),
             (
                 "[[feeds]]\nname = \"a\"\nurl = \"https://a.test\"\nkey = \"status/a.json\"",
+                "feeds[0].key",
+            ),
+            (
+                "[[feeds]]\nname = \"a\"\nurl = \"https://a.test\"\nkey = \"status\"",
                 "feeds[0].key",
             ),
             (

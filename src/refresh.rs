@@ -100,6 +100,9 @@ pub struct Report {
     pub bytes: Option<usize>,
     pub solver_ms: Option<u64>,
     pub total_ms: u64,
+    /// Where Chrome ended up, when a redirect took it away from the feed's url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
 }
 
 /// `<prefix>status/<name>.json`: everything an operator needs to see a feed going stale.
@@ -119,6 +122,9 @@ pub struct StatusRecord {
     pub sha256: Option<String>,
     pub solver_ms: Option<u64>,
     pub total_ms: Option<u64>,
+    /// Where the last fetch ended up, when a redirect took it away from `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
 }
 
 impl StatusRecord {
@@ -137,6 +143,7 @@ impl StatusRecord {
             sha256: None,
             solver_ms: None,
             total_ms: None,
+            final_url: None,
         }
     }
 }
@@ -210,6 +217,7 @@ impl Refresher {
             bytes: None,
             solver_ms: None,
             total_ms: 0,
+            final_url: None,
         };
 
         let previous = match self.read_status(feed).await {
@@ -250,6 +258,10 @@ impl Refresher {
         report.solver_ms = Some(solver_ms);
         info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
         let solution = solved.map_err(|e| Failure::new(Stage::Solver, e))?;
+        report.final_url = solution.url.clone().filter(|url| url != &feed.url);
+        if let Some(url) = &report.final_url {
+            info!(feed = %feed.name, final_url = %url.escape_debug(), "the feed's url redirected");
+        }
 
         let candidate = self.prepare(feed, solution.response)?;
         report.kind = Some(candidate.info.kind.to_string());
@@ -350,6 +362,7 @@ impl Refresher {
         record.url = feed.url.clone();
         record.last_attempt = Some(attempt_at.clone());
         record.solver_ms = report.solver_ms;
+        record.final_url = report.final_url.clone();
         let (outcome, stage_failed) = match result {
             Ok(Published { outcome, sha256 }) => {
                 record.last_success = Some(attempt_at);

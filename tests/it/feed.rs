@@ -674,3 +674,13 @@ fn well_formedness_findings_are_refused() {
         assert!(feed::format(&doc).is_err(), "{doc}");
     }
 }
+
+/// A page title is the site's text: it reaches messages and logs escaped, never as raw control
+/// characters (a forged log line, a terminal escape).
+#[test]
+fn site_chosen_titles_are_escaped_in_messages() {
+    let page = "<html><head><title>Hi\nINFO forged line \u{1b}[31m\"x\"</title></head><body>x</body></html>";
+    let message = refusal(page).to_string();
+    assert!(!message.contains('\n') && !message.contains('\u{1b}'), "{message}");
+    assert!(message.contains(r#"Hi\nINFO forged line \u{1b}[31m\"x\""#), "{message}");
+}

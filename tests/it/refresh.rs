@@ -543,3 +543,28 @@ async fn sixteen_concurrent_refreshes_never_expose_a_partial_feed() {
     assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
     assert!(versions.contains(&h.bytes("feeds/news.xml").await));
 }
+
+#[tokio::test]
+async fn a_redirect_is_recorded_in_the_report_and_the_status() {
+    let h = DirHarness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    assert_eq!(report.final_url, None, "no redirect, nothing recorded");
+    let moved = "https://cdn.example.test/moved/rss.xml";
+    let page = rss_page("Tue, 02 Jan 2024 00:00:00 GMT");
+    let response = match &page {
+        crate::fake_solver::Action::Reply(_, body) => {
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["solution"]["response"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        other => panic!("{other:?}"),
+    };
+    h.fake.then(ok_reply(moved, &response));
+    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    assert_eq!(report.final_url.as_deref(), Some(moved));
+    let status: serde_json::Value = serde_json::from_slice(&h.read("status/news.json")).unwrap();
+    assert_eq!(status["final_url"], moved, "{status}");
+    assert_eq!(status["url"], FEED_URL);
+}
