@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FeedConfig};
+use crate::config::{Config, FeedConfig, redact_url};
 use crate::feed::{self, FeedError, FeedInfo, GuardOptions};
 use crate::solver::{Body, FlareSolverr, Solver};
 use crate::store::{PutOptions, Store, StoreError};
@@ -132,7 +132,7 @@ impl StatusRecord {
     pub fn never(feed: &FeedConfig) -> Self {
         Self {
             feed: feed.name.clone(),
-            url: feed.url.clone(),
+            url: redact_url(&feed.url),
             outcome: "never".into(),
             last_attempt: None,
             last_success: None,
@@ -258,7 +258,7 @@ impl Refresher {
         report.solver_ms = Some(solver_ms);
         info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
         let solution = solved.map_err(|e| Failure::new(Stage::Solver, e))?;
-        report.final_url = solution.url.clone().filter(|url| url != &feed.url);
+        report.final_url = solution.url.as_deref().filter(|url| *url != feed.url).map(redact_url);
         if let Some(url) = &report.final_url {
             info!(feed = %feed.name, final_url = %url.escape_debug(), "the feed's url redirected");
         }
@@ -359,7 +359,7 @@ impl Refresher {
     ) -> Report {
         let attempt_at = now();
         let mut record = previous.unwrap_or_else(|| StatusRecord::never(feed));
-        record.url = feed.url.clone();
+        record.url = redact_url(&feed.url);
         record.last_attempt = Some(attempt_at.clone());
         record.solver_ms = report.solver_ms;
         record.final_url = report.final_url.clone();

@@ -9,6 +9,7 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::config::redact_url;
 use crate::error_chain;
 
 /// Time FlareSolverr may need beyond `maxTimeout`: it does not count starting Chrome, and a
@@ -364,7 +365,7 @@ impl FlareSolverr {
         if let Some(status) = solution.status.filter(|s| *s >= 400) {
             return Err(SolverError::Upstream {
                 status,
-                url: solution.url.clone().unwrap_or_else(|| url.to_string()),
+                url: redact_url(solution.url.as_deref().unwrap_or(url)),
             });
         }
         if solution.response.is_none() {
@@ -449,7 +450,7 @@ impl FlareSolverr {
         let url = &self.settings.url;
         let started = Instant::now();
         let timed_out = || SolverError::Timeout {
-            url: url.clone(),
+            url: redact_url(url),
             seconds: timeout.as_secs_f64().ceil() as u64,
         };
         let exchange = async {
@@ -470,7 +471,7 @@ impl FlareSolverr {
                     },
                     ReadError::Transport(e) if e.is_timeout() => timed_out(),
                     ReadError::Transport(e) => SolverError::Malformed {
-                        detail: format!("the reply was cut off: {}", error_chain(&e)),
+                        detail: format!("the reply was cut off: {}", error_chain(&e.without_url())),
                     },
                 })?;
             Ok::<_, SolverError>((status, body))
@@ -490,11 +491,13 @@ impl FlareSolverr {
 }
 
 fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> SolverError) -> SolverError {
+    // reqwest's messages name the url, credentials and all.
+    let error = error.without_url();
     if error.is_timeout() {
         timed_out()
     } else if error.is_connect() || error.is_request() {
         SolverError::Unreachable {
-            url: url.to_string(),
+            url: redact_url(url),
             detail: error_chain(&error),
         }
     } else {

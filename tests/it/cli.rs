@@ -227,3 +227,43 @@ async fn refresh_without_any_configuration_says_how_to_give_one() {
         text(&out.stderr)
     );
 }
+
+/// A solver url with credentials and a feed url with a token: neither secret may reach the
+/// output, the logs (at debug) or the status record, though the refresh fails and says why.
+#[tokio::test]
+async fn secrets_in_urls_never_reach_output_logs_or_status() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let checkout = tempfile::tempdir().unwrap();
+    let out = flarefeed_async(checkout.path())
+        .args([
+            "refresh",
+            "--url",
+            "https://news.example.test/rss.xml?token=feed-s3cret",
+        ])
+        .env(
+            "FLAREFEED_SOLVER_URL",
+            format!("http://op:solver-s3cret@127.0.0.1:{port}/v1"),
+        )
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success());
+    assert!(
+        said.contains("cannot reach FlareSolverr at http://…@127.0.0.1"),
+        "{said}"
+    );
+    let status_dir = checkout.path().join("public/status");
+    let mut records = String::new();
+    for entry in std::fs::read_dir(&status_dir).unwrap() {
+        records.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert!(records.contains("rss.xml?…"), "{records}");
+    for secret in ["solver-s3cret", "feed-s3cret"] {
+        assert!(!said.contains(secret), "{secret} in the output:\n{said}");
+        assert!(!records.contains(secret), "{secret} in the status record:\n{records}");
+    }
+}
