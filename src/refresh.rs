@@ -26,6 +26,10 @@ pub enum Trigger {
     Cli,
 }
 
+/// The status record may still be written this long after the refresh's deadline; the Lambda
+/// handler keeps more than this between that deadline and its own (`handler::SAFETY_MARGIN`).
+pub const STATUS_WRITE_GRACE: Duration = Duration::from_secs(8);
+
 /// How to run one refresh.
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshOptions {
@@ -220,11 +224,15 @@ impl Refresher {
             final_url: None,
         };
 
-        let previous = match self.read_status(feed).await {
+        let previous = match self
+            .by(options.deadline, &feed.status_key(), self.read_status(feed))
+            .await
+        {
             Ok(previous) => previous,
             Err(e) => {
+                let failure = Err(Failure::new(Stage::Status, e));
                 return self
-                    .finish(feed, report, started, Err(Failure::new(Stage::Status, e)), None)
+                    .finish(feed, report, started, failure, None, options.deadline)
                     .await;
             }
         };
@@ -242,7 +250,8 @@ impl Refresher {
         let result = self
             .fetch_and_publish(feed, options, previous.as_ref(), &mut report)
             .await;
-        self.finish(feed, report, started, result, previous).await
+        self.finish(feed, report, started, result, previous, options.deadline)
+            .await
     }
 
     async fn fetch_and_publish(
@@ -270,8 +279,7 @@ impl Refresher {
 
         let publishing = Instant::now();
         let published = self
-            .store
-            .head(&feed.key)
+            .by(options.deadline, &feed.key, self.store.head(&feed.key))
             .await
             .map_err(|e| Failure::new(Stage::Store, e))?;
         let published_sha = published.map(|info| info.sha256.or_else(|| previous.and_then(|p| p.sha256.clone())));
@@ -283,14 +291,15 @@ impl Refresher {
                 sha256: candidate.sha256,
             });
         }
-        let options = PutOptions {
+        let deadline = options.deadline;
+        let put_options = PutOptions {
             content_type: candidate.info.kind.content_type(),
             cache_control: &self.config.store.cache_control,
             sha256: Some(&candidate.sha256),
         };
         let sha256 = candidate.sha256.clone();
-        self.store
-            .put(&feed.key, candidate.xml.into_bytes(), options)
+        let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
+        self.by(deadline, &feed.key, put)
             .await
             .map_err(|e| Failure::new(Stage::Store, e))?;
         info!(
@@ -356,6 +365,7 @@ impl Refresher {
         started: Instant,
         result: Result<Published, Failure>,
         previous: Option<StatusRecord>,
+        deadline: Option<Instant>,
     ) -> Report {
         let attempt_at = now();
         let mut record = previous.unwrap_or_else(|| StatusRecord::never(feed));
@@ -392,7 +402,13 @@ impl Refresher {
 
         // A status record that cannot even be read is not overwritten: it may hold history.
         if stage_failed != Some(Stage::Status)
-            && let Err(e) = self.write_status(feed, &record).await
+            && let Err(e) = self
+                .by(
+                    deadline.map(|at| at + STATUS_WRITE_GRACE),
+                    &feed.status_key(),
+                    self.write_status(feed, &record),
+                )
+                .await
         {
             error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written");
             if !report.outcome.is_failure() {
@@ -412,6 +428,25 @@ impl Refresher {
             outcome => info!(feed = %feed.name, outcome = outcome.name(), total_ms = report.total_ms, "refresh done"),
         }
         report
+    }
+
+    /// Runs a store operation, giving up at `deadline`: the SDK's own timeouts (20 s an attempt,
+    /// 45 s in all) know nothing of the Lambda's, and a function killed between the feed's PUT
+    /// and the status PUT records nothing.
+    async fn by<T>(
+        &self,
+        deadline: Option<Instant>,
+        key: &str,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match deadline {
+            None => operation.await,
+            Some(at) => tokio::time::timeout_at(at, operation).await.unwrap_or_else(|_| {
+                Err(StoreError::Timeout {
+                    target: self.store.locate(key),
+                })
+            }),
+        }
     }
 
     async fn read_status(&self, feed: &FeedConfig) -> Result<Option<StatusRecord>, StoreError> {

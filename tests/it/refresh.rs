@@ -568,3 +568,35 @@ async fn a_redirect_is_recorded_in_the_report_and_the_status() {
     assert_eq!(status["final_url"], moved, "{status}");
     assert_eq!(status["url"], FEED_URL);
 }
+
+/// Every S3 call gives up at the refresh's deadline, not at the SDK's own 20 s/45 s, and the
+/// status write keeps a grace the Lambda handler's margin covers.
+#[tokio::test]
+async fn a_slow_s3_gives_up_at_the_deadline() {
+    assert!(flarefeed::handler::SAFETY_MARGIN >= flarefeed::refresh::STATUS_WRITE_GRACE + Duration::from_secs(1));
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    let good = h.bytes("feeds/news.xml").await;
+    h.s3.set_fault(Some(Fault::Slow(Duration::from_secs(30))));
+    let started = tokio::time::Instant::now();
+    let options = RefreshOptions {
+        deadline: Some(started + Duration::from_secs(2)),
+        ..cli_options()
+    };
+    let report = h.refresher.refresh(&h.feed, options).await;
+    let took = started.elapsed();
+    match report.outcome {
+        Outcome::Failed { stage, reason } => {
+            assert_eq!(stage, Stage::Status, "the status read is the first S3 call");
+            assert!(reason.contains("did not answer in time"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        took < Duration::from_secs(2) + flarefeed::refresh::STATUS_WRITE_GRACE,
+        "took {took:?}"
+    );
+    h.s3.set_fault(None);
+    assert_eq!(h.bytes("feeds/news.xml").await, good);
+}
