@@ -291,7 +291,6 @@ impl Refresher {
                 sha256: candidate.sha256,
             });
         }
-        let deadline = options.deadline;
         let put_options = PutOptions {
             content_type: candidate.info.kind.content_type(),
             cache_control: &self.config.store.cache_control,
@@ -299,7 +298,7 @@ impl Refresher {
         };
         let sha256 = candidate.sha256.clone();
         let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
-        self.by(deadline, &feed.key, put)
+        self.by(options.deadline, &feed.key, put)
             .await
             .map_err(|e| Failure::new(Stage::Store, e))?;
         info!(
