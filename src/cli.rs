@@ -170,6 +170,10 @@ fn report_line(report: &Report, target: &str) -> String {
     match &report.outcome {
         Outcome::Failed { stage, reason } => format!("{}  failed at {stage} ({seconds:.1} s): {reason}", report.feed),
         Outcome::Skipped { retry_after_s } => format!("{}  skipped: retry in {retry_after_s} s", report.feed),
+        Outcome::Busy { retry_after_s, started } => format!(
+            "{}  busy: another refresh started at {started} is in flight; it ends within {retry_after_s} s",
+            report.feed
+        ),
         outcome => format!(
             "{}  {}  {}, {} items, {} bytes, {seconds:.1} s  -> {target}",
             report.feed,
@@ -193,12 +197,17 @@ fn status_table(records: &[StatusRecord]) -> String {
         "LAST ERROR",
     ];
     let dash = || "-".to_string();
+    let now = time::OffsetDateTime::now_utc();
     let rows: Vec<[String; 8]> = records
         .iter()
         .map(|r| {
+            let outcome = match &r.in_flight {
+                Some(running) if running.left(now).is_some() => format!("{} (refreshing)", r.outcome),
+                _ => r.outcome.clone(),
+            };
             [
                 r.feed.clone(),
-                r.outcome.clone(),
+                outcome,
                 r.last_attempt.clone().unwrap_or_else(dash),
                 r.last_success.clone().unwrap_or_else(dash),
                 r.consecutive_failures.to_string(),

@@ -202,6 +202,16 @@ impl App {
                         let body = json!({"error": format!("refreshed less than min_interval_s ago; retry in {retry_after_s} s, or add ?force=1"), "retry_after_s": retry_after_s});
                         respond(429, &body, &[("retry-after", &retry)])
                     }
+                    // Even with ?force=1: force lifts min_interval_s, never the one-refresh-at-a-time rule.
+                    Outcome::Busy { retry_after_s, started } => {
+                        let retry = retry_after_s.to_string();
+                        let body = json!({
+                            "error": format!("a refresh of {name} started at {started} is still in flight; it ends within {retry_after_s} s, then retry"),
+                            "in_flight_since": started,
+                            "retry_after_s": retry_after_s,
+                        });
+                        respond(409, &body, &[("retry-after", &retry)])
+                    }
                     Outcome::Failed { stage, reason } => {
                         let body = json!({"error": reason, "stage": stage, "report": report});
                         respond(502, &body, &[])

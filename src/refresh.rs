@@ -2,6 +2,16 @@
 //!
 //! The CLI and the Lambda both call [`Refresher::refresh`]. Whatever fails, the published feed
 //! is left exactly as it was: only a newer good feed is ever written over a good one.
+//!
+//! One refresh of a feed runs at a time, wherever it was started. A refresh first claims the
+//! feed by writing an [`InFlight`] lease into its status record with a conditional write, so of
+//! two that read the same record only one can claim it; the other stands back ([`Outcome::Busy`]).
+//! The lease expires when its holder can no longer write (its deadline, the status write's grace
+//! and [`LEASE_SLACK`]), so a killed refresh blocks nobody for long. The feed is then written
+//! only if it is still the version seen at the claim, and the status record only if it is still
+//! the claim: a refresh that outlived its lease and was overtaken writes nothing. So the
+//! published feed is always the good content of the refresh that claimed it last, and the status
+//! record describes the published feed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,10 +26,12 @@ use tracing::{error, info, warn};
 use crate::config::{Config, FeedConfig, redact_url};
 use crate::feed::{self, FeedError, FeedInfo, GuardOptions};
 use crate::solver::{Body, FlareSolverr, Solver};
-use crate::store::{PutOptions, Store, StoreError};
+use crate::solver::{MIN_REQUEST_TIME, STARTUP_MARGIN, SolverError};
+use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version};
 
 /// What started a refresh; only HTTP-triggered ones honour `min_interval_s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Schedule,
     Http,
@@ -30,10 +42,16 @@ pub enum Trigger {
 /// handler keeps more than this between that deadline and its own (`handler::SAFETY_MARGIN`).
 pub const STATUS_WRITE_GRACE: Duration = Duration::from_secs(8);
 
+/// A lease outlasts its holder's last possible write by this much: for clocks that disagree
+/// (Lambda's are NTP-synchronised; a CLI host's may drift) and a write already on the wire when
+/// its holder gave up.
+pub const LEASE_SLACK: Duration = Duration::from_secs(30);
+
 /// How to run one refresh.
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshOptions {
-    /// Everything, the solver included, must be done by then.
+    /// Everything, the solver included, must be done by then. Without one (CLI, emulators) a
+    /// refresh gets [`Refresher::budget`], so that its lease can expire.
     pub deadline: Option<Instant>,
     pub trigger: Trigger,
     /// HTTP: ignore `min_interval_s`. CLI: also publish when unchanged.
@@ -73,6 +91,13 @@ pub enum Outcome {
     Unchanged,
     /// An HTTP-triggered refresh came within `min_interval_s` of the last attempt.
     Skipped { retry_after_s: u64 },
+    /// Another refresh of this feed is in flight; nothing was fetched or written.
+    Busy {
+        /// When the lease of the refresh in flight expires: it is done by then at the latest.
+        retry_after_s: u64,
+        /// When the refresh in flight started.
+        started: String,
+    },
     /// Nothing was published; the last good copy stays.
     Failed { stage: Stage, reason: String },
 }
@@ -83,6 +108,7 @@ impl Outcome {
             Outcome::Updated => "updated",
             Outcome::Unchanged => "unchanged",
             Outcome::Skipped { .. } => "skipped",
+            Outcome::Busy { .. } => "busy",
             Outcome::Failed { .. } => "failed",
         }
     }
@@ -129,6 +155,29 @@ pub struct StatusRecord {
     /// Where the last fetch ended up, when a redirect took it away from `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_url: Option<String>,
+    /// The refresh running now, if any (or one that was killed, until its lease expires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+/// A refresh's claim on its feed, kept in the status record while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub trigger: Trigger,
+    /// RFC 3339.
+    pub started: String,
+    /// RFC 3339. None of the holder's writes can land after this: each store call it makes
+    /// gives up at its deadline (status write: plus [`STATUS_WRITE_GRACE`]), and
+    /// [`LEASE_SLACK`] covers the rest.
+    pub expires: String,
+}
+
+impl InFlight {
+    /// How long until the lease expires, if it has not.
+    pub fn left(&self, now: OffsetDateTime) -> Option<Duration> {
+        let expires = OffsetDateTime::parse(&self.expires, &Rfc3339).ok()?;
+        (expires > now).then(|| (expires - now).try_into().unwrap_or_default())
+    }
 }
 
 impl StatusRecord {
@@ -148,6 +197,7 @@ impl StatusRecord {
             solver_ms: None,
             total_ms: None,
             final_url: None,
+            in_flight: None,
         }
     }
 }
@@ -175,11 +225,26 @@ impl Failure {
     }
 }
 
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        Outcome::Failed {
+            stage: failure.stage,
+            reason: failure.reason,
+        }
+    }
+}
+
 /// A refresh that got a good feed, written or found already there.
 struct Published {
     outcome: Outcome,
     /// The fingerprint of the feed readers now get.
     sha256: String,
+}
+
+/// The status record as this refresh claimed it, and the version that claim wrote.
+struct Claim {
+    record: StatusRecord,
+    version: Version,
 }
 
 /// A feed that passed the guard and was formatted.
@@ -210,9 +275,16 @@ impl Refresher {
         self.store.as_ref()
     }
 
+    /// The deadline of a refresh that was given none: room for the solver's three tries (in a
+    /// session, in a recreated session, without one) and a minute for the store.
+    pub fn budget(&self) -> Duration {
+        (self.config.solver.max_timeout + STARTUP_MARGIN) * 3 + Duration::from_secs(60)
+    }
+
     /// One refresh of `feed`. Never returns an error: failures are outcomes, recorded and logged.
     pub async fn refresh(&self, feed: &FeedConfig, options: RefreshOptions) -> Report {
         let started = Instant::now();
+        let deadline = options.deadline.unwrap_or_else(|| started + self.budget());
         let mut report = Report {
             feed: feed.name.clone(),
             outcome: Outcome::Unchanged,
@@ -223,22 +295,29 @@ impl Refresher {
             total_ms: 0,
             final_url: None,
         };
+        let status_key = feed.status_key();
+        // A deadline already spent (a Lambda timeout shorter than the safety margin) is a
+        // configuration error: say so, rather than time out on the first store call.
+        let left = deadline.saturating_duration_since(started);
+        if left < MIN_REQUEST_TIME {
+            let error = SolverError::NoTimeLeft {
+                left_ms: left.as_millis() as u64,
+            };
+            return self.stop(feed, report, started, Failure::new(Stage::Solver, error).into());
+        }
 
-        let previous = match self
-            .by(options.deadline, &feed.status_key(), self.read_status(feed))
-            .await
-        {
-            Ok(previous) => previous,
-            Err(e) => {
-                let failure = Err(Failure::new(Stage::Status, e));
-                return self
-                    .finish(feed, report, started, failure, None, options.deadline)
-                    .await;
-            }
+        let (previous, seen) = match self.by(Some(deadline), &status_key, self.read_status(feed)).await {
+            Ok(read) => read,
+            // Nothing is written: a status record that cannot be read may hold history.
+            Err(e) => return self.stop(feed, report, started, Failure::new(Stage::Status, e).into()),
         };
+        let now = OffsetDateTime::now_utc();
+        if let Some(busy) = busy(previous.as_ref(), now) {
+            return self.stop(feed, report, started, busy);
+        }
         if options.trigger == Trigger::Http
             && !options.force
-            && let Some(wait) = too_recent(previous.as_ref(), feed.min_interval, OffsetDateTime::now_utc())
+            && let Some(wait) = too_recent(previous.as_ref(), feed.min_interval, now)
         {
             info!(feed = %feed.name, retry_after_s = wait.as_secs(), "skipped: the last attempt was too recent");
             report.outcome = Outcome::Skipped {
@@ -247,22 +326,79 @@ impl Refresher {
             return report;
         }
 
+        // The claim: the lease and the attempt go into the record before anything else, by a
+        // write that fails if the record changed since it was read.
+        let mut record = previous.clone().unwrap_or_else(|| StatusRecord::never(feed));
+        if let Some(stale) = &record.in_flight {
+            warn!(
+                feed = %feed.name, started = %stale.started, expires = %stale.expires,
+                "the last refresh never finished (killed at the function's timeout?); its lease has expired"
+            );
+        }
+        let attempt_at = format_time(now);
+        let writes_until = deadline.saturating_duration_since(Instant::now()) + STATUS_WRITE_GRACE + LEASE_SLACK;
+        record.in_flight = Some(InFlight {
+            trigger: options.trigger,
+            started: attempt_at.clone(),
+            expires: format_time(now + writes_until),
+        });
+        record.last_attempt = Some(attempt_at);
+        let claim = self.write_status(feed, &record, Condition::unchanged_since(seen.as_ref()));
+        let claim = match self.by(Some(deadline), &status_key, claim).await {
+            Ok(version) => Claim { record, version },
+            Err(StoreError::Conflict { .. }) => {
+                // Another refresh claimed the feed between our read and our write. Its lease says
+                // how long to wait; if it is already gone again, the other refresh has finished.
+                let reread = self.by(Some(deadline), &status_key, self.read_status(feed)).await;
+                let record = reread.ok().and_then(|(record, _)| record);
+                let busy = busy(record.as_ref(), OffsetDateTime::now_utc()).unwrap_or_else(|| Outcome::Busy {
+                    retry_after_s: 1,
+                    started: record.and_then(|r| r.last_attempt).unwrap_or_else(|| format_time(now)),
+                });
+                return self.stop(feed, report, started, busy);
+            }
+            Err(e) => return self.stop(feed, report, started, Failure::new(Stage::Status, e).into()),
+        };
+
         let result = self
-            .fetch_and_publish(feed, options, previous.as_ref(), &mut report)
+            .fetch_and_publish(feed, options, deadline, previous.as_ref(), &mut report)
             .await;
-        self.finish(feed, report, started, result, previous, options.deadline)
-            .await
+        self.finish(feed, report, started, result, claim, deadline).await
+    }
+
+    /// Ends a refresh that wrote nothing: busy, or stopped at the status record.
+    fn stop(&self, feed: &FeedConfig, mut report: Report, started: Instant, outcome: Outcome) -> Report {
+        report.total_ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Outcome::Busy { retry_after_s, started } => info!(
+                feed = %feed.name, in_flight_since = %started, retry_after_s,
+                "skipped: another refresh of this feed is in flight"
+            ),
+            Outcome::Failed { stage, reason } => {
+                warn!(feed = %feed.name, stage = %stage, total_ms = report.total_ms, reason = %reason, "refresh failed; the published feed is unchanged")
+            }
+            _ => {}
+        }
+        report.outcome = outcome;
+        report
     }
 
     async fn fetch_and_publish(
         &self,
         feed: &FeedConfig,
         options: RefreshOptions,
+        deadline: Instant,
         previous: Option<&StatusRecord>,
         report: &mut Report,
     ) -> Result<Published, Failure> {
+        // The feed as it is at the claim: it is replaced only if it is still this one.
+        let published: Option<ObjectInfo> = self
+            .by(Some(deadline), &feed.key, self.store.head(&feed.key))
+            .await
+            .map_err(|e| Failure::new(Stage::Store, e))?;
+
         let solving = Instant::now();
-        let solved = self.solver.solve(&feed.name, &feed.url, options.deadline).await;
+        let solved = self.solver.solve(&feed.name, &feed.url, Some(deadline)).await;
         let solver_ms = solving.elapsed().as_millis() as u64;
         report.solver_ms = Some(solver_ms);
         info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
@@ -278,13 +414,12 @@ impl Refresher {
         report.bytes = Some(candidate.xml.len());
 
         let publishing = Instant::now();
-        let published = self
-            .by(options.deadline, &feed.key, self.store.head(&feed.key))
-            .await
-            .map_err(|e| Failure::new(Stage::Store, e))?;
-        let published_sha = published.map(|info| info.sha256.or_else(|| previous.and_then(|p| p.sha256.clone())));
+        // A folder keeps no fingerprint beside the feed; the status record's describes it.
+        let published_sha = published
+            .as_ref()
+            .and_then(|info| info.sha256.clone().or_else(|| previous.and_then(|p| p.sha256.clone())));
         let force_write = options.force && options.trigger == Trigger::Cli;
-        if !force_write && published_sha.flatten().as_deref() == Some(candidate.sha256.as_str()) {
+        if !force_write && published_sha.as_deref() == Some(candidate.sha256.as_str()) {
             info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
             return Ok(Published {
                 outcome: Outcome::Unchanged,
@@ -295,10 +430,11 @@ impl Refresher {
             content_type: candidate.info.kind.content_type(),
             cache_control: &self.config.store.cache_control,
             sha256: Some(&candidate.sha256),
+            condition: Condition::unchanged_since(published.as_ref().map(|info| &info.version)),
         };
         let sha256 = candidate.sha256.clone();
         let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
-        self.by(options.deadline, &feed.key, put)
+        self.by(Some(deadline), &feed.key, put)
             .await
             .map_err(|e| Failure::new(Stage::Store, e))?;
         info!(
@@ -356,42 +492,35 @@ impl Refresher {
         })
     }
 
-    /// Records the attempt and turns the result into the report.
+    /// Records the attempt, releasing the claim, and turns the result into the report.
     async fn finish(
         &self,
         feed: &FeedConfig,
         mut report: Report,
         started: Instant,
         result: Result<Published, Failure>,
-        previous: Option<StatusRecord>,
-        deadline: Option<Instant>,
+        claim: Claim,
+        deadline: Instant,
     ) -> Report {
-        let attempt_at = now();
-        let mut record = previous.unwrap_or_else(|| StatusRecord::never(feed));
+        let Claim { mut record, version } = claim;
         record.url = redact_url(&feed.url);
-        record.last_attempt = Some(attempt_at.clone());
+        record.in_flight = None;
         record.solver_ms = report.solver_ms;
         record.final_url = report.final_url.clone();
-        let (outcome, stage_failed) = match result {
+        let outcome = match result {
             Ok(Published { outcome, sha256 }) => {
-                record.last_success = Some(attempt_at);
+                record.last_success = record.last_attempt.clone();
                 record.last_error = None;
                 record.consecutive_failures = 0;
                 record.items = report.items;
                 record.bytes = report.bytes;
                 record.sha256 = Some(sha256);
-                (outcome, None)
+                outcome
             }
             Err(failure) => {
                 record.last_error = Some(format!("{}: {}", failure.stage, failure.reason));
                 record.consecutive_failures += 1;
-                (
-                    Outcome::Failed {
-                        stage: failure.stage,
-                        reason: failure.reason,
-                    },
-                    Some(failure.stage),
-                )
+                failure.into()
             }
         };
         record.outcome = outcome.name().to_string();
@@ -399,15 +528,10 @@ impl Refresher {
         record.total_ms = Some(report.total_ms);
         report.outcome = outcome;
 
-        // A status record that cannot even be read is not overwritten: it may hold history.
-        if stage_failed != Some(Stage::Status)
-            && let Err(e) = self
-                .by(
-                    deadline.map(|at| at + STATUS_WRITE_GRACE),
-                    &feed.status_key(),
-                    self.write_status(feed, &record),
-                )
-                .await
+        let write = self.write_status(feed, &record, Condition::Matches(version));
+        if let Err(e) = self
+            .by(Some(deadline + STATUS_WRITE_GRACE), &feed.status_key(), write)
+            .await
         {
             error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written");
             if !report.outcome.is_failure() {
@@ -448,25 +572,33 @@ impl Refresher {
         }
     }
 
-    async fn read_status(&self, feed: &FeedConfig) -> Result<Option<StatusRecord>, StoreError> {
-        let Some(bytes) = self.store.get(&feed.status_key()).await? else {
-            return Ok(None);
+    /// The status record and the version read, for the conditional write that follows. A
+    /// record that is not valid JSON is started anew, but its version still guards the write.
+    async fn read_status(&self, feed: &FeedConfig) -> Result<(Option<StatusRecord>, Option<Version>), StoreError> {
+        let Some(stored) = self.store.get(&feed.status_key()).await? else {
+            return Ok((None, None));
         };
-        match serde_json::from_slice(&bytes) {
-            Ok(record) => Ok(Some(record)),
+        match serde_json::from_slice(&stored.body) {
+            Ok(record) => Ok((Some(record), Some(stored.version))),
             Err(e) => {
                 warn!(feed = %feed.name, error = %e, "the status record is not valid JSON; starting a new one");
-                Ok(None)
+                Ok((None, Some(stored.version)))
             }
         }
     }
 
-    async fn write_status(&self, feed: &FeedConfig, record: &StatusRecord) -> Result<(), StoreError> {
+    async fn write_status(
+        &self,
+        feed: &FeedConfig,
+        record: &StatusRecord,
+        condition: Condition,
+    ) -> Result<Version, StoreError> {
         let body = serde_json::to_vec_pretty(record).expect("a status record always serializes");
         let options = PutOptions {
             content_type: "application/json",
             cache_control: "no-cache",
             sha256: None,
+            condition,
         };
         self.store.put(&feed.status_key(), body, options).await
     }
@@ -478,11 +610,22 @@ impl Refresher {
             records.push(
                 self.read_status(feed)
                     .await?
+                    .0
                     .unwrap_or_else(|| StatusRecord::never(feed)),
             );
         }
         Ok(records)
     }
+}
+
+/// [`Outcome::Busy`] if the record shows a live lease.
+fn busy(record: Option<&StatusRecord>, now: OffsetDateTime) -> Option<Outcome> {
+    let in_flight = record?.in_flight.as_ref()?;
+    let left = in_flight.left(now)?;
+    Some(Outcome::Busy {
+        retry_after_s: left.as_secs().max(1),
+        started: in_flight.started.clone(),
+    })
 }
 
 /// How long until an HTTP-triggered refresh may run again, if the last attempt was too recent.
@@ -493,8 +636,6 @@ fn too_recent(previous: Option<&StatusRecord>, min_interval: Duration, now: Offs
     (since >= time::Duration::ZERO && since < min).then(|| (min - since).try_into().unwrap_or_default())
 }
 
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .expect("now formats as RFC 3339")
+fn format_time(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).expect("a time in range formats as RFC 3339")
 }

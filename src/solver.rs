@@ -17,7 +17,7 @@ use crate::error_chain;
 pub const STARTUP_MARGIN: Duration = Duration::from_secs(30);
 
 /// Below this much time before the deadline no request is sent at all.
-const MIN_REQUEST_TIME: Duration = Duration::from_secs(1);
+pub const MIN_REQUEST_TIME: Duration = Duration::from_secs(1);
 
 /// The smallest maxTimeout worth asking for when a deadline squeezes it.
 const MIN_MAX_TIMEOUT: Duration = Duration::from_secs(5);

@@ -21,6 +21,31 @@ pub enum Action {
     Hang,
     /// Wait, then act.
     Delay(Duration, Box<Action>),
+    /// Wait until the test opens the gate, then act: the test decides the order of replies.
+    Gated(Gate, Box<Action>),
+}
+
+/// A gate a test opens to release one [`Action::Gated`] reply.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    /// A closed gate.
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+impl Gate {
+    /// Lets one reply waiting at this gate through.
+    pub fn open(&self) {
+        self.0.add_permits(1);
+    }
+
+    /// `action`, held until the gate opens.
+    pub fn hold(&self, action: Action) -> Action {
+        Action::Gated(self.clone(), Box::new(action))
+    }
 }
 
 #[derive(Default)]
@@ -84,6 +109,20 @@ impl FakeSolver {
                 None => c["cmd"].as_str().unwrap_or("?").to_string(),
             })
             .collect()
+    }
+
+    /// Waits until `count` `request.get` commands have arrived.
+    pub async fn requests_reach(&self, count: usize) {
+        let arrived = || self.log().iter().filter(|c| c["cmd"] == "request.get").count();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while arrived() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {count} requests arrived",
+                arrived()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub fn sessions(&self) -> Vec<String> {
@@ -222,6 +261,10 @@ async fn respond(stream: &mut TcpStream, action: Action) {
         match action {
             Action::Delay(wait, next) => {
                 tokio::time::sleep(wait).await;
+                action = *next;
+            }
+            Action::Gated(gate, next) => {
+                gate.0.acquire().await.expect("the gate is never closed").forget();
                 action = *next;
             }
             Action::Hang => {

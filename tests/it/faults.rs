@@ -190,10 +190,26 @@ async fn store_faults() {
     h.expect(&app, "S3 403 on everything", "status", "access denied (AccessDenied)")
         .await;
 
+    // A store that refuses every write is found at the claim, before the solver is asked.
+    let asked = h.fake.commands().len();
     h.s3.set_fault(Some(Fault::Deny(Some(hyper::Method::PUT))));
-    h.fake.then(ok_reply(DEMO_URL, &recorded_changed()));
-    h.expect(&app, "S3 403 on PUT", "store", "access denied (AccessDenied)")
+    h.expect(&app, "S3 403 on PUT", "status", "access denied (AccessDenied)")
         .await;
+    assert_eq!(
+        h.fake.commands().len(),
+        asked,
+        "the solver was asked after a failed claim"
+    );
+
+    h.s3.set_fault(Some(Fault::DenyPutOf("demo.xml".into())));
+    h.fake.then(ok_reply(DEMO_URL, &recorded_changed()));
+    h.expect(
+        &app,
+        "S3 403 on the feed's PUT",
+        "store",
+        "access denied (AccessDenied)",
+    )
+    .await;
 
     h.s3.set_fault(Some(Fault::Slow(Duration::from_secs(30))));
     h.expect(&app, "S3 slow", "status", "did not answer in time").await;
@@ -205,7 +221,7 @@ fn recorded_changed() -> String {
 }
 
 #[tokio::test]
-async fn a_read_only_folder_fails_at_the_store_and_keeps_the_feed() {
+async fn a_read_only_folder_fails_at_the_claim_and_keeps_the_feed() {
     use std::os::unix::fs::PermissionsExt;
     let fake = FakeSolver::start().await;
     fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
@@ -257,7 +273,8 @@ async fn a_read_only_folder_fails_at_the_store_and_keeps_the_feed() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("demo  failed at store"), "{stdout}");
+    // The claim on the status record is the first write, so that is where it stops.
+    assert!(stdout.contains("demo  failed at status"), "{stdout}");
     assert!(stdout.contains("Permission denied"), "{stdout}");
     assert!(started.elapsed() < BOUND);
     assert_eq!(std::fs::read(public.join("demo.xml")).unwrap(), good);

@@ -190,6 +190,42 @@ async fn http_refresh_maps_outcomes_to_statuses() {
     );
 }
 
+/// While a refresh is in flight, an HTTP refresh of the same feed gets 409 with Retry-After,
+/// even forced, and a scheduled one is skipped without failing the invocation.
+#[tokio::test]
+async fn a_refresh_in_flight_answers_409_and_skips_schedules() {
+    let h = Arc::new(Harness::start(Some(TOKEN), false).await);
+    let gate = crate::fake_solver::Gate::default();
+    h.fake.then(gate.hold(rss_page("Mon, 01 Jan 2024 00:00:00 GMT")));
+    let first = {
+        let h = h.clone();
+        tokio::spawn(async move { h.http(event("url-refresh.json")).await })
+    };
+    h.fake.requests_reach(1).await;
+
+    let mut forced = event("url-refresh.json");
+    forced["rawQueryString"] = json!("force=1");
+    forced["queryStringParameters"] = json!({"force": "1"});
+    let (status, body, headers) = h.http(forced).await;
+    assert_eq!(status, 409, "{body}");
+    let retry: u64 = headers["retry-after"].as_str().unwrap().parse().unwrap();
+    assert_eq!(body["retry_after_s"], retry);
+    assert!(body["error"].as_str().unwrap().contains("still in flight"), "{body}");
+    assert!(body["in_flight_since"].is_string(), "{body}");
+
+    let scheduled = h.app.handle(event("scheduled.json"), None).await.unwrap();
+    assert_eq!(scheduled["outcome"], "busy", "{scheduled}");
+
+    let (status, body, _) = h.http(with_path(event("url-status.json"), "GET", "/status")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body[0]["in_flight"]["trigger"], "http", "{body}");
+
+    gate.open();
+    let (status, body, _) = first.await.unwrap();
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("updated")));
+    assert_eq!(h.fake.log().iter().filter(|c| c["cmd"] == "request.get").count(), 1);
+}
+
 #[tokio::test]
 async fn a_request_cannot_choose_the_url_fetched() {
     let h = Harness::start(Some(TOKEN), false).await;

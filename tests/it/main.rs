@@ -8,6 +8,7 @@ mod faults;
 mod feed;
 mod handler;
 mod lambda;
+mod races;
 mod refresh;
 mod s3_server;
 mod solver;

@@ -22,6 +22,9 @@ pub const SECRET_KEY: &str = "flarefeed-test-secret";
 pub enum Fault {
     /// 403 AccessDenied, as S3 answers a missing IAM permission.
     Deny(Option<hyper::Method>),
+    /// 403 AccessDenied on PUTs of this key of the bucket only: a policy that lets the status
+    /// records be written but not the feed.
+    DenyPutOf(String),
     /// Wait this long before answering.
     Slow(Duration),
     /// Close every connection at once, as a server that is down or restarting.
@@ -84,6 +87,12 @@ impl S3Server {
                             Some(Fault::Deny(ref method)) if method.as_ref().is_none_or(|m| m == request.method()) => {
                                 Ok::<_, Infallible>(access_denied())
                             }
+                            Some(Fault::DenyPutOf(ref key))
+                                if request.method() == hyper::Method::PUT
+                                    && request.uri().path() == format!("/{BUCKET}/{key}") =>
+                            {
+                                Ok(access_denied())
+                            }
                             Some(Fault::Slow(wait)) => {
                                 tokio::time::sleep(wait).await;
                                 Ok(forward(&s3, request).await)
@@ -123,45 +132,17 @@ impl S3Server {
     }
 
     pub fn store_config(&self, prefix: &str) -> StoreConfig {
-        StoreConfig {
-            location: StoreLocation::Bucket {
-                bucket: BUCKET.into(),
-                endpoint: Some(self.endpoint.clone()),
-                path_style: true,
-            },
-            prefix: prefix.into(),
-            cache_control: "public, max-age=123".into(),
-        }
+        bucket_config(&self.endpoint, prefix)
     }
 
     /// The SDK configuration a test uses, with this server's credentials and short timeouts.
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(6))
-            .build();
-        aws_config::SdkConfig::builder()
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "test",
-            )))
-            .behavior_version(BehaviorVersion::latest())
-            .timeout_config(timeouts)
-            // s3s-fs renames an object's body into place atomically but keeps its checksum in a
-            // separate file, so a GET racing a PUT can pair the new body with the old checksum.
-            // S3 itself stores them together; here the tests compare bodies themselves.
-            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
-            .build()
+        sdk_config()
     }
 
     /// A plain S3 client for assertions.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        client(&self.endpoint)
     }
 
     /// The environment the real binary needs to reach this server.
@@ -172,6 +153,100 @@ impl S3Server {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
+    }
+}
+
+/// The tests' S3 credentials and short timeouts, for either server.
+fn sdk_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(6))
+        .build();
+    aws_config::SdkConfig::builder()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "test",
+        )))
+        .behavior_version(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        // s3s-fs renames an object's body into place atomically but keeps its checksum in a
+        // separate file, so a GET racing a PUT can pair the new body with the old checksum.
+        // S3 itself stores them together; here the tests compare bodies themselves.
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .build()
+}
+
+fn client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&sdk_config())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn bucket_config(endpoint: &str, prefix: &str) -> StoreConfig {
+    StoreConfig {
+        location: StoreLocation::Bucket {
+            bucket: BUCKET.into(),
+            endpoint: Some(endpoint.into()),
+            path_style: true,
+        },
+        prefix: prefix.into(),
+        cache_control: "public, max-age=123".into(),
+    }
+}
+
+/// moto's S3 server, a second S3 implementation written independently of s3s (and of
+/// flarefeed): it answers an `If-Match` on a missing key with 404 NoSuchKey as AWS does, where
+/// s3s answers 412. Started with `python3 -m moto.server` on a free loopback port; `.ci/run`
+/// installs it.
+pub struct MotoServer {
+    pub endpoint: String,
+    _child: tokio::process::Child,
+}
+
+impl MotoServer {
+    pub async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        let endpoint = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(at) = line.find("http://127.0.0.1:") {
+                    return line[at..].split_whitespace().next().unwrap().to_string();
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            panic!(
+                "moto's server did not start; install it with python3 -m pip install 'moto[server]==5.2.5' (.ci/run does):\n{seen}"
+            )
+        })
+        .await
+        .expect("moto's server starts within 60 s");
+        // Its request log goes on to stderr: keep reading, or the pipe fills and moto blocks.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        client(&endpoint).create_bucket().bucket(BUCKET).send().await.unwrap();
+        Self {
+            endpoint,
+            _child: child,
+        }
+    }
+
+    pub fn store_config(&self, prefix: &str) -> StoreConfig {
+        bucket_config(&self.endpoint, prefix)
+    }
+
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config()
     }
 }
 

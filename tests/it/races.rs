@@ -1,0 +1,368 @@
+//! One writer at a time, newest content wins: concurrent refreshes of one feed, on each store
+//! flarefeed has (two independent S3 implementations, and a folder).
+//!
+//! The fake solver's replies are held at gates the tests open, so each race runs in the order
+//! the test names, every time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use flarefeed::config::{FeedConfig, StoreConfig, StoreLocation};
+use flarefeed::feed;
+use flarefeed::refresh::{Outcome, RefreshOptions, Refresher, Stage, StatusRecord, Trigger};
+use flarefeed::solver::FlareSolverr;
+use flarefeed::store::{Condition, LocalStore, ObjectInfo, PutOptions, S3Store, Store, StoreError, Stored, Version};
+
+use crate::common::recorded_response;
+use crate::fake_solver::{Action, FakeSolver, Gate, error_reply, ok_reply};
+use crate::refresh::{FEED_URL, config};
+use crate::s3_server::{MotoServer, S3Server};
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    S3s,
+    Moto,
+    Folder,
+}
+
+/// Keeps whichever server or folder backs the store alive for the test.
+#[allow(dead_code)]
+enum Backing {
+    S3s(S3Server),
+    Moto(MotoServer),
+    Folder(tempfile::TempDir),
+}
+
+struct Race {
+    fake: FakeSolver,
+    refresher: Refresher,
+    store: Arc<dyn Store>,
+    feed: FeedConfig,
+    _backing: Backing,
+}
+
+impl Race {
+    async fn start(backend: Backend) -> Self {
+        Self::wrapped(backend, |store| store).await
+    }
+
+    /// As `start`, with the store seen through `wrap`.
+    async fn wrapped(backend: Backend, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
+        let fake = FakeSolver::start().await;
+        let (store_config, store, backing): (StoreConfig, Arc<dyn Store>, Backing) = match backend {
+            Backend::S3s => {
+                let s3 = S3Server::start().await;
+                let config = s3.store_config("feeds/");
+                let store = S3Store::with_sdk_config(&s3.sdk_config(), &config);
+                (config, Arc::new(store), Backing::S3s(s3))
+            }
+            Backend::Moto => {
+                let moto = MotoServer::start().await;
+                let config = moto.store_config("feeds/");
+                let store = S3Store::with_sdk_config(&moto.sdk_config(), &config);
+                (config, Arc::new(store), Backing::Moto(moto))
+            }
+            Backend::Folder => {
+                let dir = tempfile::tempdir().unwrap();
+                let config = StoreConfig {
+                    location: StoreLocation::Dir(dir.path().into()),
+                    prefix: "feeds/".into(),
+                    ..StoreConfig::default()
+                };
+                let store = LocalStore::new(dir.path(), "feeds/");
+                (config, Arc::new(store), Backing::Folder(dir))
+            }
+        };
+        let config = config(&fake.url, store_config);
+        let feed = config.feeds[0].clone();
+        let refresher = Refresher::new(
+            Arc::new(FlareSolverr::new(config.solver.clone())),
+            wrap(store.clone()),
+            Arc::new(config),
+        );
+        Self {
+            fake,
+            refresher,
+            store,
+            feed,
+            _backing: backing,
+        }
+    }
+
+    async fn refresh(&self, trigger: Trigger, force: bool) -> Outcome {
+        let options = RefreshOptions {
+            deadline: None,
+            trigger,
+            force,
+        };
+        self.refresher.refresh(&self.feed, options).await.outcome
+    }
+
+    /// A refresh of its own task, so the test can act while it waits on the solver.
+    fn spawn(self: &Arc<Self>, trigger: Trigger) -> tokio::task::JoinHandle<Outcome> {
+        let race = self.clone();
+        tokio::spawn(async move { race.refresh(trigger, false).await })
+    }
+
+    async fn published(&self) -> Vec<u8> {
+        self.store
+            .get(&self.feed.key)
+            .await
+            .unwrap()
+            .expect("a published feed")
+            .body
+    }
+
+    async fn status(&self) -> StatusRecord {
+        let stored = self.store.get(&self.feed.status_key()).await.unwrap().unwrap();
+        serde_json::from_slice(&stored.body).unwrap()
+    }
+
+    /// Makes the lease of the refresh in flight look expired, as it does to others once its
+    /// holder has run past its deadline (a hung process, a clock far off).
+    async fn expire_lease(&self) {
+        let mut status = self.status().await;
+        status.in_flight.as_mut().expect("a refresh in flight").expires = "2001-01-01T00:00:00Z".into();
+        let options = PutOptions {
+            content_type: "application/json",
+            cache_control: "no-cache",
+            sha256: None,
+            condition: Condition::Any,
+        };
+        let body = serde_json::to_vec(&status).unwrap();
+        self.store.put(&self.feed.status_key(), body, options).await.unwrap();
+    }
+
+    fn solver_requests(&self) -> usize {
+        self.fake.log().iter().filter(|c| c["cmd"] == "request.get").count()
+    }
+}
+
+/// Version `n` of the feed: the text the site serves, and what flarefeed publishes of it.
+fn version(n: usize) -> (Action, Vec<u8>, String) {
+    let text = recorded_response("pypi-3.3.21/rss_nosession.json").replace("First item", &format!("First item, v{n}"));
+    let formatted = feed::format(&text).unwrap();
+    (
+        ok_reply(FEED_URL, &text),
+        formatted.to_xml().into_bytes(),
+        formatted.fingerprint(),
+    )
+}
+
+fn is_busy(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Busy { retry_after_s, .. } if *retry_after_s >= 1)
+}
+
+async fn a_refresh_in_flight_turns_every_other_away(backend: Backend) {
+    let race = Arc::new(Race::start(backend).await);
+    let gate = Gate::default();
+    let (v1, v1_bytes, _) = version(1);
+    race.fake.then(gate.hold(v1.clone()));
+    let first = race.spawn(Trigger::Schedule);
+    race.fake.requests_reach(1).await;
+
+    let in_flight = race.status().await.in_flight.expect("the claim is in the record");
+    assert_eq!(in_flight.trigger, Trigger::Schedule);
+    for (trigger, force) in [
+        (Trigger::Http, true),
+        (Trigger::Http, false),
+        (Trigger::Schedule, false),
+        (Trigger::Cli, true),
+    ] {
+        match race.refresh(trigger, force).await {
+            Outcome::Busy { retry_after_s, started } => {
+                assert_eq!(started, in_flight.started, "{trigger:?}");
+                // The lease: the default budget, the status write's grace and the slack.
+                let most = race.refresher.budget().as_secs() + 8 + 30;
+                assert!((1..=most).contains(&retry_after_s), "{retry_after_s}");
+            }
+            other => panic!("{backend:?} {trigger:?} force={force}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        race.solver_requests(),
+        1,
+        "a turned-away refresh must not ask the solver"
+    );
+
+    gate.open();
+    assert_eq!(first.await.unwrap(), Outcome::Updated);
+    assert_eq!(race.published().await, v1_bytes);
+    let status = race.status().await;
+    assert_eq!((status.outcome.as_str(), status.in_flight), ("updated", None));
+
+    // The lease is gone with its refresh: the next one runs.
+    race.fake.page(FEED_URL, v1);
+    assert_eq!(race.refresh(Trigger::Http, true).await, Outcome::Unchanged);
+}
+
+/// The race of the issue: an older fetch answered after a newer one. The older refresh had
+/// outlived its lease, so the newer one could claim the feed; the older must then write nothing.
+async fn an_overtaken_refresh_writes_nothing(backend: Backend) {
+    let race = Arc::new(Race::start(backend).await);
+    let (v0, _, _) = version(0);
+    race.fake.then(v0);
+    assert_eq!(race.refresh(Trigger::Cli, false).await, Outcome::Updated);
+
+    let gate = Gate::default();
+    let (v1, _, _) = version(1);
+    let (v2, v2_bytes, v2_sha) = version(2);
+    race.fake.then(gate.hold(v1));
+    race.fake.then(v2);
+    let older = race.spawn(Trigger::Schedule);
+    race.fake.requests_reach(2).await;
+    race.expire_lease().await;
+
+    // The newer fetch starts second and is answered first.
+    assert_eq!(race.refresh(Trigger::Http, true).await, Outcome::Updated);
+    gate.open();
+    match older.await.unwrap() {
+        Outcome::Failed {
+            stage: Stage::Store,
+            reason,
+        } => assert!(reason.contains("changed by another refresh"), "{backend:?}: {reason}"),
+        other => panic!("{backend:?}: {other:?}"),
+    }
+
+    assert_eq!(
+        race.published().await,
+        v2_bytes,
+        "{backend:?}: the older fetch overwrote the newer"
+    );
+    let status = race.status().await;
+    assert_eq!(status.sha256.as_deref(), Some(v2_sha.as_str()), "{backend:?}");
+    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
+    assert_eq!(status.in_flight, None);
+}
+
+/// The folder repro of the issue: a refresh that fails slowly while another publishes v2 must
+/// not leave a record describing v1, or a later return to v1 would look "unchanged" and v2
+/// would be served for good.
+async fn an_overtaken_failure_leaves_the_record_describing_the_published_feed(backend: Backend) {
+    let race = Arc::new(Race::start(backend).await);
+    let (v1, v1_bytes, v1_sha) = version(1);
+    race.fake.then(v1.clone());
+    assert_eq!(race.refresh(Trigger::Cli, false).await, Outcome::Updated);
+
+    let gate = Gate::default();
+    let (v2, _, v2_sha) = version(2);
+    race.fake.then(gate.hold(error_reply(
+        "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+    )));
+    race.fake.then(v2);
+    let slow = race.spawn(Trigger::Schedule);
+    race.fake.requests_reach(2).await;
+    race.expire_lease().await;
+    assert_eq!(race.refresh(Trigger::Cli, false).await, Outcome::Updated);
+    gate.open();
+    assert!(matches!(
+        slow.await.unwrap(),
+        Outcome::Failed {
+            stage: Stage::Solver,
+            ..
+        }
+    ));
+
+    let status = race.status().await;
+    assert_eq!(status.sha256.as_deref(), Some(v2_sha.as_str()), "{backend:?}");
+    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
+
+    // The site goes back to v1: that is a change, and it is published.
+    race.fake.then(v1);
+    assert_eq!(race.refresh(Trigger::Cli, false).await, Outcome::Updated, "{backend:?}");
+    assert_eq!(race.published().await, v1_bytes);
+    assert_eq!(race.status().await.sha256.as_deref(), Some(v1_sha.as_str()));
+}
+
+/// Holds every reader of the status record until two have read it, then lets their writes of
+/// it through one at a time: two refreshes that both read the record before either claims.
+struct BothReadFirst {
+    inner: Arc<dyn Store>,
+    reads: AtomicUsize,
+    both_read: tokio::sync::Barrier,
+    one_write_at_a_time: tokio::sync::Mutex<()>,
+}
+
+#[async_trait]
+impl Store for BothReadFirst {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        let read = self.inner.get(key).await;
+        if key.starts_with("status/") && self.reads.fetch_add(1, Ordering::SeqCst) < 2 {
+            self.both_read.wait().await;
+        }
+        read
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError> {
+        let _turn = self.one_write_at_a_time.lock().await;
+        self.inner.put(key, body, options).await
+    }
+
+    fn locate(&self, key: &str) -> String {
+        self.inner.locate(key)
+    }
+}
+
+/// `min_interval_s` held only if the attempts were recorded before two refreshes both read
+/// the record; the claim makes the second one lose.
+async fn of_two_refreshes_that_read_together_one_claims(backend: Backend) {
+    let race = Arc::new(
+        Race::wrapped(backend, |inner| {
+            Arc::new(BothReadFirst {
+                inner,
+                reads: AtomicUsize::new(0),
+                both_read: tokio::sync::Barrier::new(2),
+                one_write_at_a_time: tokio::sync::Mutex::new(()),
+            })
+        })
+        .await,
+    );
+    let (v1, _, _) = version(1);
+    race.fake.page(FEED_URL, v1);
+    let (a, b) = tokio::join!(race.spawn(Trigger::Http), race.spawn(Trigger::Http));
+    let mut outcomes = [a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| o.name());
+    assert!(is_busy(&outcomes[0]), "{backend:?}: {outcomes:?}");
+    assert_eq!(outcomes[1], Outcome::Updated, "{backend:?}");
+    assert_eq!(
+        race.solver_requests(),
+        1,
+        "{backend:?}: both refreshes asked the solver"
+    );
+}
+
+/// Each race, on each store.
+macro_rules! on_every_store {
+    ($($race:ident),* $(,)?) => {
+        mod s3s {
+            $(#[tokio::test]
+            async fn $race() {
+                super::$race(super::Backend::S3s).await
+            })*
+        }
+        mod moto {
+            $(#[tokio::test]
+            async fn $race() {
+                super::$race(super::Backend::Moto).await
+            })*
+        }
+        mod folder {
+            $(#[tokio::test]
+            async fn $race() {
+                super::$race(super::Backend::Folder).await
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    a_refresh_in_flight_turns_every_other_away,
+    an_overtaken_refresh_writes_nothing,
+    an_overtaken_failure_leaves_the_record_describing_the_published_feed,
+    of_two_refreshes_that_read_together_one_claims,
+);
