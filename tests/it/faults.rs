@@ -64,12 +64,16 @@ impl Faulty {
     /// POST /refresh/demo?force=1 with 15 s left in the Lambda: (status, body, time taken).
     async fn refresh(&self, app: &App) -> (u16, Value, Duration) {
         let mut request = event("url-refresh.json");
+        request["rawQueryString"] = json!("force=1");
         request["queryStringParameters"] = json!({"force": "1"});
         let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 15_000;
         let started = Instant::now();
-        let reply = app.handle(request, Some(deadline)).await.unwrap();
-        let body = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
-        (reply["statusCode"].as_u64().unwrap() as u16, body, started.elapsed())
+        let response = app
+            .serve(crate::handler::request(&request, Some(deadline)))
+            .await
+            .unwrap();
+        let (status, body, _) = crate::handler::parts(response).await;
+        (status, body, started.elapsed())
     }
 
     async fn published(&self) -> Vec<u8> {

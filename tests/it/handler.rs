@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse;
+use axum::http::HeaderMap;
 use flarefeed::config::{FeedConfig, StoreConfig, StoreLocation};
 use flarefeed::handler::{App, HandlerError};
 use flarefeed::refresh::Refresher;
 use flarefeed::solver::FlareSolverr;
 use flarefeed::store::LocalStore;
+use lambda_http::RequestExt;
 use serde_json::{Value, json};
 
 use crate::fake_solver::{Action, FakeSolver, error_reply};
@@ -22,6 +23,28 @@ pub fn event(name: &str) -> Value {
         .join("events")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// `event` as lambda_http hands it to the function, with a Lambda context carrying
+/// `deadline_ms` when given.
+pub fn request(event: &Value, deadline_ms: Option<u64>) -> lambda_http::Request {
+    let request = lambda_http::request::from_str(&event.to_string()).expect("lambda_http takes every event");
+    match deadline_ms {
+        Some(deadline) => {
+            let mut context = lambda_http::Context::default();
+            context.deadline = deadline;
+            request.with_lambda_context(context)
+        }
+        None => request,
+    }
+}
+
+/// Status, JSON body and headers of a response.
+pub async fn parts(response: axum::response::Response) -> (u16, Value, HeaderMap) {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let body = serde_json::from_slice(&bytes).expect("every body is JSON");
+    (parts.status.as_u16(), body, parts.headers)
 }
 
 struct Harness {
@@ -60,18 +83,24 @@ impl Harness {
         }
     }
 
-    async fn http(&self, event: Value) -> (u16, Value, Value) {
-        let reply = self
+    /// A function URL request: always a response, errors included.
+    async fn http(&self, event: Value) -> (u16, Value, HeaderMap) {
+        let response = self
             .app
-            .handle(event, None)
+            .serve(request(&event, None))
             .await
             .expect("HTTP requests always get a response");
-        // The standard type, as Lambda and cargo-lambda read it (`cookies` included).
-        let typed: LambdaFunctionUrlResponse = serde_json::from_value(reply.clone()).expect("a function URL response");
-        assert!(typed.cookies.is_empty() && !typed.is_base64_encoded);
-        let status = reply["statusCode"].as_u64().unwrap() as u16;
-        let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
-        (status, body, reply["headers"].clone())
+        let (status, body, headers) = parts(response).await;
+        assert_eq!(headers["content-type"], "application/json");
+        (status, body, headers)
+    }
+
+    /// Any other event: the report, or the invocation's error.
+    async fn invoke(&self, event: Value, deadline_ms: Option<u64>) -> Result<Value, HandlerError> {
+        let response = self.app.serve(request(&event, deadline_ms)).await?;
+        let (status, body, _) = parts(response).await;
+        assert_eq!(status, 200);
+        Ok(body)
     }
 }
 
@@ -122,9 +151,9 @@ async fn every_sample_event_does_what_its_name_says() {
     assert_eq!(status, 404);
     assert!(body["error"].as_str().unwrap().contains("configured: demo"));
 
-    let scheduled = h.app.handle(event("scheduled.json"), None).await.unwrap();
+    let scheduled = h.invoke(event("scheduled.json"), None).await.unwrap();
     assert_eq!(scheduled["outcome"], "unchanged");
-    let envelope = h.app.handle(event("eventbridge-envelope.json"), None).await.unwrap();
+    let envelope = h.invoke(event("eventbridge-envelope.json"), None).await.unwrap();
     assert_eq!(envelope["outcome"], "unchanged");
     assert_eq!(envelope["feed"], "demo");
 
@@ -141,7 +170,7 @@ async fn routes_methods_and_errors_are_json() {
     let (status, body, headers) = h
         .http(with_path(event("url-refresh.json"), "GET", "/refresh/demo"))
         .await;
-    assert_eq!((status, headers["allow"].as_str()), (405, Some("POST")));
+    assert_eq!((status, headers["allow"].to_str().ok()), (405, Some("POST")));
     assert!(body["error"].is_string());
     let (status, _, _) = h.http(with_path(event("url-status.json"), "POST", "/status")).await;
     assert_eq!(status, 405);
@@ -160,6 +189,40 @@ async fn routes_methods_and_errors_are_json() {
     assert_eq!(h.http(wrong).await.0, 401);
 }
 
+/// Routes take plain `http::Request`s too: what lambda_http builds, without its extensions.
+#[tokio::test]
+async fn routes_serve_requests_built_by_hand() {
+    let h = Harness::start(Some(TOKEN), false).await;
+    let call = |method: &str, uri: &str, token: Option<&str>| {
+        let mut builder = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("bearer {token}"));
+        }
+        let request = builder.body(lambda_http::Body::Empty).unwrap();
+        async { parts(h.app.serve(request).await.expect("requests always get a response")).await }
+    };
+    let (status, body, headers) = call("DELETE", "/refresh/demo", Some(TOKEN)).await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(headers.get_all("allow").iter().collect::<Vec<_>>(), ["POST"]);
+    assert_eq!(body["error"], "DELETE is not allowed on /refresh/demo; use POST");
+    assert_eq!(
+        call("GET", "/health/", None).await.0,
+        200,
+        "a trailing slash is the same route"
+    );
+    assert_eq!(call("GET", "/status", None).await.0, 401);
+    let (status, body, _) = call("GET", "/status/?x=1", Some(TOKEN)).await;
+    assert_eq!((status, body[0]["outcome"].as_str()), (200, Some("never")));
+    let (status, body, _) = call("POST", "/refresh/demo", Some(TOKEN)).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("updated")), "{body}");
+    assert_eq!(call("POST", "/refresh/demo", Some(TOKEN)).await.0, 429);
+    let (status, body, _) = call("POST", "/refresh/demo?force=true", Some(TOKEN)).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("unchanged")), "{body}");
+    let (status, body, _) = call("POST", "/refresh/a/b", Some(TOKEN)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(call("GET", "/", None).await.0, 404);
+}
+
 #[tokio::test]
 async fn http_refresh_maps_outcomes_to_statuses() {
     let h = Harness::start(Some(TOKEN), false).await;
@@ -168,7 +231,7 @@ async fn http_refresh_maps_outcomes_to_statuses() {
 
     let (status, body, headers) = h.http(event("url-refresh.json")).await;
     assert_eq!(status, 429, "{body}");
-    assert!(headers["retry-after"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
 
     let mut forced = event("url-refresh.json");
     forced["rawQueryString"] = json!("force=1");
@@ -208,12 +271,12 @@ async fn a_refresh_in_flight_answers_409_and_skips_schedules() {
     forced["queryStringParameters"] = json!({"force": "1"});
     let (status, body, headers) = h.http(forced).await;
     assert_eq!(status, 409, "{body}");
-    let retry: u64 = headers["retry-after"].as_str().unwrap().parse().unwrap();
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert_eq!(body["retry_after_s"], retry);
     assert!(body["error"].as_str().unwrap().contains("still in flight"), "{body}");
     assert!(body["in_flight_since"].is_string(), "{body}");
 
-    let scheduled = h.app.handle(event("scheduled.json"), None).await.unwrap();
+    let scheduled = h.invoke(event("scheduled.json"), None).await.unwrap();
     assert_eq!(scheduled["outcome"], "busy", "{scheduled}");
 
     let (status, body, _) = h.http(with_path(event("url-status.json"), "GET", "/status")).await;
@@ -259,29 +322,29 @@ async fn without_a_token_only_iam_signed_requests_pass() {
 #[tokio::test]
 async fn scheduled_events_name_their_feed_or_fail_loudly() {
     let h = Harness::start(Some(TOKEN), true).await;
-    let unnamed = h.app.handle(json!({}), None).await.unwrap_err();
+    let unnamed = h.invoke(json!({}), None).await.unwrap_err();
     assert!(
         matches!(unnamed, HandlerError::FeedNotNamed { count: 2, .. }),
         "{unnamed}"
     );
     assert!(unnamed.to_string().contains("demo, other"));
-    let unknown = h.app.handle(json!({"feed": "nope"}), None).await.unwrap_err();
+    let unknown = h.invoke(json!({"feed": "nope"}), None).await.unwrap_err();
     assert!(matches!(unknown, HandlerError::UnknownFeed { .. }));
     h.fake.then(error_reply(
         "Error: Error solving the challenge. Cloudflare has blocked this request.",
     ));
-    let failed = h.app.handle(event("scheduled.json"), None).await.unwrap_err();
+    let failed = h.invoke(event("scheduled.json"), None).await.unwrap_err();
     assert!(
         failed
             .to_string()
             .starts_with("refresh of demo failed at solver: Cloudflare blocked FlareSolverr"),
         "{failed}"
     );
-    let diagnostic: lambda_runtime::Diagnostic = failed.into();
+    let diagnostic: lambda_http::lambda_runtime::Diagnostic = failed.into();
     assert_eq!(diagnostic.error_type, "flarefeed.RefreshFailed");
 
     let single = Harness::start(Some(TOKEN), false).await;
-    assert_eq!(single.app.handle(json!({}), None).await.unwrap()["feed"], "demo");
+    assert_eq!(single.invoke(json!({}), None).await.unwrap()["feed"], "demo");
 }
 
 #[tokio::test]
@@ -291,8 +354,7 @@ async fn the_lambda_deadline_bounds_the_solver() {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let started = std::time::Instant::now();
     let error = h
-        .app
-        .handle(event("scheduled.json"), Some(now_ms + 12_000))
+        .invoke(event("scheduled.json"), Some(now_ms + 12_000))
         .await
         .unwrap_err();
     assert!(error.to_string().contains("did not answer"), "{error}");
@@ -307,12 +369,11 @@ async fn the_lambda_deadline_bounds_the_solver() {
 async fn an_emulators_constant_deadline_is_not_taken_for_a_spent_one() {
     let h = Harness::start(Some(TOKEN), false).await;
     // cargo-lambda's `watch` sends lambda-runtime-deadline-ms: 600000 on every invocation.
-    let report = h.app.handle(event("scheduled.json"), Some(600_000)).await.unwrap();
+    let report = h.invoke(event("scheduled.json"), Some(600_000)).await.unwrap();
     assert_eq!(report["outcome"], "updated");
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let spent = h
-        .app
-        .handle(event("scheduled.json"), Some(now_ms - 1_000))
+        .invoke(event("scheduled.json"), Some(now_ms - 1_000))
         .await
         .unwrap_err();
     assert!(

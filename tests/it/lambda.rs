@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -167,16 +168,39 @@ async fn the_binary_serves_schedules_and_function_urls() {
         .spawn()
         .unwrap();
 
+    // lambda_http's pass-through rule: the reply body must be JSON text, or the caller gets
+    // null without a word.
     match api.invoke("scheduled-1", event("scheduled.json")).await {
-        Answer::Response(report) => assert_eq!(report["outcome"], "updated", "{report}"),
+        Answer::Response(report) => {
+            assert!(
+                report.is_object(),
+                "a pass-through reply must reach the caller as JSON: {report}"
+            );
+            assert_eq!(report["outcome"], "updated", "{report}");
+        }
         other => panic!("{other:?}"),
     }
     assert!(store.path().join("demo.xml").exists());
     assert!(store.path().join("status/demo.json").exists());
 
-    match api.invoke("url-401", event("url-refresh-unauthorized.json")).await {
-        Answer::Response(reply) => assert_eq!(reply["statusCode"], 401, "{reply}"),
-        other => panic!("{other:?}"),
+    // lambda_http's HTTP rule: an error is an Ok response; an Err would reach the caller as
+    // Lambda's bare 502.
+    for (id, name, status) in [
+        ("url-401", "url-refresh-unauthorized.json", 401),
+        ("url-404", "url-unknown-feed.json", 404),
+        ("url-health", "url-health.json", 200),
+    ] {
+        match api.invoke(id, event(name)).await {
+            Answer::Response(reply) => {
+                assert_eq!(reply["statusCode"], status, "{reply}");
+                // What Lambda and cargo-lambda read: the function URL response type.
+                let typed: LambdaFunctionUrlResponse = serde_json::from_value(reply.clone()).unwrap();
+                assert_eq!(typed.headers["content-type"], "application/json");
+                let body: Value = serde_json::from_str(typed.body.as_deref().unwrap()).unwrap();
+                assert!(body.is_object(), "{reply}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
     }
     match api.invoke("url-200", event("url-refresh.json")).await {
         Answer::Response(reply) => {
@@ -190,6 +214,16 @@ async fn the_binary_serves_schedules_and_function_urls() {
     fake.then(crate::fake_solver::error_reply(
         "Error: Error solving the challenge. Timeout after 60.0 seconds.",
     ));
+    match api.invoke("bad-event", serde_json::json!({"feed": 1})).await {
+        Answer::Error(error) => {
+            assert_eq!(error["errorType"], "flarefeed.BadEvent", "{error}");
+            assert!(
+                error["errorMessage"].as_str().unwrap().contains("expected a string"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     match api.invoke("scheduled-failing", event("scheduled.json")).await {
         Answer::Error(error) => {
             assert_eq!(error["errorType"], "flarefeed.RefreshFailed", "{error}");
@@ -259,4 +293,5 @@ async fn the_token_never_reaches_the_logs_even_at_trace() {
         "the logs are verbose:\n{logs}"
     );
     assert!(!logs.contains(TOKEN), "the token is in the logs:\n{logs}");
+    assert!(!logs.contains('\u{1b}'), "CloudWatch would show escape codes:\n{logs}");
 }

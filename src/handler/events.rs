@@ -1,0 +1,105 @@
+//! The events that are not HTTP requests, typed: lambda_http hands each one over as the body of
+//! a pass-through `POST /events`, and this is where it stops being JSON text.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::HandlerError;
+
+/// The shapes accepted, for the message that refuses any other.
+pub const ACCEPTED: &str = "{\"feed\": \"<name>\"} (EventBridge Scheduler's input), an EventBridge event whose detail is {\"feed\": \"<name>\"}, or a function URL request";
+
+/// Which feed to refresh. `feed` may be left out only when one feed is configured. Unknown
+/// fields are refused, so that a typo (`"fed"`) or an event meant for another function is not
+/// taken for "the only feed".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedInput {
+    #[serde(default)]
+    pub feed: Option<String>,
+}
+
+/// One non-HTTP invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// EventBridge Scheduler's `Input`, as the template's schedule sends it.
+    Scheduled(FeedInput),
+    /// An EventBridge rule's event (the classic scheduled rule, or a custom event).
+    EventBridge(Box<EventBridgeEvent<FeedInput>>),
+}
+
+impl Invocation {
+    /// Parses a raw event. A shape of none of the accepted kinds, or a `feed` that is not a
+    /// string (`{"feed": 1}`), is a [`HandlerError::BadEvent`] that names the accepted shapes.
+    pub fn parse(event: &[u8]) -> Result<Self, HandlerError> {
+        let bad = |error: serde_json::Error| HandlerError::BadEvent {
+            detail: error.to_string(),
+        };
+        if is_eventbridge(event) {
+            serde_json::from_slice(event)
+                .map(|event| Invocation::EventBridge(Box::new(event)))
+                .map_err(bad)
+        } else {
+            serde_json::from_slice(event).map(Invocation::Scheduled).map_err(bad)
+        }
+    }
+
+    /// The feed named, if any.
+    pub fn feed(&self) -> Option<&str> {
+        match self {
+            Invocation::Scheduled(input) => input.feed.as_deref(),
+            Invocation::EventBridge(event) => event.detail.feed.as_deref(),
+        }
+    }
+}
+
+/// An EventBridge event is told by its envelope's `detail-type`, which no other accepted kind
+/// has, so a malformed one is reported against the envelope's shape.
+fn is_eventbridge(event: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "detail-type")]
+        detail_type: Option<IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(event).is_ok_and(|probe| probe.detail_type.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_parses_and_anything_else_is_a_bad_event() {
+        let named = Invocation::parse(br#"{"feed": "demo"}"#).unwrap();
+        assert_eq!(named.feed(), Some("demo"));
+        assert!(matches!(named, Invocation::Scheduled(_)));
+        assert_eq!(Invocation::parse(b"{}").unwrap().feed(), None);
+        let envelope = br#"{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2026-11-22T04:00:00Z","region":"eu-west-1","resources":[],"detail":{"feed":"demo"}}"#;
+        let parsed = Invocation::parse(envelope).unwrap();
+        assert!(matches!(parsed, Invocation::EventBridge(_)));
+        assert_eq!(parsed.feed(), Some("demo"));
+        let classic = br#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#;
+        assert_eq!(Invocation::parse(classic).unwrap().feed(), None);
+
+        for (event, words) in [
+            (&br#"{"feed": 1}"#[..], "invalid type: integer `1`, expected a string"),
+            (br#"{"fed": "demo"}"#, "unknown field `fed`"),
+            (br#"{"Records": []}"#, "unknown field `Records`"),
+            (
+                br#"{"detail-type": "x", "source": "y", "detail": {"feed": 1}}"#,
+                "expected a string",
+            ),
+            (br#"{"detail-type": "x", "detail": {}}"#, "missing field `source`"),
+            (b"[1, 2]", "invalid type: integer"),
+            (b"\"demo\"", "invalid type: string"),
+            (b"not json", "expected ident"),
+        ] {
+            let error = Invocation::parse(event).unwrap_err();
+            let text = error.to_string();
+            assert!(matches!(error, HandlerError::BadEvent { .. }), "{text}");
+            assert!(text.contains(words), "{text:?} should say {words:?}");
+            assert!(text.contains(ACCEPTED), "{text}");
+        }
+    }
+}

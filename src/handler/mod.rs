@@ -1,0 +1,246 @@
+//! The Lambda function: one binary for EventBridge schedules and an authenticated function URL.
+//!
+//! [lambda_http] turns a function URL request (payload 2.0) into an `http::Request`, and any
+//! other event into a pass-through `POST /events` whose body is the raw event. Pass-through
+//! bodies are parsed into typed [`Invocation`]s; requests go to an axum router
+//! ([`routes`]). One function serves both, so the reserved concurrency that protects the solver
+//! covers both. Either way an invocation makes at most one FlareSolverr request, for a
+//! configured feed: a request can never choose the url fetched.
+
+mod events;
+mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use lambda_http::lambda_runtime::Diagnostic;
+use lambda_http::request::RequestContext;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{RequestExt, service_fn};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tokio::time::Instant;
+use tracing::warn;
+
+pub use events::{ACCEPTED, FeedInput, Invocation};
+
+use crate::config::Config;
+use crate::refresh::{Outcome, RefreshOptions, Refresher, Trigger};
+
+/// Time kept back from the solver for formatting, the store and the status record.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(10);
+
+/// Why a non-HTTP invocation failed; the invocation then counts as failed in CloudWatch, and
+/// an asynchronous one goes to the on-failure destination.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("this event is none of the kinds flarefeed accepts: {ACCEPTED}; it failed to parse: {detail}")]
+    BadEvent { detail: String },
+    #[error("the event names no feed and {count} are configured; send {{\"feed\": \"<name>\"}} with one of: {names}")]
+    FeedNotNamed { count: usize, names: String },
+    #[error("no feed named {name:?}; configured: {names}")]
+    UnknownFeed { name: String, names: String },
+    #[error("refresh of {feed} failed at {stage}: {reason}")]
+    RefreshFailed {
+        feed: String,
+        stage: String,
+        reason: String,
+    },
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match error {
+            HandlerError::BadEvent { .. } | HandlerError::FeedNotNamed { .. } | HandlerError::UnknownFeed { .. } => {
+                "flarefeed.BadEvent"
+            }
+            HandlerError::RefreshFailed { .. } => "flarefeed.RefreshFailed",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// What the routes share: built once per cold start.
+pub(crate) struct Shared {
+    refresher: Refresher,
+    /// SHA-256 of `FLAREFEED_TOKEN`: comparing digests keeps the comparison constant-time
+    /// whatever the length of the token offered.
+    token: Option<[u8; 32]>,
+}
+
+/// The refresh's deadline, carried to the routes as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(Option<Instant>);
+
+/// Everything an invocation needs, built once per cold start: the refresher's clients and the
+/// router.
+pub struct App {
+    shared: Arc<Shared>,
+    router: axum::Router,
+}
+
+impl App {
+    pub fn new(refresher: Refresher, token: Option<&str>) -> Self {
+        let shared = Arc::new(Shared {
+            refresher,
+            // Trimmed like the offered token: a trailing newline from `echo` or a secrets file
+            // must not lock everyone out.
+            token: token.map(str::trim).filter(|t| !t.is_empty()).map(digest),
+        });
+        Self {
+            router: routes::router(shared.clone()),
+            shared,
+        }
+    }
+
+    /// Serves one invocation. A pass-through event is a schedule or a direct invocation: its
+    /// failure is an `Err`, so Lambda counts it as failed. A request always gets an `Ok`
+    /// response, errors included. The deadline comes from the Lambda context, when there is one.
+    pub async fn serve(&self, request: lambda_http::Request) -> Result<Response, HandlerError> {
+        let deadline = solver_deadline(request.lambda_context_ref().map(|context| context.deadline));
+        if let Some(RequestContext::PassThrough) = request.request_context_ref() {
+            let invocation = Invocation::parse(request.body())?;
+            let report = self.scheduled(&invocation, deadline).await?;
+            // lambda_http turns a pass-through reply body into JSON, and anything that is not
+            // JSON text into null, silently: this body is always JSON text.
+            return Ok(routes::json_response(StatusCode::OK, &report));
+        }
+        let (mut parts, body) = request.into_parts();
+        parts.uri = without_trailing_slash(&parts.uri);
+        parts.extensions.insert(Deadline(deadline));
+        routes::log_request(&parts.method, parts.uri.path());
+        let request = axum::http::Request::from_parts(parts, axum::body::Body::new(body));
+        Ok(self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|never| match never {}))
+    }
+
+    async fn scheduled(
+        &self,
+        invocation: &Invocation,
+        deadline: Option<Instant>,
+    ) -> Result<crate::refresh::Report, HandlerError> {
+        let config = self.shared.refresher.config();
+        let names = || config.feed_names().join(", ");
+        let feed = match invocation.feed() {
+            Some(name) => config.find_feed(name).ok_or_else(|| HandlerError::UnknownFeed {
+                name: name.to_string(),
+                names: names(),
+            })?,
+            None if config.feeds.len() == 1 => &config.feeds[0],
+            None => {
+                return Err(HandlerError::FeedNotNamed {
+                    count: config.feeds.len(),
+                    names: names(),
+                });
+            }
+        };
+        let options = RefreshOptions {
+            deadline,
+            trigger: Trigger::Schedule,
+            force: false,
+        };
+        let report = self.shared.refresher.refresh(feed, options).await;
+        match &report.outcome {
+            Outcome::Failed { stage, reason } => Err(HandlerError::RefreshFailed {
+                feed: feed.name.clone(),
+                stage: stage.to_string(),
+                reason: reason.clone(),
+            }),
+            _ => Ok(report),
+        }
+    }
+}
+
+/// `/status/` is `/status`, and an empty path is `/`, as the routes were always matched.
+fn without_trailing_slash(uri: &Uri) -> Uri {
+    let path = uri.path();
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    if trimmed == path {
+        return uri.clone();
+    }
+    let rebuilt = match uri.query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_string(),
+    };
+    rebuilt.parse().unwrap_or_else(|_| uri.clone())
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The solver's deadline: the Lambda's, less the safety margin.
+///
+/// A deadline more than a day in the past is no deadline: Lambda never sends one, but emulators
+/// do (cargo-lambda's `watch` sends a constant 600000, in 1970). Then the refresh gets
+/// [`Refresher::budget`].
+fn solver_deadline(deadline_ms: Option<u64>) -> Option<Instant> {
+    let deadline_ms = deadline_ms?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if deadline_ms.saturating_add(24 * 3600 * 1000) < now_ms {
+        warn!(
+            deadline_ms,
+            "the runtime's deadline is long past (an emulator?); a refresh gets the default budget instead"
+        );
+        return None;
+    }
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(Instant::now() + left.saturating_sub(SAFETY_MARGIN))
+}
+
+/// The runtime's own default logging (level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else
+/// info; stdout; no timestamps, which CloudWatch adds; no colour), except that the runtime's log
+/// of each raw event is never written, whatever the level: a function URL event carries the
+/// caller's `Authorization: Bearer <token>`.
+fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy()
+        .add_directive(RAW_EVENT_LOG_OFF.parse().expect("a valid directive"));
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        // CloudWatch shows escape codes as they are.
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .init();
+}
+
+/// lambda_runtime 1.x logs every raw event at TRACE from this module.
+const RAW_EVENT_LOG_OFF: &str = "lambda_runtime::layers::api_response=debug";
+
+/// The Lambda entry point: configuration from `FLAREFEED_CONFIG`, clients built once, then
+/// lambda_http's runtime loop.
+pub async fn run() -> Result<(), lambda_http::Error> {
+    init_logging();
+    let env = |key: &str| std::env::var(key).ok();
+    let config = Config::load(None, &env)?;
+    let token = env("FLAREFEED_TOKEN");
+    let app = Arc::new(App::new(Refresher::connect(config).await, token.as_deref()));
+    lambda_http::run(service_fn(move |request: lambda_http::Request| {
+        let app = app.clone();
+        async move { app.serve(request).await }
+    }))
+    .await
+}
