@@ -3,11 +3,12 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::feed::{self, GuardOptions};
 use crate::refresh::{Outcome, RefreshOptions, Refresher, Report, StatusRecord, Trigger};
 
@@ -51,8 +52,13 @@ pub enum Command {
         /// The name for --url (default: from the url's host); the feed is written as NAME.xml.
         #[arg(long, requires = "url")]
         name: Option<String>,
+        /// One JSON object per feed (the report the function URL returns) instead of a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Show each feed's status record: last attempt, last success, failures, last error.
+    ///
+    /// Without a configuration, the records `refresh --url` left in ./public/.
     Status {
         /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
         #[arg(long, value_name = "FILE")]
@@ -105,7 +111,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             url,
             name,
-        } => block_on(refresh(feeds, config, force, url, name)),
+            json,
+        } => block_on(refresh(feeds, config, force, url, name, json)),
         Command::Status { config, json } => block_on(status(config, json)),
     }
 }
@@ -124,6 +131,7 @@ async fn refresh(
     force: bool,
     url: Option<String>,
     name: Option<String>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let env = |key: &str| std::env::var(key).ok();
     let config = match url {
@@ -145,17 +153,37 @@ async fn refresh(
     };
     let mut failed = false;
     for feed in &selected {
-        let report = refresher.refresh(feed, options).await;
+        let report = spinning(&feed.name, refresher.refresh(feed, options)).await;
         failed |= report.outcome.is_failure();
-        println!("{}", report_line(&report, &refresher.store().locate(&feed.key)));
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{}", report_line(&report, &refresher.store().locate(&feed.key)));
+        }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let env = |key: &str| std::env::var(key).ok();
-    let refresher = Refresher::connect(Config::load(config.as_deref(), &env)?).await;
-    let records = refresher.statuses().await?;
+    let records = match Config::load(config.as_deref(), &env) {
+        Ok(config) => Refresher::connect(config).await.statuses().await?,
+        // As `refresh --url` does: the default folder, whatever feeds it has records for.
+        Err(ConfigError::Missing) => {
+            let defaults = Config::parse("", "defaults", &env)?;
+            let refresher = Refresher::connect(defaults).await;
+            let records = refresher.recorded_statuses().await?;
+            if records.is_empty() {
+                anyhow::bail!(
+                    "{}; and {} holds no status records from `refresh --url`",
+                    ConfigError::Missing,
+                    refresher.store().locate("status/")
+                );
+            }
+            records
+        }
+        Err(e) => return Err(e.into()),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&records)?);
     } else {
@@ -232,6 +260,83 @@ fn status_table(records: &[StatusRecord]) -> String {
     line(&header.map(String::from));
     rows.iter().for_each(|row| line(row));
     out
+}
+
+/// Logs go to stderr, so that stdout stays the command's own output. Colour only on a terminal,
+/// and never with `NO_COLOR` set (<https://no-color.org>): cron mail and log files get plain
+/// text. `RUST_LOG` overrides the level; by default the refresh's own outcome log is off, as the
+/// command prints each outcome itself.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
+        .with_writer(|| LogWriter)
+        .init();
+}
+
+/// The CLI's log level when `RUST_LOG` is not set.
+pub const DEFAULT_LOG: &str = "flarefeed=info,flarefeed::outcome=off";
+
+/// Whether the spinner's line is on the terminal now: a log line clears it first.
+static SPINNER_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Stderr, clearing the spinner's line before a log line is written over it.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        if SPINNER_SHOWN.swap(false, Ordering::Relaxed) {
+            stderr.write_all(CLEAR_LINE)?;
+        }
+        stderr.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Carriage return, then erase the line (ECMA-48 EL).
+const CLEAR_LINE: &[u8] = b"\r\x1b[2K";
+
+/// Awaits `work`, and meanwhile, on a terminal, shows the feed and the time taken so far: a
+/// refresh spends 5 to 60 s waiting for the solver. Nothing is drawn through pipes or on a dumb
+/// terminal.
+async fn spinning<T>(feed: &str, work: impl Future<Output = T>) -> T {
+    use std::io::{IsTerminal, Write};
+    let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");
+    if !std::io::stderr().is_terminal() || dumb {
+        return work.await;
+    }
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let started = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+    tokio::pin!(work);
+    let mut frame = 0;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = ticks.tick() => {
+                let seconds = started.elapsed().as_secs_f64();
+                let mut stderr = std::io::stderr().lock();
+                let _ = write!(stderr, "\r{} {feed}  {seconds:.1} s", FRAMES[frame % FRAMES.len()]);
+                let _ = stderr.flush();
+                SPINNER_SHOWN.store(true, Ordering::Relaxed);
+                frame += 1;
+            }
+        }
+    };
+    if SPINNER_SHOWN.swap(false, Ordering::Relaxed) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(CLEAR_LINE);
+        let _ = stderr.flush();
+    }
+    result
 }
 
 fn fail(error: impl std::fmt::Display) -> anyhow::Result<ExitCode> {

@@ -19,13 +19,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    // Logs go to stderr so stdout stays the command's own output; RUST_LOG overrides the level.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("flarefeed=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    flarefeed::cli::init_logging();
     let cli = flarefeed::cli::Cli::parse();
     match flarefeed::cli::run(cli) {
         Ok(code) => code,

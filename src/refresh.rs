@@ -319,11 +319,10 @@ impl Refresher {
             && !options.force
             && let Some(wait) = too_recent(previous.as_ref(), feed.min_interval, now)
         {
-            info!(feed = %feed.name, retry_after_s = wait.as_secs(), "skipped: the last attempt was too recent");
-            report.outcome = Outcome::Skipped {
+            let skipped = Outcome::Skipped {
                 retry_after_s: wait.as_secs().max(1),
             };
-            return report;
+            return self.stop(feed, report, started, skipped);
         }
 
         // The claim: the lease and the attempt go into the record before anything else, by a
@@ -369,17 +368,8 @@ impl Refresher {
     /// Ends a refresh that wrote nothing: busy, or stopped at the status record.
     fn stop(&self, feed: &FeedConfig, mut report: Report, started: Instant, outcome: Outcome) -> Report {
         report.total_ms = started.elapsed().as_millis() as u64;
-        match &outcome {
-            Outcome::Busy { retry_after_s, started } => info!(
-                feed = %feed.name, in_flight_since = %started, retry_after_s,
-                "skipped: another refresh of this feed is in flight"
-            ),
-            Outcome::Failed { stage, reason } => {
-                warn!(feed = %feed.name, stage = %stage, total_ms = report.total_ms, reason = %reason, "refresh failed; the published feed is unchanged")
-            }
-            _ => {}
-        }
         report.outcome = outcome;
+        log_outcome(feed, &report);
         report
     }
 
@@ -544,12 +534,7 @@ impl Refresher {
                 };
             }
         }
-        match &report.outcome {
-            Outcome::Failed { stage, reason } => {
-                warn!(feed = %feed.name, stage = %stage, total_ms = report.total_ms, reason = %reason, "refresh failed; the published feed is unchanged")
-            }
-            outcome => info!(feed = %feed.name, outcome = outcome.name(), total_ms = report.total_ms, "refresh done"),
-        }
+        log_outcome(feed, &report);
         report
     }
 
@@ -603,6 +588,27 @@ impl Refresher {
         self.store.put(&feed.status_key(), body, options).await
     }
 
+    /// Every status record in the store, configured feed or not, by feed name: what
+    /// `flarefeed status` shows without a configuration. Records that do not parse are skipped,
+    /// with a warning.
+    pub async fn recorded_statuses(&self) -> Result<Vec<StatusRecord>, StoreError> {
+        let mut records = Vec::new();
+        for key in self.store.list("status/").await? {
+            if !key.ends_with(".json") {
+                continue;
+            }
+            let Some(stored) = self.store.get(&key).await? else {
+                continue;
+            };
+            match serde_json::from_slice::<StatusRecord>(&stored.body) {
+                Ok(record) => records.push(record),
+                Err(e) => warn!(target = %self.store.locate(&key), error = %e, "not a status record; skipped"),
+            }
+        }
+        records.sort_by(|a, b| a.feed.cmp(&b.feed));
+        Ok(records)
+    }
+
     /// The status record of every configured feed, `never` where there is none yet.
     pub async fn statuses(&self) -> Result<Vec<StatusRecord>, StoreError> {
         let mut records = Vec::with_capacity(self.config.feeds.len());
@@ -615,6 +621,26 @@ impl Refresher {
             );
         }
         Ok(records)
+    }
+}
+
+/// The one log line of a refresh's outcome, under its own target (`flarefeed::outcome`): the
+/// CLI prints each outcome itself and turns it off, the Lambda keeps it.
+fn log_outcome(feed: &FeedConfig, report: &Report) {
+    const TARGET: &str = "flarefeed::outcome";
+    let (name, total_ms) = (&feed.name, report.total_ms);
+    match &report.outcome {
+        Outcome::Failed { stage, reason } => {
+            warn!(target: TARGET, feed = %name, stage = %stage, total_ms, reason = %reason, "refresh failed; the published feed is unchanged")
+        }
+        Outcome::Busy { retry_after_s, started } => info!(
+            target: TARGET, feed = %name, in_flight_since = %started, retry_after_s,
+            "skipped: another refresh of this feed is in flight"
+        ),
+        Outcome::Skipped { retry_after_s } => {
+            info!(target: TARGET, feed = %name, retry_after_s, "skipped: the last attempt was too recent")
+        }
+        outcome => info!(target: TARGET, feed = %name, outcome = outcome.name(), total_ms, "refresh done"),
     }
 }
 

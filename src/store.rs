@@ -102,6 +102,8 @@ pub trait Store: Send + Sync {
     /// (checked and written atomically). Readers see the old object or the new one, never a mix.
     /// Returns the version written.
     async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError>;
+    /// The keys under `folder` (which ends in `/`), one level deep, sorted.
+    async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError>;
     /// Where `key` is, for messages (`s3://bucket/prefix/key`, `/srv/public/key`).
     fn locate(&self, key: &str) -> String;
 }
@@ -180,6 +182,29 @@ impl Store for LocalStore {
             .blocking(key, move |path| write_if(&path, &body, &condition))
             .await?;
         written.ok_or(StoreError::Conflict { target })
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError> {
+        let folder = folder.to_string();
+        self.blocking(&folder.clone(), move |path| {
+            let entries = match std::fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let mut keys = Vec::new();
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Dot files are write_atomically's temporary files.
+                if entry.file_type()?.is_file() && !name.starts_with('.') {
+                    keys.push(format!("{folder}{name}"));
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .await
     }
 
     fn locate(&self, key: &str) -> String {
@@ -439,6 +464,29 @@ impl Store for S3Store {
             }
             Err(e) => Err(self.error(key, e)),
         }
+    }
+
+    /// ListObjectsV2 with a delimiter, so only this level; the template grants s3:ListBucket.
+    async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.key(folder))
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(folder, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     fn locate(&self, key: &str) -> String {

@@ -267,3 +267,170 @@ async fn secrets_in_urls_never_reach_output_logs_or_status() {
         assert!(!records.contains(secret), "{secret} in the status record:\n{records}");
     }
 }
+
+/// `refresh --url` in `dir` against `fake`, with the CLI's default logging (no RUST_LOG).
+fn refresh_url(dir: &std::path::Path, fake: &crate::fake_solver::FakeSolver) -> tokio::process::Command {
+    let mut command = flarefeed_async(dir);
+    command
+        .args(["refresh", "--url", crate::refresh::FEED_URL])
+        .env("FLAREFEED_SOLVER_URL", &fake.url)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR");
+    command
+}
+
+/// SGR sequences: colour and style, not cursor movement.
+fn has_colour(text: &str) -> bool {
+    text.split('\u{1b}').skip(1).any(|rest| {
+        rest.strip_prefix('[')
+            .map(|seq| seq.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';'))
+            .is_some_and(|after| after.starts_with('m'))
+    })
+}
+
+/// Through a pipe (cron, a log file): no escape codes at all, and a failure said once, on the
+/// outcome line, not again in a log line.
+#[tokio::test]
+async fn refresh_through_a_pipe_is_plain_text_and_says_a_failure_once() {
+    use crate::fake_solver::{FakeSolver, error_reply};
+    let fake = FakeSolver::start().await;
+    fake.then(error_reply(
+        "Error: Error solving the challenge. Cloudflare has blocked this request.",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let out = refresh_url(dir.path(), &fake).output().await.unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "{stdout}{stderr:?}"
+    );
+    assert!(!stderr.contains('\r'), "a spinner was drawn into a pipe: {stderr:?}");
+    let said = format!("{stdout}{stderr}");
+    assert_eq!(said.matches("Cloudflare blocked FlareSolverr").count(), 1, "{said}");
+    assert!(stdout.starts_with("news-example-test  failed at solver"), "{stdout}");
+    // The stages still log at info.
+    assert!(stderr.contains("solver answered"), "{stderr}");
+}
+
+/// On a terminal (a pty from `script`): coloured logs unless NO_COLOR, and a spinner with the
+/// feed and the time while the solver works, cleared before the outcome line.
+#[tokio::test]
+async fn on_a_terminal_logs_are_coloured_unless_no_color_and_a_spinner_runs() {
+    use crate::fake_solver::{Action, FakeSolver};
+    use crate::refresh::{FEED_URL, rss_page};
+    for no_color in [false, true] {
+        let fake = FakeSolver::start().await;
+        fake.then(Action::Delay(
+            std::time::Duration::from_millis(700),
+            Box::new(rss_page("Mon, 01 Jan 2024 00:00:00 GMT")),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let binary = env!("CARGO_BIN_EXE_flarefeed");
+        let mut command = tokio::process::Command::new("script");
+        command
+            .args(["-qec", &format!("'{binary}' refresh --url '{FEED_URL}'"), "/dev/null"])
+            .current_dir(dir.path())
+            .env("FLAREFEED_SOLVER_URL", &fake.url)
+            .env("TERM", "xterm")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        let out = command.output().await.unwrap();
+        let screen = text(&out.stdout);
+        assert!(out.status.success(), "{screen}");
+        assert_eq!(has_colour(&screen), !no_color, "NO_COLOR={no_color}: {screen:?}");
+        assert!(screen.contains("⠋ news-example-test  0.0 s"), "no spinner: {screen:?}");
+        assert!(
+            screen.contains("\r\u{1b}[2K"),
+            "the spinner is never cleared: {screen:?}"
+        );
+        assert!(
+            screen.contains("news-example-test  updated  rss 2.0, 2 items"),
+            "{screen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refresh_json_prints_one_parsable_report_per_feed() {
+    use crate::fake_solver::{FakeSolver, error_reply};
+    use crate::refresh::{FEED_URL, rss_page};
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = refresh_url(dir.path(), &fake).arg("--json").output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["feed"], "news-example-test");
+    assert_eq!(lines[0]["outcome"], "updated");
+    assert_eq!(lines[0]["items"], 2);
+
+    fake.then(error_reply(
+        "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+    ));
+    let failed = refresh_url(dir.path(), &fake).arg("--json").output().await.unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(
+        (report["outcome"].as_str(), report["stage"].as_str()),
+        (Some("failed"), Some("solver"))
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not solve the challenge")
+    );
+}
+
+/// `status` without a configuration reads what `refresh --url` wrote, in ./public/.
+#[tokio::test]
+async fn status_without_configuration_reads_the_default_folder() {
+    use crate::fake_solver::FakeSolver;
+    use crate::refresh::{FEED_URL, rss_page};
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let dir = tempfile::tempdir().unwrap();
+
+    let empty = flarefeed_async(dir.path()).arg("status").output().await.unwrap();
+    assert_eq!(empty.status.code(), Some(1));
+    let said = text(&empty.stderr);
+    assert!(
+        said.contains("pass --config FILE") && said.contains("no status records"),
+        "{said}"
+    );
+
+    assert!(refresh_url(dir.path(), &fake).output().await.unwrap().status.success());
+    assert!(
+        refresh_url(dir.path(), &fake)
+            .args(["--name", "second"])
+            .output()
+            .await
+            .unwrap()
+            .status
+            .success()
+    );
+    let table = flarefeed_async(dir.path()).arg("status").output().await.unwrap();
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    let feeds: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(feeds, ["news-example-test", "second"], "{table}");
+    let json = flarefeed_async(dir.path())
+        .args(["status", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(records[0]["outcome"], "updated");
+}

@@ -303,6 +303,10 @@ impl Store for BothReadFirst {
         self.inner.put(key, body, options).await
     }
 
+    async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(folder).await
+    }
+
     fn locate(&self, key: &str) -> String {
         self.inner.locate(key)
     }

@@ -594,3 +594,33 @@ async fn a_slow_s3_gives_up_at_the_deadline() {
     h.s3.set_fault(None);
     assert_eq!(h.bytes("feeds/news.xml").await, good);
 }
+
+/// `flarefeed status` without a configuration lists the records it finds; on S3 that is a
+/// ListObjectsV2 of one level of `status/`, other objects left out.
+#[tokio::test]
+async fn recorded_statuses_lists_one_level_of_status_records_on_s3() {
+    let h = S3Harness::start().await;
+    h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh().await, Outcome::Updated);
+    for key in [
+        "feeds/status/notes.txt",
+        "feeds/status/deeper/x.json",
+        "feeds/other.xml",
+    ] {
+        h.s3.client()
+            .put_object()
+            .bucket(crate::s3_server::BUCKET)
+            .key(key)
+            .body(b"{}".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let records = h.refresher.recorded_statuses().await.unwrap();
+    let feeds: Vec<&str> = records.iter().map(|r| r.feed.as_str()).collect();
+    assert_eq!(feeds, ["news"]);
+    assert_eq!(
+        h.refresher.store().list("status/").await.unwrap(),
+        ["status/news.json", "status/notes.txt"]
+    );
+}
