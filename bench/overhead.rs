@@ -1,8 +1,10 @@
-//! What flarefeed adds on top of the solver's reply: extract, guard, format, fingerprint, store.
+//! What flarefeed adds on top of the solver's reply (extract, guard, format, fingerprint, store),
+//! and how long the Lambda function takes to start.
 //!
 //! The fake FlareSolverr answers at once, so a refresh's time is flarefeed's own. Feeds come from
-//! `bench/genfeed.py` (in `FLAREFEED_BENCH_DIR`, else generated into a temp folder). Prints a
-//! Markdown table; the same run measures a baseline (just receiving the reply) for comparison.
+//! `bench/genfeed.py` (in `FLAREFEED_BENCH_DIR`, else generated into a temp folder). Prints
+//! Markdown tables; each measures its baseline in the same run: just receiving the reply, and
+//! curl making the function's first Runtime API request.
 
 #[allow(dead_code)]
 #[path = "../tests/it/fake_solver.rs"]
@@ -24,6 +26,8 @@ use flarefeed::store::S3Store;
 use s3_server::S3Server;
 
 const RUNS: usize = 15;
+/// Process starts are cheap and noisy: more of them.
+const STARTS: usize = 51;
 const FEED_URL: &str = "https://bench.example.test/rss.xml";
 
 #[tokio::main]
@@ -33,8 +37,15 @@ async fn main() {
         None => std::env::temp_dir().join("flarefeed-bench"),
     };
     std::fs::create_dir_all(&dir).unwrap();
-    let small = feed(&dir, "100K");
-    let large = feed(&dir, "5M");
+    match std::env::args().nth(1).as_deref() {
+        Some("cold-start") => cold_start(&dir).await,
+        _ => refresh_overhead(&dir).await,
+    }
+}
+
+async fn refresh_overhead(dir: &Path) {
+    let small = feed(dir, "100K");
+    let large = feed(dir, "5M");
     let cases = [
         ("100 KB feed, `<pre>` view", small.len(), pre_wrapped(&small)),
         ("5 MB feed, XML viewer page", large.len(), xml_viewer(&large)),
@@ -85,7 +96,7 @@ async fn main() {
                 refreshes.push(took);
             }
         }
-        let rss = peak_rss(&fake, &s3, &dir);
+        let rss = peak_rss(&fake, &s3, dir);
         let max = refreshes.iter().max().copied().unwrap();
         println!(
             "| {name} ({:.1} MB) | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
@@ -223,4 +234,108 @@ fn median(mut times: Vec<Duration>) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Process start to the function's first `GET /2018-06-01/runtime/invocation/next`, against a
+/// Runtime API on loopback that records the request and never answers it: everything the
+/// function does before it can take an event (configuration, logging, the S3 client). Baseline:
+/// curl sending the same request, the floor for any process that makes one HTTP request.
+async fn cold_start(dir: &Path) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let arrived = arrived.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while let Ok(n) = socket.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&chunk[..n]);
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                if String::from_utf8_lossy(&head).contains("/runtime/invocation/next") {
+                    let _ = arrived.send(Instant::now());
+                }
+                // Held open, unanswered, until the process is killed.
+                let _ = socket.read(&mut chunk).await;
+            });
+        }
+    });
+
+    let folder = format!(
+        "[solver]\nurl = \"http://127.0.0.1:8191/v1\"\n[store]\ndir = \"{}\"\n[[feeds]]\nname = \"bench\"\nurl = \"{FEED_URL}\"\n",
+        dir.join("cold-start").display()
+    );
+    let bucket = format!(
+        "[solver]\nurl = \"http://127.0.0.1:8191/v1\"\n[store]\nbucket = \"bench\"\nendpoint = \"http://127.0.0.1:9\"\npath_style = true\n[[feeds]]\nname = \"bench\"\nurl = \"{FEED_URL}\"\n"
+    );
+    let function = |binary: &str, config: &str| {
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", &api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "flarefeed")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/flarefeed")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("FLAREFEED_CONFIG", config)
+            .env("FLAREFEED_TOKEN", "bench");
+        command
+    };
+    let mut curl = Command::new("curl");
+    curl.args(["-s", &format!("http://{api}/2018-06-01/runtime/invocation/next")]);
+    let this = env!("CARGO_BIN_EXE_flarefeed");
+    let mut cases = vec![
+        ("baseline: curl, the same first request".to_string(), curl),
+        ("flarefeed, folder store".into(), function(this, &folder)),
+        ("flarefeed, S3 store (SDK client built)".into(), function(this, &bucket)),
+    ];
+    // Another build to compare with, in the same run (an older commit's release binary).
+    if let Ok(other) = std::env::var("FLAREFEED_BENCH_OTHER") {
+        cases.push((format!("{other}, folder store"), function(&other, &folder)));
+        cases.push((format!("{other}, S3 store"), function(&other, &bucket)));
+    }
+
+    println!("| process ({STARTS} starts each) | to first `/next`, median | p90 | vs curl |");
+    println!("|---|---:|---:|---:|");
+    let mut baseline = None;
+    for (name, mut command) in cases {
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut times = Vec::with_capacity(STARTS);
+        for i in 0..STARTS + 2 {
+            let started = Instant::now();
+            let mut child = command.spawn().expect("the process starts");
+            let at = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+                .await
+                .expect("the first /next arrives within 10 s")
+                .unwrap();
+            child.kill().unwrap();
+            child.wait().unwrap();
+            if i >= 2 {
+                times.push(at - started);
+            }
+        }
+        times.sort();
+        let p90 = times[(times.len() * 9).div_ceil(10) - 1];
+        let median = median(times);
+        let ratio = baseline.map_or_else(
+            || "1.0×".to_string(),
+            |b: Duration| format!("{:.1}×", median.as_secs_f64() / b.as_secs_f64()),
+        );
+        baseline.get_or_insert(median);
+        println!("| {name} | {:.1} ms | {:.1} ms | {ratio} |", ms(median), ms(p90));
+    }
 }
