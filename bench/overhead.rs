@@ -6,24 +6,20 @@
 //! Markdown tables; each measures its baseline in the same run: just receiving the reply, and
 //! curl making the function's first Runtime API request.
 
+/// The tests' harness: the same fake FlareSolverr, S3 server and `TestApp`.
 #[allow(dead_code)]
-#[path = "../tests/it/fake_solver.rs"]
-mod fake_solver;
-#[allow(dead_code)]
-#[path = "../tests/it/s3_server.rs"]
-mod s3_server;
+#[path = "../tests/it/helpers/mod.rs"]
+mod helpers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fake_solver::{Action, FakeSolver, ok_reply, pre_wrapped};
-use flarefeed::config::{Config, FeedConfig};
-use flarefeed::refresh::{Outcome, RefreshOptions, Refresher, Trigger};
-use flarefeed::solver::{FlareSolverr, SessionPolicy, SolverSettings};
-use flarefeed::store::S3Store;
-use s3_server::S3Server;
+use flarefeed::config::FeedConfig;
+use flarefeed::refresh::{Outcome, RefreshOptions};
+use helpers::fake_solver::{Action, FakeSolver, ok_reply, pre_wrapped};
+use helpers::s3_server::S3Server;
+use helpers::{Backend, TestApp};
 
 const RUNS: usize = 15;
 /// Process starts are cheap and noisy: more of them.
@@ -56,47 +52,30 @@ async fn refresh_overhead(dir: &Path) {
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, feed_bytes, page) in cases {
-        let fake = FakeSolver::start().await;
         let Action::Reply(_, reply) = ok_reply(FEED_URL, &page) else {
             unreachable!()
         };
         let reply_bytes = reply.len();
-        fake.page(FEED_URL, Action::Reply(200, reply));
-        let s3 = S3Server::start().await;
-        let config = Config {
-            solver: SolverSettings {
-                url: fake.url.clone(),
-                session: SessionPolicy::None,
-                ..SolverSettings::default()
-            },
-            store: s3.store_config(""),
-            feeds: vec![FeedConfig::new("bench", FEED_URL)],
-        };
-        let store = S3Store::with_sdk_config(&s3.sdk_config(), &config.store);
-        let feed = config.feeds[0].clone();
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            Arc::new(store),
-            Arc::new(config.clone()),
-        );
-        let options = RefreshOptions {
-            deadline: None,
-            trigger: Trigger::Cli,
-            force: true,
-        };
+        let app = TestApp::builder()
+            .backend(Backend::S3s)
+            .feeds(vec![FeedConfig::new("bench", FEED_URL)])
+            .start()
+            .await;
+        app.fake.page(FEED_URL, Action::Reply(200, reply));
+        let options = RefreshOptions::cli(true);
 
-        let baseline = median(time_runs(|| receive_only(&fake.url)).await);
+        let baseline = median(time_runs(|| receive_only(&app.fake.url)).await);
         let mut refreshes = Vec::with_capacity(RUNS);
         for i in 0..RUNS + 2 {
             let started = Instant::now();
-            let report = refresher.refresh(&feed, options).await;
+            let report = app.refresh(options).await;
             let took = started.elapsed();
             assert_eq!(report.outcome, Outcome::Updated, "{report:?}");
             if i >= 2 {
                 refreshes.push(took);
             }
         }
-        let rss = peak_rss(&fake, &s3, dir);
+        let rss = peak_rss(&app.fake, app.s3(), dir);
         let max = refreshes.iter().max().copied().unwrap();
         println!(
             "| {name} ({:.1} MB) | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
@@ -178,10 +157,7 @@ fn peak_rss(fake: &FakeSolver, s3: &S3Server, dir: &Path) -> Option<(u64, Durati
         return None;
     }
     let config = dir.join("bench.toml");
-    let s3_config = s3.store_config("");
-    let flarefeed::config::StoreLocation::Bucket { bucket, endpoint, .. } = &s3_config.location else {
-        unreachable!()
-    };
+    let flarefeed::config::Bucket { bucket, endpoint, .. } = s3.bucket();
     std::fs::write(
         &config,
         format!(

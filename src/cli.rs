@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::feed::{self, GuardOptions};
-use crate::refresh::{Outcome, RefreshOptions, Refresher, Report, StatusRecord, Trigger};
+use crate::refresh::{Deployment, Outcome, RefreshOptions, Report};
+use crate::status::{self, StatusRecord};
 
 /// Fetch Cloudflare-protected feeds through FlareSolverr, check them and publish them.
 #[derive(Debug, Parser)]
@@ -145,20 +146,16 @@ async fn refresh(
             .map(|name| config.feed(name).cloned())
             .collect::<Result<_, _>>()?,
     };
-    let refresher = Refresher::connect(config).await;
-    let options = RefreshOptions {
-        deadline: None,
-        trigger: Trigger::Cli,
-        force,
-    };
+    let deployment = Deployment::connect(config).await;
+    let options = RefreshOptions::cli(force);
     let mut failed = false;
     for feed in &selected {
-        let report = spinning(&feed.name, refresher.refresh(feed, options)).await;
+        let report = spinning(&feed.name, deployment.refresher.refresh(feed, options)).await;
         failed |= report.outcome.is_failure();
         if json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
-            println!("{}", report_line(&report, &refresher.store().locate(&feed.key)));
+            println!("{}", report_line(&report));
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -167,17 +164,20 @@ async fn refresh(
 async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let env = |key: &str| std::env::var(key).ok();
     let records = match Config::load(config.as_deref(), &env) {
-        Ok(config) => Refresher::connect(config).await.statuses().await?,
+        Ok(config) => {
+            let deployment = Deployment::connect(config).await;
+            status::all(deployment.store.as_ref(), &deployment.config).await?
+        }
         // As `refresh --url` does: the default folder, whatever feeds it has records for.
         Err(ConfigError::Missing) => {
             let defaults = Config::parse("", "defaults", &env)?;
-            let refresher = Refresher::connect(defaults).await;
-            let records = refresher.recorded_statuses().await?;
+            let store = crate::store::from_config(&defaults.store).await;
+            let records = status::found(store.as_ref()).await?;
             if records.is_empty() {
                 anyhow::bail!(
                     "{}; and {} holds no status records from `refresh --url`",
                     ConfigError::Missing,
-                    refresher.store().locate("status/")
+                    store.locate("status/")
                 );
             }
             records
@@ -193,22 +193,23 @@ async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode>
 }
 
 /// `name  outcome  kind, N items, B bytes, T s  → where`, or the failure with its stage.
-fn report_line(report: &Report, target: &str) -> String {
+fn report_line(report: &Report) -> String {
     let seconds = report.total_ms as f64 / 1000.0;
     match &report.outcome {
-        Outcome::Failed { stage, reason } => format!("{}  failed at {stage} ({seconds:.1} s): {reason}", report.feed),
+        Outcome::Failed { stage, error } => format!("{}  failed at {stage} ({seconds:.1} s): {error}", report.feed),
         Outcome::Skipped { retry_after_s } => format!("{}  skipped: retry in {retry_after_s} s", report.feed),
         Outcome::Busy { retry_after_s, started } => format!(
             "{}  busy: another refresh started at {started} is in flight; it ends within {retry_after_s} s",
             report.feed
         ),
         outcome => format!(
-            "{}  {}  {}, {} items, {} bytes, {seconds:.1} s  -> {target}",
+            "{}  {}  {}, {} items, {} bytes, {seconds:.1} s  -> {}",
             report.feed,
             outcome.name(),
             report.kind.as_deref().unwrap_or("?"),
             report.items.unwrap_or(0),
             report.bytes.unwrap_or(0),
+            report.location,
         ),
     }
 }
@@ -231,7 +232,7 @@ fn status_table(records: &[StatusRecord]) -> String {
         .map(|r| {
             let outcome = match &r.in_flight {
                 Some(running) if running.left(now).is_some() => format!("{} (refreshing)", r.outcome),
-                _ => r.outcome.clone(),
+                _ => r.outcome.to_string(),
             };
             [
                 r.feed.clone(),

@@ -35,14 +35,20 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 /// Where feeds and status records are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// A local folder (the default, `public`).
+    /// A local folder (the default, [`DEFAULT_DIR`]).
     Dir(PathBuf),
-    /// An S3 bucket, or a bucket on an S3-compatible server at `endpoint`.
-    Bucket {
-        bucket: String,
-        endpoint: Option<String>,
-        path_style: bool,
-    },
+    Bucket(Bucket),
+}
+
+/// The folder `refresh --url` and a configuration without `store` publish to.
+pub const DEFAULT_DIR: &str = "public";
+
+/// An S3 bucket, or a bucket on an S3-compatible server at `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +63,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            location: StoreLocation::Dir(PathBuf::from("public")),
+            location: StoreLocation::Dir(PathBuf::from(DEFAULT_DIR)),
             prefix: String::new(),
             cache_control: "public, max-age=300".into(),
         }
@@ -261,7 +267,7 @@ pub fn default_session_prefix(store: &StoreConfig) -> String {
     use sha2::{Digest, Sha256};
     let place = match &store.location {
         StoreLocation::Dir(dir) => format!("dir:{}/{}", dir.display(), store.prefix),
-        StoreLocation::Bucket { bucket, endpoint, .. } => {
+        StoreLocation::Bucket(Bucket { bucket, endpoint, .. }) => {
             format!("s3:{}/{bucket}/{}", endpoint.as_deref().unwrap_or(""), store.prefix)
         }
     };
@@ -399,11 +405,11 @@ impl RawStore {
                 if let Some(endpoint) = &self.endpoint {
                     check_http_url(endpoint, "store.endpoint")?;
                 }
-                StoreLocation::Bucket {
+                StoreLocation::Bucket(Bucket {
                     bucket,
                     endpoint: self.endpoint,
                     path_style: self.path_style.unwrap_or(false),
-                }
+                })
             }
             (None, dir) => {
                 if self.endpoint.is_some() || self.path_style.is_some() {
@@ -412,7 +418,7 @@ impl RawStore {
                         "endpoint and path_style only apply with store.bucket",
                     ));
                 }
-                StoreLocation::Dir(dir.unwrap_or_else(|| PathBuf::from("public")))
+                StoreLocation::Dir(dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR)))
             }
         };
         let mut prefix = self.prefix.unwrap_or_default();
@@ -625,11 +631,11 @@ mod tests {
         assert_eq!(config.store.prefix, "feeds/");
         assert_eq!(
             config.store.location,
-            StoreLocation::Bucket {
+            StoreLocation::Bucket(Bucket {
                 bucket: "my-feeds".into(),
                 endpoint: Some("http://127.0.0.1:9000".into()),
                 path_style: true
-            }
+            })
         );
         assert_eq!(config.feeds[0].key, "x/a.rss");
         assert_eq!(config.feeds[0].min_items, 3);
@@ -687,7 +693,9 @@ mod tests {
         };
         let config = Config::parse("[store]\ndir = \"out\"", "test", &env).unwrap();
         assert_eq!(config.solver.url, "http://10.0.0.1:8191/v1");
-        assert!(matches!(config.store.location, StoreLocation::Bucket { ref bucket, .. } if bucket == "env-bucket"));
+        assert!(
+            matches!(config.store.location, StoreLocation::Bucket(Bucket { ref bucket, .. }) if bucket == "env-bucket")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod feed;
 pub mod handler;
 pub mod refresh;
 pub mod solver;
+pub mod status;
 pub mod store;
 
 /// An error with its causes, `a: b: c`: the HTTP clients' own messages rarely say

@@ -1,61 +1,91 @@
-//! One refresh of one feed: fetch, extract, guard, format, fingerprint, publish, record.
+//! One refresh of one feed: claim, fetch, extract, guard, format, fingerprint, publish, record.
 //!
 //! The CLI and the Lambda both call [`Refresher::refresh`]. Whatever fails, the published feed
 //! is left exactly as it was: only a newer good feed is ever written over a good one.
 //!
 //! One refresh of a feed runs at a time, wherever it was started. A refresh first claims the
-//! feed by writing an [`InFlight`] lease into its status record with a conditional write, so of
+//! feed by writing an [`InFlight`] claim into its status record with a conditional write, so of
 //! two that read the same record only one can claim it; the other stands back ([`Outcome::Busy`]).
-//! The lease expires when its holder can no longer write (its deadline, the status write's grace
+//! The claim expires when its holder can no longer write (its deadline, the status write's grace
 //! and [`LEASE_SLACK`]), so a killed refresh blocks nobody for long. The feed is then written
 //! only if it is still the version seen at the claim, and the status record only if it is still
-//! the claim: a refresh that outlived its lease and was overtaken writes nothing. So the
+//! the claim: a refresh that outlived its claim and was overtaken writes nothing. So the
 //! published feed is always the good content of the refresh that claimed it last, and the status
 //! record describes the published feed.
+//!
+//! The flow is straight: [`Refresher::attempt`] returns one [`Attempt`], and the status record
+//! and the [`Report`] are both built from it, in [`Attempt`]'s own methods.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, FeedConfig, redact_url};
-use crate::feed::{self, FeedError, FeedInfo, GuardOptions};
-use crate::solver::{Body, FlareSolverr, Solver};
-use crate::solver::{MIN_REQUEST_TIME, STARTUP_MARGIN, SolverError};
+use crate::feed::{self, FeedError, GuardOptions};
+use crate::solver::{Body, FlareSolverr, MIN_REQUEST_TIME, STARTUP_MARGIN, Solver, SolverError};
+use crate::status::{self, InFlight, Recorded, StatusRecord, Trigger, serde_name};
 use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version};
-
-/// What started a refresh; only HTTP-triggered ones honour `min_interval_s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    Schedule,
-    Http,
-    Cli,
-}
 
 /// The status record may still be written this long after the refresh's deadline; the Lambda
 /// handler keeps more than this between that deadline and its own (`handler::SAFETY_MARGIN`).
 pub const STATUS_WRITE_GRACE: Duration = Duration::from_secs(8);
 
-/// A lease outlasts its holder's last possible write by this much: for clocks that disagree
+/// A claim outlasts its holder's last possible write by this much: for clocks that disagree
 /// (Lambda's are NTP-synchronised; a CLI host's may drift) and a write already on the wire when
 /// its holder gave up.
 pub const LEASE_SLACK: Duration = Duration::from_secs(30);
 
-/// How to run one refresh.
+/// How to run one refresh: the policy is explicit, whoever asked for it.
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshOptions {
     /// Everything, the solver included, must be done by then. Without one (CLI, emulators) a
-    /// refresh gets [`Refresher::budget`], so that its lease can expire.
+    /// refresh gets [`Refresher::budget`], so that its claim can expire.
     pub deadline: Option<Instant>,
+    /// For the logs and the status record only.
     pub trigger: Trigger,
-    /// HTTP: ignore `min_interval_s`. CLI: also publish when unchanged.
-    pub force: bool,
+    /// Skip the refresh if the last attempt was within the feed's `min_interval_s`.
+    pub respect_min_interval: bool,
+    /// Write the feed even when it is the one already published.
+    pub publish_unchanged: bool,
+}
+
+impl RefreshOptions {
+    /// An EventBridge tick: runs, and publishes only a change.
+    pub fn scheduled(deadline: Option<Instant>) -> Self {
+        Self {
+            deadline,
+            trigger: Trigger::Schedule,
+            respect_min_interval: false,
+            publish_unchanged: false,
+        }
+    }
+
+    /// `POST /refresh/<feed>`: `min_interval_s` holds unless `force` (`?force=1`).
+    pub fn http(deadline: Option<Instant>, force: bool) -> Self {
+        Self {
+            deadline,
+            trigger: Trigger::Http,
+            respect_min_interval: !force,
+            publish_unchanged: false,
+        }
+    }
+
+    /// `flarefeed refresh`: runs whenever asked; `--force` publishes an unchanged feed too.
+    pub fn cli(force: bool) -> Self {
+        Self {
+            deadline: None,
+            trigger: Trigger::Cli,
+            respect_min_interval: false,
+            publish_unchanged: force,
+        }
+    }
 }
 
 /// Where a failed refresh stopped.
@@ -71,14 +101,21 @@ pub enum Stage {
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Status => "status",
-            Stage::Solver => "solver",
-            Stage::Extract => "extract",
-            Stage::Guard => "guard",
-            Stage::Store => "store",
-        })
+        f.write_str(&serde_name(self))
     }
+}
+
+/// Why a refresh failed, with its cause kept until the edge.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum RefreshError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Solver(#[from] SolverError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error("the feed was handled ({handled}), but its status record could not be written: {source}")]
+    StatusNotWritten { handled: Recorded, source: StoreError },
 }
 
 /// The result of one refresh.
@@ -89,32 +126,48 @@ pub enum Outcome {
     Updated,
     /// The feed is the one already published (dates aside); nothing was written.
     Unchanged,
-    /// An HTTP-triggered refresh came within `min_interval_s` of the last attempt.
+    /// The last attempt was within `min_interval_s`, and the options respect it.
     Skipped { retry_after_s: u64 },
     /// Another refresh of this feed is in flight; nothing was fetched or written.
     Busy {
-        /// When the lease of the refresh in flight expires: it is done by then at the latest.
+        /// When the claim of the refresh in flight expires: it is done by then at the latest.
         retry_after_s: u64,
         /// When the refresh in flight started.
         started: String,
     },
     /// Nothing was published; the last good copy stays.
-    Failed { stage: Stage, reason: String },
+    Failed {
+        stage: Stage,
+        #[serde(rename = "reason", serialize_with = "as_display")]
+        error: RefreshError,
+    },
+}
+
+fn as_display<S: serde::Serializer>(value: &impl fmt::Display, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 impl Outcome {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Skipped { .. } => "skipped",
-            Outcome::Busy { .. } => "busy",
-            Outcome::Failed { .. } => "failed",
+    /// `updated`, `unchanged`, `skipped`, `busy` or `failed`: the tag serde writes.
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut fields)) => match fields.remove("outcome") {
+                Some(serde_json::Value::String(name)) => name,
+                other => unreachable!("an outcome is tagged with a string, not {other:?}"),
+            },
+            other => unreachable!("an outcome serializes as an object, not {other:?}"),
         }
     }
 
     pub fn is_failure(&self) -> bool {
         matches!(self, Outcome::Failed { .. })
+    }
+
+    fn failed(stage: Stage, error: impl Into<RefreshError>) -> Self {
+        Outcome::Failed {
+            stage,
+            error: error.into(),
+        }
     }
 }
 
@@ -124,6 +177,8 @@ pub struct Report {
     pub feed: String,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Where the feed is published (`s3://bucket/prefix/key`, or a path), whatever the outcome.
+    pub location: String,
     /// Kind and items of the fetched feed, when it passed the guard.
     pub kind: Option<String>,
     pub items: Option<usize>,
@@ -135,73 +190,6 @@ pub struct Report {
     pub final_url: Option<String>,
 }
 
-/// `<prefix>status/<name>.json`: everything an operator needs to see a feed going stale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusRecord {
-    pub feed: String,
-    pub url: String,
-    /// `updated`, `unchanged` or `failed` (`never` in listings of feeds not yet attempted).
-    pub outcome: String,
-    pub last_attempt: Option<String>,
-    pub last_success: Option<String>,
-    pub last_error: Option<String>,
-    pub consecutive_failures: u32,
-    /// Items, size and fingerprint of the published feed.
-    pub items: Option<usize>,
-    pub bytes: Option<usize>,
-    pub sha256: Option<String>,
-    pub solver_ms: Option<u64>,
-    pub total_ms: Option<u64>,
-    /// Where the last fetch ended up, when a redirect took it away from `url`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_url: Option<String>,
-    /// The refresh running now, if any (or one that was killed, until its lease expires).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub in_flight: Option<InFlight>,
-}
-
-/// A refresh's claim on its feed, kept in the status record while it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InFlight {
-    pub trigger: Trigger,
-    /// RFC 3339.
-    pub started: String,
-    /// RFC 3339. None of the holder's writes can land after this: each store call it makes
-    /// gives up at its deadline (status write: plus [`STATUS_WRITE_GRACE`]), and
-    /// [`LEASE_SLACK`] covers the rest.
-    pub expires: String,
-}
-
-impl InFlight {
-    /// How long until the lease expires, if it has not.
-    pub fn left(&self, now: OffsetDateTime) -> Option<Duration> {
-        let expires = OffsetDateTime::parse(&self.expires, &Rfc3339).ok()?;
-        (expires > now).then(|| (expires - now).try_into().unwrap_or_default())
-    }
-}
-
-impl StatusRecord {
-    /// The record shown for a feed that has never been attempted.
-    pub fn never(feed: &FeedConfig) -> Self {
-        Self {
-            feed: feed.name.clone(),
-            url: redact_url(&feed.url),
-            outcome: "never".into(),
-            last_attempt: None,
-            last_success: None,
-            last_error: None,
-            consecutive_failures: 0,
-            items: None,
-            bytes: None,
-            sha256: None,
-            solver_ms: None,
-            total_ms: None,
-            final_url: None,
-            in_flight: None,
-        }
-    }
-}
-
 /// Runs refreshes against one solver and one store; build it once and share it.
 #[derive(Clone)]
 pub struct Refresher {
@@ -210,69 +198,158 @@ pub struct Refresher {
     config: Arc<Config>,
 }
 
-/// A failure on its way to the status record.
-struct Failure {
-    stage: Stage,
-    reason: String,
+/// What an entry point runs on, built once: the configuration, the store and the refresher, so
+/// that it holds what it needs rather than reaching through the refresher.
+#[derive(Clone)]
+pub struct Deployment {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub refresher: Refresher,
 }
 
-impl Failure {
-    fn new(stage: Stage, error: impl fmt::Display) -> Self {
+impl Deployment {
+    /// The real adapters for `config`: FlareSolverr over HTTP, and S3 or a folder. Expensive
+    /// clients are built here, once.
+    pub async fn connect(config: Config) -> Self {
+        let config = Arc::new(config);
+        let store = crate::store::from_config(&config.store).await;
+        let solver = Arc::new(FlareSolverr::new(config.solver.clone()));
         Self {
-            stage,
-            reason: error.to_string(),
+            refresher: Refresher::new(solver, store.clone(), config.clone()),
+            config,
+            store,
         }
     }
-}
-
-impl From<Failure> for Outcome {
-    fn from(failure: Failure) -> Self {
-        Outcome::Failed {
-            stage: failure.stage,
-            reason: failure.reason,
-        }
-    }
-}
-
-/// A refresh that got a good feed, written or found already there.
-struct Published {
-    outcome: Outcome,
-    /// The fingerprint of the feed readers now get.
-    sha256: String,
 }
 
 /// The status record as this refresh claimed it, and the version that claim wrote.
 struct Claim {
     record: StatusRecord,
     version: Version,
+    /// The record before the claim, whose fingerprint describes a folder's published feed.
+    previous_sha256: Option<String>,
+}
+
+/// Everything one attempt found out, after the claim: the report and the status record are
+/// both built from it.
+#[derive(Debug)]
+struct Attempt {
+    found: Found,
+    result: Result<Published, (Stage, RefreshError)>,
+}
+
+/// What an attempt learnt on its way, however far it got.
+#[derive(Debug, Default)]
+struct Found {
+    solver_ms: Option<u64>,
+    final_url: Option<String>,
+    /// The feed that passed the guard.
+    checked: Option<Checked>,
+}
+
+#[derive(Debug)]
+struct Checked {
+    kind: String,
+    items: usize,
+    bytes: usize,
+}
+
+/// A good feed, written or found already there.
+#[derive(Debug)]
+struct Published {
+    outcome: Recorded,
+    /// The fingerprint of the feed readers now get.
+    sha256: String,
 }
 
 /// A feed that passed the guard and was formatted.
 struct Candidate {
-    info: FeedInfo,
+    info: feed::FeedInfo,
     xml: String,
     sha256: String,
+}
+
+impl Attempt {
+    fn failed(found: Found, stage: Stage, error: impl Into<RefreshError>) -> Self {
+        Self {
+            found,
+            result: Err((stage, error.into())),
+        }
+    }
+
+    fn published(found: Found, outcome: Recorded, sha256: String) -> Self {
+        Self {
+            found,
+            result: Ok(Published { outcome, sha256 }),
+        }
+    }
+
+    /// The claimed record, finished: the claim released, the attempt recorded.
+    fn record(&self, feed: &FeedConfig, claimed: &StatusRecord, total_ms: u64) -> StatusRecord {
+        let mut record = claimed.clone();
+        record.url = redact_url(&feed.url);
+        record.in_flight = None;
+        record.solver_ms = self.found.solver_ms;
+        record.total_ms = Some(total_ms);
+        record.final_url = self.found.final_url.clone();
+        match &self.result {
+            Ok(published) => {
+                record.outcome = published.outcome;
+                record.last_success = record.last_attempt.clone();
+                record.last_error = None;
+                record.consecutive_failures = 0;
+                record.items = self.found.checked.as_ref().map(|c| c.items);
+                record.bytes = self.found.checked.as_ref().map(|c| c.bytes);
+                record.sha256 = Some(published.sha256.clone());
+            }
+            Err((stage, error)) => {
+                record.outcome = Recorded::Failed;
+                record.last_error = Some(format!("{stage}: {error}"));
+                record.consecutive_failures += 1;
+            }
+        }
+        record
+    }
+
+    /// The outcome, once the record's write is known.
+    fn outcome(self, status_written: Result<(), StoreError>) -> (Outcome, Option<Attempt>) {
+        let outcome = match (&self.result, status_written) {
+            (Err((stage, error)), _) => Outcome::failed(*stage, error.clone()),
+            (Ok(published), Err(source)) => Outcome::failed(
+                Stage::Status,
+                RefreshError::StatusNotWritten {
+                    handled: published.outcome,
+                    source,
+                },
+            ),
+            (Ok(published), Ok(())) if published.outcome == Recorded::Updated => Outcome::Updated,
+            (Ok(_), Ok(())) => Outcome::Unchanged,
+        };
+        (outcome, Some(self))
+    }
+}
+
+impl Report {
+    fn new(feed: &FeedConfig, location: String, outcome: Outcome, attempt: Option<&Attempt>, total_ms: u64) -> Self {
+        let found = attempt.map(|a| &a.found);
+        let checked = found.and_then(|f| f.checked.as_ref());
+        Self {
+            feed: feed.name.clone(),
+            outcome,
+            location,
+            kind: checked.map(|c| c.kind.clone()),
+            items: checked.map(|c| c.items),
+            bytes: checked.map(|c| c.bytes),
+            solver_ms: found.and_then(|f| f.solver_ms),
+            total_ms,
+            final_url: found.and_then(|f| f.final_url.clone()),
+        }
+    }
 }
 
 impl Refresher {
     pub fn new(solver: Arc<dyn Solver>, store: Arc<dyn Store>, config: Arc<Config>) -> Self {
         Self { solver, store, config }
-    }
-
-    /// The real adapters for `config`: FlareSolverr over HTTP, and S3 or a folder. Expensive
-    /// clients are built here, once.
-    pub async fn connect(config: Config) -> Self {
-        let solver = Arc::new(FlareSolverr::new(config.solver.clone()));
-        let store: Arc<dyn Store> = Arc::from(crate::store::from_config(&config.store).await);
-        Self::new(solver, store, Arc::new(config))
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
     }
 
     /// The deadline of a refresh that was given none: room for the solver's three tries (in a
@@ -285,53 +362,63 @@ impl Refresher {
     pub async fn refresh(&self, feed: &FeedConfig, options: RefreshOptions) -> Report {
         let started = Instant::now();
         let deadline = options.deadline.unwrap_or_else(|| started + self.budget());
-        let mut report = Report {
-            feed: feed.name.clone(),
-            outcome: Outcome::Unchanged,
-            kind: None,
-            items: None,
-            bytes: None,
-            solver_ms: None,
-            total_ms: 0,
-            final_url: None,
+        let (outcome, attempt) = match self.claim(feed, options, deadline).await {
+            Err(stopped) => (stopped, None),
+            Ok(claim) => {
+                let attempt = self.attempt(feed, options, deadline, &claim).await;
+                let record = attempt.record(feed, &claim.record, elapsed_ms(started));
+                let write = status::write(self.store.as_ref(), feed, &record, Condition::Matches(claim.version));
+                let written = self
+                    .by(deadline + STATUS_WRITE_GRACE, &feed.status_key(), write)
+                    .await
+                    .map(drop)
+                    .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
+                attempt.outcome(written)
+            }
         };
-        let status_key = feed.status_key();
+        let location = self.store.locate(&feed.key);
+        let report = Report::new(feed, location, outcome, attempt.as_ref(), elapsed_ms(started));
+        log_outcome(&report);
+        report
+    }
+
+    /// The checks before a refresh, then its claim on the feed. `Err` is the outcome of a
+    /// refresh that stops here, having written nothing.
+    async fn claim(&self, feed: &FeedConfig, options: RefreshOptions, deadline: Instant) -> Result<Claim, Outcome> {
         // A deadline already spent (a Lambda timeout shorter than the safety margin) is a
         // configuration error: say so, rather than time out on the first store call.
-        let left = deadline.saturating_duration_since(started);
+        let left = deadline.saturating_duration_since(Instant::now());
         if left < MIN_REQUEST_TIME {
             let error = SolverError::NoTimeLeft {
                 left_ms: left.as_millis() as u64,
             };
-            return self.stop(feed, report, started, Failure::new(Stage::Solver, error).into());
+            return Err(Outcome::failed(Stage::Solver, error));
         }
-
-        let (previous, seen) = match self.by(Some(deadline), &status_key, self.read_status(feed)).await {
-            Ok(read) => read,
+        let status_key = feed.status_key();
+        let read = self
+            .by(deadline, &status_key, status::read(self.store.as_ref(), feed))
+            .await
             // Nothing is written: a status record that cannot be read may hold history.
-            Err(e) => return self.stop(feed, report, started, Failure::new(Stage::Status, e).into()),
-        };
+            .map_err(|e| Outcome::failed(Stage::Status, e))?;
         let now = OffsetDateTime::now_utc();
-        if let Some(busy) = busy(previous.as_ref(), now) {
-            return self.stop(feed, report, started, busy);
+        if let Some(busy) = busy(read.record.as_ref(), now) {
+            return Err(busy);
         }
-        if options.trigger == Trigger::Http
-            && !options.force
-            && let Some(wait) = too_recent(previous.as_ref(), feed.min_interval, now)
+        if options.respect_min_interval
+            && let Some(wait) = read.record.as_ref().and_then(|r| r.too_recent(feed.min_interval, now))
         {
-            let skipped = Outcome::Skipped {
+            return Err(Outcome::Skipped {
                 retry_after_s: wait.as_secs().max(1),
-            };
-            return self.stop(feed, report, started, skipped);
+            });
         }
 
         // The claim: the lease and the attempt go into the record before anything else, by a
         // write that fails if the record changed since it was read.
-        let mut record = previous.clone().unwrap_or_else(|| StatusRecord::never(feed));
+        let mut record = read.record.clone().unwrap_or_else(|| StatusRecord::never(feed));
         if let Some(stale) = &record.in_flight {
             warn!(
                 feed = %feed.name, started = %stale.started, expires = %stale.expires,
-                "the last refresh never finished (killed at the function's timeout?); its lease has expired"
+                "the last refresh never finished (killed at the function's timeout?); its claim has expired"
             );
         }
         let attempt_at = format_time(now);
@@ -342,79 +429,84 @@ impl Refresher {
             expires: format_time(now + writes_until),
         });
         record.last_attempt = Some(attempt_at);
-        let claim = self.write_status(feed, &record, Condition::unchanged_since(seen.as_ref()));
-        let claim = match self.by(Some(deadline), &status_key, claim).await {
-            Ok(version) => Claim { record, version },
+        let claim = status::write(
+            self.store.as_ref(),
+            feed,
+            &record,
+            Condition::unchanged_since(read.version.as_ref()),
+        );
+        match self.by(deadline, &status_key, claim).await {
+            Ok(version) => Ok(Claim {
+                previous_sha256: read.record.and_then(|r| r.sha256),
+                record,
+                version,
+            }),
             Err(StoreError::Conflict { .. }) => {
-                // Another refresh claimed the feed between our read and our write. Its lease says
-                // how long to wait; if it is already gone again, the other refresh has finished.
-                let reread = self.by(Some(deadline), &status_key, self.read_status(feed)).await;
-                let record = reread.ok().and_then(|(record, _)| record);
-                let busy = busy(record.as_ref(), OffsetDateTime::now_utc()).unwrap_or_else(|| Outcome::Busy {
-                    retry_after_s: 1,
-                    started: record.and_then(|r| r.last_attempt).unwrap_or_else(|| format_time(now)),
-                });
-                return self.stop(feed, report, started, busy);
+                // Another refresh claimed the feed between our read and our write. Its claim
+                // says how long to wait; if it is already gone, the other refresh has finished.
+                let reread = self
+                    .by(deadline, &status_key, status::read(self.store.as_ref(), feed))
+                    .await;
+                let record = reread.ok().and_then(|read| read.record);
+                Err(
+                    busy(record.as_ref(), OffsetDateTime::now_utc()).unwrap_or_else(|| Outcome::Busy {
+                        retry_after_s: 1,
+                        started: record.and_then(|r| r.last_attempt).unwrap_or_else(|| format_time(now)),
+                    }),
+                )
             }
-            Err(e) => return self.stop(feed, report, started, Failure::new(Stage::Status, e).into()),
-        };
-
-        let result = self
-            .fetch_and_publish(feed, options, deadline, previous.as_ref(), &mut report)
-            .await;
-        self.finish(feed, report, started, result, claim, deadline).await
+            Err(e) => Err(Outcome::failed(Stage::Status, e)),
+        }
     }
 
-    /// Ends a refresh that wrote nothing: busy, or stopped at the status record.
-    fn stop(&self, feed: &FeedConfig, mut report: Report, started: Instant, outcome: Outcome) -> Report {
-        report.total_ms = started.elapsed().as_millis() as u64;
-        report.outcome = outcome;
-        log_outcome(feed, &report);
-        report
-    }
-
-    async fn fetch_and_publish(
-        &self,
-        feed: &FeedConfig,
-        options: RefreshOptions,
-        deadline: Instant,
-        previous: Option<&StatusRecord>,
-        report: &mut Report,
-    ) -> Result<Published, Failure> {
+    /// Fetch, prepare and publish, under a claim.
+    async fn attempt(&self, feed: &FeedConfig, options: RefreshOptions, deadline: Instant, claim: &Claim) -> Attempt {
         // The feed as it is at the claim: it is replaced only if it is still this one.
-        let published: Option<ObjectInfo> = self
-            .by(Some(deadline), &feed.key, self.store.head(&feed.key))
-            .await
-            .map_err(|e| Failure::new(Stage::Store, e))?;
+        let published: Option<ObjectInfo> = match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
+            Ok(published) => published,
+            Err(e) => return Attempt::failed(Found::default(), Stage::Store, e),
+        };
 
         let solving = Instant::now();
         let solved = self.solver.solve(&feed.name, &feed.url, Some(deadline)).await;
-        let solver_ms = solving.elapsed().as_millis() as u64;
-        report.solver_ms = Some(solver_ms);
+        let solver_ms = elapsed_ms(solving);
         info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
-        let solution = solved.map_err(|e| Failure::new(Stage::Solver, e))?;
-        report.final_url = solution.url.as_deref().filter(|url| *url != feed.url).map(redact_url);
-        if let Some(url) = &report.final_url {
+        let found = Found {
+            solver_ms: Some(solver_ms),
+            ..Found::default()
+        };
+        let solution = match solved {
+            Ok(solution) => solution,
+            Err(e) => return Attempt::failed(found, Stage::Solver, e),
+        };
+        let final_url = solution.url.as_deref().filter(|url| *url != feed.url).map(redact_url);
+        if let Some(url) = &final_url {
             info!(feed = %feed.name, final_url = %url.escape_debug(), "the feed's url redirected");
         }
+        let found = Found { final_url, ..found };
 
-        let candidate = self.prepare(feed, solution.response)?;
-        report.kind = Some(candidate.info.kind.to_string());
-        report.items = Some(candidate.info.items);
-        report.bytes = Some(candidate.xml.len());
+        let candidate = match self.prepare(feed, solution.response) {
+            Ok(candidate) => candidate,
+            Err((stage, error)) => return Attempt::failed(found, stage, error),
+        };
+        let checked = Checked {
+            kind: candidate.info.kind.to_string(),
+            items: candidate.info.items,
+            bytes: candidate.xml.len(),
+        };
+        let found = Found {
+            checked: Some(checked),
+            ..found
+        };
 
         let publishing = Instant::now();
         // A folder keeps no fingerprint beside the feed; the status record's describes it.
         let published_sha = published
             .as_ref()
-            .and_then(|info| info.sha256.clone().or_else(|| previous.and_then(|p| p.sha256.clone())));
-        let force_write = options.force && options.trigger == Trigger::Cli;
-        if !force_write && published_sha.as_deref() == Some(candidate.sha256.as_str()) {
+            .and_then(|info| info.sha256.clone().or_else(|| claim.previous_sha256.clone()));
+        if !options.publish_unchanged && published_sha.as_deref() == Some(candidate.sha256.as_str()) {
             info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
-            return Ok(Published {
-                outcome: Outcome::Unchanged,
-                sha256: candidate.sha256,
-            });
+            return Attempt::published(found, Recorded::Unchanged, candidate.sha256);
         }
         let put_options = PutOptions {
             content_type: candidate.info.kind.content_type(),
@@ -422,30 +514,27 @@ impl Refresher {
             sha256: Some(&candidate.sha256),
             condition: Condition::unchanged_since(published.as_ref().map(|info| &info.version)),
         };
-        let sha256 = candidate.sha256.clone();
         let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
-        self.by(Some(deadline), &feed.key, put)
-            .await
-            .map_err(|e| Failure::new(Stage::Store, e))?;
+        if let Err(e) = self.by(deadline, &feed.key, put).await {
+            return Attempt::failed(found, Stage::Store, e);
+        }
         info!(
-            feed = %feed.name, stage = "store", ms = publishing.elapsed().as_millis() as u64,
+            feed = %feed.name, stage = "store", ms = elapsed_ms(publishing),
             target = %self.store.locate(&feed.key), "published"
         );
-        Ok(Published {
-            outcome: Outcome::Updated,
-            sha256,
-        })
+        Attempt::published(found, Recorded::Updated, candidate.sha256)
     }
 
     /// Extract, guard, format and fingerprint: everything between the solver and the store.
-    fn prepare(&self, feed: &FeedConfig, response: Option<Body>) -> Result<Candidate, Failure> {
+    fn prepare(&self, feed: &FeedConfig, response: Option<Body>) -> Result<Candidate, (Stage, RefreshError)> {
         let started = Instant::now();
+        let extract = |e: FeedError| (Stage::Extract, e.into());
         let text = match response {
             Some(Body::Text(text)) => text,
-            Some(Body::Json(_)) => return Err(Failure::new(Stage::Extract, FeedError::Json)),
-            None => return Err(Failure::new(Stage::Extract, FeedError::Empty)),
+            Some(Body::Json(_)) => return Err(extract(FeedError::Json)),
+            None => return Err(extract(FeedError::Empty)),
         };
-        let extracted = feed::extract(&text).map_err(|e| Failure::new(Stage::Extract, e))?;
+        let extracted = feed::extract(&text).map_err(extract)?;
         let wrapper = extracted.wrapper;
         // The feed replaces the page, so memory holds one of the two, never both: an unwrapped
         // copy takes the page's place, and a slice of the page is cut down in place.
@@ -466,12 +555,13 @@ impl Refresher {
             min_items: feed.min_items,
             max_bytes: self.config.solver.max_reply_bytes,
         };
-        let info = feed::check(&text, guard).map_err(|e| Failure::new(Stage::Guard, e))?;
-        let formatted = feed::format_within(&text, guard.max_bytes).map_err(|e| Failure::new(Stage::Guard, e))?;
+        let guarded = |e: FeedError| (Stage::Guard, e.into());
+        let info = feed::check(&text, guard).map_err(guarded)?;
+        let formatted = feed::format_within(&text, guard.max_bytes).map_err(guarded)?;
         drop(text);
         let sha256 = formatted.fingerprint();
         info!(
-            feed = %feed.name, stage = "format", ms = started.elapsed().as_millis() as u64,
+            feed = %feed.name, stage = "format", ms = elapsed_ms(started),
             wrapper = ?wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
             as_written = formatted.as_written(), "feed checked and formatted"
         );
@@ -482,184 +572,54 @@ impl Refresher {
         })
     }
 
-    /// Records the attempt, releasing the claim, and turns the result into the report.
-    async fn finish(
-        &self,
-        feed: &FeedConfig,
-        mut report: Report,
-        started: Instant,
-        result: Result<Published, Failure>,
-        claim: Claim,
-        deadline: Instant,
-    ) -> Report {
-        let Claim { mut record, version } = claim;
-        record.url = redact_url(&feed.url);
-        record.in_flight = None;
-        record.solver_ms = report.solver_ms;
-        record.final_url = report.final_url.clone();
-        let outcome = match result {
-            Ok(Published { outcome, sha256 }) => {
-                record.last_success = record.last_attempt.clone();
-                record.last_error = None;
-                record.consecutive_failures = 0;
-                record.items = report.items;
-                record.bytes = report.bytes;
-                record.sha256 = Some(sha256);
-                outcome
-            }
-            Err(failure) => {
-                record.last_error = Some(format!("{}: {}", failure.stage, failure.reason));
-                record.consecutive_failures += 1;
-                failure.into()
-            }
-        };
-        record.outcome = outcome.name().to_string();
-        report.total_ms = started.elapsed().as_millis() as u64;
-        record.total_ms = Some(report.total_ms);
-        report.outcome = outcome;
-
-        let write = self.write_status(feed, &record, Condition::Matches(version));
-        if let Err(e) = self
-            .by(Some(deadline + STATUS_WRITE_GRACE), &feed.status_key(), write)
-            .await
-        {
-            error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written");
-            if !report.outcome.is_failure() {
-                report.outcome = Outcome::Failed {
-                    stage: Stage::Status,
-                    reason: format!(
-                        "the feed was handled ({}), but its status record could not be written: {e}",
-                        record.outcome
-                    ),
-                };
-            }
-        }
-        log_outcome(feed, &report);
-        report
-    }
-
     /// Runs a store operation, giving up at `deadline`: the SDK's own timeouts (20 s an attempt,
     /// 45 s in all) know nothing of the Lambda's, and a function killed between the feed's PUT
     /// and the status PUT records nothing.
     async fn by<T>(
         &self,
-        deadline: Option<Instant>,
+        deadline: Instant,
         key: &str,
         operation: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match deadline {
-            None => operation.await,
-            Some(at) => tokio::time::timeout_at(at, operation).await.unwrap_or_else(|_| {
-                Err(StoreError::Timeout {
-                    target: self.store.locate(key),
-                })
-            }),
-        }
-    }
-
-    /// The status record and the version read, for the conditional write that follows. A
-    /// record that is not valid JSON is started anew, but its version still guards the write.
-    async fn read_status(&self, feed: &FeedConfig) -> Result<(Option<StatusRecord>, Option<Version>), StoreError> {
-        let Some(stored) = self.store.get(&feed.status_key()).await? else {
-            return Ok((None, None));
-        };
-        match serde_json::from_slice(&stored.body) {
-            Ok(record) => Ok((Some(record), Some(stored.version))),
-            Err(e) => {
-                warn!(feed = %feed.name, error = %e, "the status record is not valid JSON; starting a new one");
-                Ok((None, Some(stored.version)))
-            }
-        }
-    }
-
-    async fn write_status(
-        &self,
-        feed: &FeedConfig,
-        record: &StatusRecord,
-        condition: Condition,
-    ) -> Result<Version, StoreError> {
-        let body = serde_json::to_vec_pretty(record).expect("a status record always serializes");
-        let options = PutOptions {
-            content_type: "application/json",
-            cache_control: "no-cache",
-            sha256: None,
-            condition,
-        };
-        self.store.put(&feed.status_key(), body, options).await
-    }
-
-    /// Every status record in the store, configured feed or not, by feed name: what
-    /// `flarefeed status` shows without a configuration. Records that do not parse are skipped,
-    /// with a warning.
-    pub async fn recorded_statuses(&self) -> Result<Vec<StatusRecord>, StoreError> {
-        let mut records = Vec::new();
-        for key in self.store.list("status/").await? {
-            if !key.ends_with(".json") {
-                continue;
-            }
-            let Some(stored) = self.store.get(&key).await? else {
-                continue;
-            };
-            match serde_json::from_slice::<StatusRecord>(&stored.body) {
-                Ok(record) => records.push(record),
-                Err(e) => warn!(target = %self.store.locate(&key), error = %e, "not a status record; skipped"),
-            }
-        }
-        records.sort_by(|a, b| a.feed.cmp(&b.feed));
-        Ok(records)
-    }
-
-    /// The status record of every configured feed, `never` where there is none yet.
-    pub async fn statuses(&self) -> Result<Vec<StatusRecord>, StoreError> {
-        let mut records = Vec::with_capacity(self.config.feeds.len());
-        for feed in &self.config.feeds {
-            records.push(
-                self.read_status(feed)
-                    .await?
-                    .0
-                    .unwrap_or_else(|| StatusRecord::never(feed)),
-            );
-        }
-        Ok(records)
+        tokio::time::timeout_at(deadline, operation).await.unwrap_or_else(|_| {
+            Err(StoreError::Timeout {
+                target: self.store.locate(key),
+            })
+        })
     }
 }
 
 /// The one log line of a refresh's outcome, under its own target (`flarefeed::outcome`): the
 /// CLI prints each outcome itself and turns it off, the Lambda keeps it.
-fn log_outcome(feed: &FeedConfig, report: &Report) {
+fn log_outcome(report: &Report) {
     const TARGET: &str = "flarefeed::outcome";
-    let (name, total_ms) = (&feed.name, report.total_ms);
+    let (feed, total_ms) = (&report.feed, report.total_ms);
     match &report.outcome {
-        Outcome::Failed { stage, reason } => {
-            warn!(target: TARGET, feed = %name, stage = %stage, total_ms, reason = %reason, "refresh failed; the published feed is unchanged")
+        Outcome::Failed { stage, error } => {
+            warn!(target: TARGET, feed = %feed, stage = %stage, total_ms, reason = %error, "refresh failed; the published feed is unchanged")
         }
         Outcome::Busy { retry_after_s, started } => info!(
-            target: TARGET, feed = %name, in_flight_since = %started, retry_after_s,
+            target: TARGET, feed = %feed, in_flight_since = %started, retry_after_s,
             "skipped: another refresh of this feed is in flight"
         ),
         Outcome::Skipped { retry_after_s } => {
-            info!(target: TARGET, feed = %name, retry_after_s, "skipped: the last attempt was too recent")
+            info!(target: TARGET, feed = %feed, retry_after_s, "skipped: the last attempt was too recent")
         }
-        outcome => info!(target: TARGET, feed = %name, outcome = outcome.name(), total_ms, "refresh done"),
+        outcome => info!(target: TARGET, feed = %feed, outcome = outcome.name(), total_ms, "refresh done"),
     }
 }
 
-/// [`Outcome::Busy`] if the record shows a live lease.
+/// [`Outcome::Busy`] if the record shows a live claim.
 fn busy(record: Option<&StatusRecord>, now: OffsetDateTime) -> Option<Outcome> {
-    let in_flight = record?.in_flight.as_ref()?;
-    let left = in_flight.left(now)?;
+    let (in_flight, left) = record?.live_claim(now)?;
     Some(Outcome::Busy {
         retry_after_s: left.as_secs().max(1),
         started: in_flight.started.clone(),
     })
 }
 
-/// How long until an HTTP-triggered refresh may run again, if the last attempt was too recent.
-fn too_recent(previous: Option<&StatusRecord>, min_interval: Duration, now: OffsetDateTime) -> Option<Duration> {
-    let last = OffsetDateTime::parse(previous?.last_attempt.as_deref()?, &Rfc3339).ok()?;
-    let since = now - last;
-    let min = time::Duration::try_from(min_interval).ok()?;
-    (since >= time::Duration::ZERO && since < min).then(|| (min - since).try_into().unwrap_or_default())
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
 }
 
 fn format_time(at: OffsetDateTime) -> String {

@@ -27,7 +27,7 @@ use tracing::warn;
 pub use events::{ACCEPTED, FeedInput, Invocation};
 
 use crate::config::Config;
-use crate::refresh::{Outcome, RefreshOptions, Refresher, Trigger};
+use crate::refresh::{Deployment, Outcome, RefreshError, RefreshOptions, Report, Stage};
 
 /// Time kept back from the solver for formatting, the store and the status record.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(10);
@@ -42,11 +42,11 @@ pub enum HandlerError {
     FeedNotNamed { count: usize, names: String },
     #[error("no feed named {name:?}; configured: {names}")]
     UnknownFeed { name: String, names: String },
-    #[error("refresh of {feed} failed at {stage}: {reason}")]
+    #[error("refresh of {feed} failed at {stage}: {source}")]
     RefreshFailed {
         feed: String,
-        stage: String,
-        reason: String,
+        stage: Stage,
+        source: RefreshError,
     },
 }
 
@@ -67,7 +67,7 @@ impl From<HandlerError> for Diagnostic {
 
 /// What the routes share: built once per cold start.
 pub(crate) struct Shared {
-    refresher: Refresher,
+    deployment: Deployment,
     /// SHA-256 of `FLAREFEED_TOKEN`: comparing digests keeps the comparison constant-time
     /// whatever the length of the token offered.
     token: Option<[u8; 32]>,
@@ -85,9 +85,9 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(refresher: Refresher, token: Option<&str>) -> Self {
+    pub fn new(deployment: Deployment, token: Option<&str>) -> Self {
         let shared = Arc::new(Shared {
-            refresher,
+            deployment,
             // Trimmed like the offered token: a trailing newline from `echo` or a secrets file
             // must not lock everyone out.
             token: token.map(str::trim).filter(|t| !t.is_empty()).map(digest),
@@ -123,12 +123,8 @@ impl App {
             .unwrap_or_else(|never| match never {}))
     }
 
-    async fn scheduled(
-        &self,
-        invocation: &Invocation,
-        deadline: Option<Instant>,
-    ) -> Result<crate::refresh::Report, HandlerError> {
-        let config = self.shared.refresher.config();
+    async fn scheduled(&self, invocation: &Invocation, deadline: Option<Instant>) -> Result<Report, HandlerError> {
+        let config = &self.shared.deployment.config;
         let names = || config.feed_names().join(", ");
         let feed = match invocation.feed() {
             Some(name) => config.find_feed(name).ok_or_else(|| HandlerError::UnknownFeed {
@@ -143,17 +139,17 @@ impl App {
                 });
             }
         };
-        let options = RefreshOptions {
-            deadline,
-            trigger: Trigger::Schedule,
-            force: false,
-        };
-        let report = self.shared.refresher.refresh(feed, options).await;
-        match &report.outcome {
-            Outcome::Failed { stage, reason } => Err(HandlerError::RefreshFailed {
-                feed: feed.name.clone(),
-                stage: stage.to_string(),
-                reason: reason.clone(),
+        let report = self
+            .shared
+            .deployment
+            .refresher
+            .refresh(feed, RefreshOptions::scheduled(deadline))
+            .await;
+        match report.outcome {
+            Outcome::Failed { stage, error } => Err(HandlerError::RefreshFailed {
+                feed: report.feed,
+                stage,
+                source: error,
             }),
             _ => Ok(report),
         }
@@ -185,7 +181,7 @@ fn digest(token: &str) -> [u8; 32] {
 ///
 /// A deadline more than a day in the past is no deadline: Lambda never sends one, but emulators
 /// do (cargo-lambda's `watch` sends a constant 600000, in 1970). Then the refresh gets
-/// [`Refresher::budget`].
+/// [`crate::refresh::Refresher::budget`].
 fn solver_deadline(deadline_ms: Option<u64>) -> Option<Instant> {
     let deadline_ms = deadline_ms?;
     let now_ms = SystemTime::now()
@@ -237,7 +233,7 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     let env = |key: &str| std::env::var(key).ok();
     let config = Config::load(None, &env)?;
     let token = env("FLAREFEED_TOKEN");
-    let app = Arc::new(App::new(Refresher::connect(config).await, token.as_deref()));
+    let app = Arc::new(App::new(Deployment::connect(config).await, token.as_deref()));
     lambda_http::run(service_fn(move |request: lambda_http::Request| {
         let app = app.clone();
         async move { app.serve(request).await }

@@ -19,7 +19,8 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::{Deadline, Shared, digest};
-use crate::refresh::{Outcome, RefreshOptions, Trigger};
+use crate::refresh::{Outcome, RefreshOptions};
+use crate::status;
 
 /// The routes, as the 404 lists them.
 const ROUTES: &str = "GET /health, GET /status, GET /feeds, POST /refresh/<feed>";
@@ -60,14 +61,15 @@ async fn health() -> Response {
 }
 
 async fn status(_: Authorized, State(shared): State<Arc<Shared>>) -> Response {
-    match shared.refresher.statuses().await {
+    let deployment = &shared.deployment;
+    match status::all(deployment.store.as_ref(), &deployment.config).await {
         Ok(records) => json_response(StatusCode::OK, &records),
         Err(e) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
     }
 }
 
 async fn feeds(_: Authorized, State(shared): State<Arc<Shared>>) -> Response {
-    let config = shared.refresher.config();
+    let config = &shared.deployment.config;
     let feeds: Vec<_> = config
         .feeds
         .iter()
@@ -84,7 +86,7 @@ async fn refresh(
     uri: Uri,
     extensions: Extensions,
 ) -> Response {
-    let config = shared.refresher.config();
+    let config = &shared.deployment.config;
     let Some(feed) = config.find_feed(&name) else {
         let names = config.feed_names().join(", ");
         return error(
@@ -92,12 +94,8 @@ async fn refresh(
             &format!("no feed named {name:?}; configured: {names}"),
         );
     };
-    let options = RefreshOptions {
-        deadline: deadline.0,
-        trigger: Trigger::Http,
-        force: forced(&extensions, &uri),
-    };
-    let report = shared.refresher.refresh(feed, options).await;
+    let options = RefreshOptions::http(deadline.0, forced(&extensions, &uri));
+    let report = shared.deployment.refresher.refresh(feed, options).await;
     match &report.outcome {
         Outcome::Updated | Outcome::Unchanged => json_response(StatusCode::OK, &report),
         Outcome::Skipped { retry_after_s } => {
@@ -116,8 +114,8 @@ async fn refresh(
             });
             retry_after(json_response(StatusCode::CONFLICT, &body), *retry_after_s)
         }
-        Outcome::Failed { stage, reason } => {
-            let body = json!({"error": reason, "stage": stage, "report": report});
+        Outcome::Failed { stage, error } => {
+            let body = json!({"error": error.to_string(), "stage": stage, "report": report});
             json_response(StatusCode::BAD_GATEWAY, &body)
         }
     }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use flarefeed::refresh::Outcome;
 use serde::Deserialize;
 
-use crate::common::fixture_path;
-use crate::fake_solver::{ok_reply, raw_reply};
-use crate::refresh::{DirHarness, FEED_URL, cli_options};
+use crate::helpers::fake_solver::{ok_reply, raw_reply};
+use crate::helpers::fixtures::fixture_path;
+use crate::helpers::{FEED_URL, TestApp};
+use flarefeed::refresh::RefreshOptions;
 
 #[derive(Debug, Deserialize)]
 struct Expected {
@@ -36,29 +37,29 @@ fn the_corpus_is_complete_and_listed() {
 
 #[tokio::test]
 async fn every_bad_reply_is_refused_with_its_reason() {
-    let h = DirHarness::start().await;
+    let h = TestApp::start().await;
     let good = h.publish_good().await;
     let mut failures = Vec::new();
     for (file, expected) in manifest() {
         let body = std::fs::read(fixture_path(&format!("bad/{file}"))).unwrap();
         h.fake.then(raw_reply(expected.http_status, &body));
-        let report = h.refresher.refresh(&h.feed, cli_options()).await;
+        let report = h.refresh(RefreshOptions::cli(false)).await;
         match &report.outcome {
-            Outcome::Failed { stage, reason }
-                if stage.to_string() == expected.stage && reason.contains(&expected.reason) => {}
+            Outcome::Failed { stage, error: reason }
+                if stage.to_string() == expected.stage && reason.to_string().contains(&expected.reason) => {}
             other => failures.push(format!(
                 "{file}: expected {} / {:?}, got {other:?}",
                 expected.stage, expected.reason
             )),
         }
-        assert_eq!(h.read("news.xml"), good, "{file} changed the published feed");
+        assert_eq!(h.published().await, good, "{file} changed the published feed");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test]
 async fn an_oversized_reply_is_refused_before_it_is_parsed() {
-    let h = DirHarness::start().await;
+    let h = TestApp::start().await;
     let good = h.publish_good().await;
     let huge = format!(
         "<rss version=\"2.0\"><channel>{}</channel></rss>",
@@ -66,14 +67,14 @@ async fn an_oversized_reply_is_refused_before_it_is_parsed() {
     );
     assert!(huge.len() > 32 * 1024 * 1024);
     h.fake.then(ok_reply(FEED_URL, &huge));
-    match h.refresher.refresh(&h.feed, cli_options()).await.outcome {
-        Outcome::Failed { stage, reason } => {
+    match h.refresh(RefreshOptions::cli(false)).await.outcome {
+        Outcome::Failed { stage, error: reason } => {
             assert_eq!(stage.to_string(), "solver");
-            assert!(reason.contains("larger than 33554432 bytes"), "{reason}");
+            assert!(reason.to_string().contains("larger than 33554432 bytes"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(h.read("news.xml"), good);
+    assert_eq!(h.published().await, good);
 }
 
 mod properties {
@@ -82,7 +83,7 @@ mod properties {
     use flarefeed::feed::{self, GuardOptions};
     use proptest::prelude::*;
 
-    use crate::common::{fixture, recorded_response};
+    use crate::helpers::fixtures::{fixture, recorded_response};
 
     /// Everything a solver reply goes through; it may refuse, but must not panic or hang.
     fn digest(bytes: &[u8]) {

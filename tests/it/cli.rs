@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{fixture, fixture_path};
+use crate::helpers::fixtures::{fixture, fixture_path};
 
 pub fn flarefeed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flarefeed"))
@@ -112,8 +112,8 @@ pub fn flarefeed_async(dir: &std::path::Path) -> tokio::process::Command {
 
 #[tokio::test]
 async fn refresh_url_needs_no_configuration() {
-    use crate::fake_solver::FakeSolver;
-    use crate::refresh::{FEED_URL, formatted_rss, rss_page};
+    use crate::helpers::fake_solver::FakeSolver;
+    use crate::helpers::{FEED_URL, formatted_rss, rss_page};
     let fake = FakeSolver::start().await;
     fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
     let checkout = tempfile::tempdir().unwrap();
@@ -154,9 +154,9 @@ async fn refresh_url_needs_no_configuration() {
 
 #[tokio::test]
 async fn refresh_and_status_with_a_config_file_and_s3() {
-    use crate::fake_solver::{FakeSolver, error_reply};
-    use crate::refresh::{FEED_URL, rss_page};
-    use crate::s3_server::S3Server;
+    use crate::helpers::fake_solver::{FakeSolver, error_reply};
+    use crate::helpers::s3_server::S3Server;
+    use crate::helpers::{FEED_URL, rss_page};
     let fake = FakeSolver::start().await;
     let s3 = S3Server::start().await;
     fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
@@ -168,7 +168,7 @@ async fn refresh_and_status_with_a_config_file_and_s3() {
             "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\nbucket = \"{}\"\nendpoint = \"{}\"\npath_style = true\nprefix = \"p/\"\n\
              [[feeds]]\nname = \"news\"\nurl = \"{FEED_URL}\"\n[[feeds]]\nname = \"other\"\nurl = \"https://other.example.test/feed\"\n",
             fake.url,
-            crate::s3_server::BUCKET,
+            crate::helpers::s3_server::BUCKET,
             s3.endpoint
         ),
     )
@@ -269,10 +269,10 @@ async fn secrets_in_urls_never_reach_output_logs_or_status() {
 }
 
 /// `refresh --url` in `dir` against `fake`, with the CLI's default logging (no RUST_LOG).
-fn refresh_url(dir: &std::path::Path, fake: &crate::fake_solver::FakeSolver) -> tokio::process::Command {
+fn refresh_url(dir: &std::path::Path, fake: &crate::helpers::fake_solver::FakeSolver) -> tokio::process::Command {
     let mut command = flarefeed_async(dir);
     command
-        .args(["refresh", "--url", crate::refresh::FEED_URL])
+        .args(["refresh", "--url", crate::helpers::FEED_URL])
         .env("FLAREFEED_SOLVER_URL", &fake.url)
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR");
@@ -292,7 +292,7 @@ fn has_colour(text: &str) -> bool {
 /// outcome line, not again in a log line.
 #[tokio::test]
 async fn refresh_through_a_pipe_is_plain_text_and_says_a_failure_once() {
-    use crate::fake_solver::{FakeSolver, error_reply};
+    use crate::helpers::fake_solver::{FakeSolver, error_reply};
     let fake = FakeSolver::start().await;
     fake.then(error_reply(
         "Error: Error solving the challenge. Cloudflare has blocked this request.",
@@ -317,8 +317,8 @@ async fn refresh_through_a_pipe_is_plain_text_and_says_a_failure_once() {
 /// feed and the time while the solver works, cleared before the outcome line.
 #[tokio::test]
 async fn on_a_terminal_logs_are_coloured_unless_no_color_and_a_spinner_runs() {
-    use crate::fake_solver::{Action, FakeSolver};
-    use crate::refresh::{FEED_URL, rss_page};
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    use crate::helpers::{FEED_URL, rss_page};
     for no_color in [false, true] {
         let fake = FakeSolver::start().await;
         fake.then(Action::Delay(
@@ -356,8 +356,8 @@ async fn on_a_terminal_logs_are_coloured_unless_no_color_and_a_spinner_runs() {
 
 #[tokio::test]
 async fn refresh_json_prints_one_parsable_report_per_feed() {
-    use crate::fake_solver::{FakeSolver, error_reply};
-    use crate::refresh::{FEED_URL, rss_page};
+    use crate::helpers::fake_solver::{FakeSolver, error_reply};
+    use crate::helpers::{FEED_URL, rss_page};
     let fake = FakeSolver::start().await;
     fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
     let dir = tempfile::tempdir().unwrap();
@@ -393,8 +393,8 @@ async fn refresh_json_prints_one_parsable_report_per_feed() {
 /// `status` without a configuration reads what `refresh --url` wrote, in ./public/.
 #[tokio::test]
 async fn status_without_configuration_reads_the_default_folder() {
-    use crate::fake_solver::FakeSolver;
-    use crate::refresh::{FEED_URL, rss_page};
+    use crate::helpers::fake_solver::FakeSolver;
+    use crate::helpers::{FEED_URL, rss_page};
     let fake = FakeSolver::start().await;
     fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
     let dir = tempfile::tempdir().unwrap();

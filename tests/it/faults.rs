@@ -1,42 +1,37 @@
 //! Injected faults. Each one ends with an error that names the stage, the right HTTP status or
 //! exit status, the last good feed byte-identical, and within a bounded time.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use flarefeed::config::FeedConfig;
 use flarefeed::handler::App;
-use flarefeed::refresh::Refresher;
-use flarefeed::solver::{FlareSolverr, SessionPolicy, SolverSettings};
-use flarefeed::store::S3Store;
+use flarefeed::solver::{SessionPolicy, SolverSettings};
 use serde_json::{Value, json};
 
-use crate::common::fixture;
-use crate::fake_solver::{Action, FakeSolver, error_reply, ok_reply, pre_wrapped};
-use crate::handler::{DEMO_URL, TOKEN, event};
-use crate::refresh::rss_page;
-use crate::s3_server::{BUCKET, Fault, S3Server};
+use crate::helpers::fake_solver::{Action, FakeSolver, error_reply, ok_reply, pre_wrapped};
+use crate::helpers::fixtures::fixture;
+use crate::helpers::s3_server::Fault;
+use crate::helpers::{Backend, DEMO_URL, TOKEN, TestApp, event, parts, request, rss_page};
 
 /// A bounded time for any fault: the solver's budget below plus the store's timeouts.
 const BOUND: Duration = Duration::from_secs(25);
 
 struct Faulty {
-    fake: FakeSolver,
-    s3: S3Server,
+    test: TestApp,
     good: Vec<u8>,
 }
 
 impl Faulty {
     /// Publishes a good feed, so every fault has a last good copy to keep.
     async fn start() -> Self {
-        let fake = FakeSolver::start().await;
-        let s3 = S3Server::start().await;
-        fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-        let mut h = Self {
-            fake,
-            s3,
-            good: Vec::new(),
-        };
-        let (status, body, _) = h.refresh(&h.app(&h.fake.url)).await;
+        let test = TestApp::builder()
+            .backend(Backend::S3s)
+            .feeds(vec![FeedConfig::new("demo", DEMO_URL)])
+            .start()
+            .await;
+        test.fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+        let mut h = Self { test, good: Vec::new() };
+        let (status, body, _) = h.refresh(&h.app(&h.test.fake.url)).await;
         assert_eq!(status, 200, "{body}");
         h.good = h.published().await;
         h
@@ -44,49 +39,30 @@ impl Faulty {
 
     /// The function as deployed: S3 store, the given solver, maxTimeout 1 s.
     fn app(&self, solver_url: &str) -> App {
-        let mut config = crate::refresh::config(solver_url, self.s3.store_config(""));
-        config.feeds[0] = flarefeed::config::FeedConfig::new("demo", DEMO_URL);
-        config.solver = SolverSettings {
+        let solver = SolverSettings {
             url: solver_url.into(),
             session: SessionPolicy::None,
             max_timeout: Duration::from_secs(1),
             ..SolverSettings::default()
         };
-        let store = S3Store::with_sdk_config(&self.s3.sdk_config(), &config.store);
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            Arc::new(store),
-            Arc::new(config),
-        );
-        App::new(refresher, Some(TOKEN))
+        self.test.app_with_solver(solver, Some(TOKEN))
     }
 
     /// POST /refresh/demo?force=1 with 15 s left in the Lambda: (status, body, time taken).
     async fn refresh(&self, app: &App) -> (u16, Value, Duration) {
-        let mut request = event("url-refresh.json");
-        request["rawQueryString"] = json!("force=1");
-        request["queryStringParameters"] = json!({"force": "1"});
+        let mut forced = event("url-refresh.json");
+        forced["rawQueryString"] = json!("force=1");
+        forced["queryStringParameters"] = json!({"force": "1"});
         let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 15_000;
         let started = Instant::now();
-        let response = app
-            .serve(crate::handler::request(&request, Some(deadline)))
-            .await
-            .unwrap();
-        let (status, body, _) = crate::handler::parts(response).await;
+        let response = app.serve(request(&forced, Some(deadline))).await.unwrap();
+        let (status, body, _) = parts(response).await;
         (status, body, started.elapsed())
     }
 
+    /// The feed as S3 serves it.
     async fn published(&self) -> Vec<u8> {
-        let object = self
-            .s3
-            .client()
-            .get_object()
-            .bucket(BUCKET)
-            .key("demo.xml")
-            .send()
-            .await
-            .unwrap();
-        object.body.collect().await.unwrap().into_bytes().to_vec()
+        self.test.published().await
     }
 
     /// Runs one fault and checks everything a fault must show.
@@ -96,7 +72,7 @@ impl Faulty {
         assert_eq!(body["stage"], stage, "{what}: {body}");
         assert!(body["error"].as_str().unwrap().contains(words), "{what}: {body}");
         assert!(took < BOUND, "{what} took {took:?}");
-        self.s3.set_fault(None);
+        self.test.s3().set_fault(None);
         assert_eq!(self.published().await, self.good, "{what} changed the published feed");
     }
 }
@@ -104,7 +80,7 @@ impl Faulty {
 #[tokio::test]
 async fn solver_faults() {
     let h = Faulty::start().await;
-    let app = h.app(&h.fake.url);
+    let app = h.app(&h.test.fake.url);
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -118,10 +94,10 @@ async fn solver_faults() {
     )
     .await;
 
-    h.fake.then(Action::Hang);
+    h.test.fake.then(Action::Hang);
     h.expect(&app, "never answers", "solver", "did not answer within").await;
 
-    h.fake.then(Action::Reply(
+    h.test.fake.then(Action::Reply(
         500,
         "<html><h1>500 Internal Server Error</h1>\u{1}\u{2}".into(),
     ));
@@ -133,13 +109,13 @@ async fn solver_faults() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    h.fake.then(Action::Raw(
+    h.test.fake.then(Action::Raw(
         [head.as_bytes(), &body.as_bytes()[..body.len() / 3]].concat(),
     ));
     h.expect(&app, "JSON cut off", "solver", "cut off").await;
 
     let late = error_reply("Error: Error solving the challenge. Timeout after 1.0 seconds.");
-    h.fake.then(Action::Delay(Duration::from_secs(2), Box::new(late)));
+    h.test.fake.then(Action::Delay(Duration::from_secs(2), Box::new(late)));
     h.expect(
         &app,
         "slow beyond maxTimeout",
@@ -147,7 +123,7 @@ async fn solver_faults() {
         "could not solve the challenge in time",
     )
     .await;
-    assert_eq!(h.fake.log().last().unwrap()["maxTimeout"], 1000);
+    assert_eq!(h.test.fake.log().last().unwrap()["maxTimeout"], 1000);
 
     for (what, page, stage, words) in [
         (
@@ -176,7 +152,7 @@ async fn solver_faults() {
             "not well-formed",
         ),
     ] {
-        h.fake.then(ok_reply(DEMO_URL, &page));
+        h.test.fake.then(ok_reply(DEMO_URL, &page));
         h.expect(&app, what, stage, words).await;
     }
 }
@@ -184,29 +160,29 @@ async fn solver_faults() {
 #[tokio::test]
 async fn store_faults() {
     let h = Faulty::start().await;
-    let app = h.app(&h.fake.url);
+    let app = h.app(&h.test.fake.url);
 
-    h.s3.set_fault(Some(Fault::Down));
+    h.test.s3().set_fault(Some(Fault::Down));
     h.expect(&app, "S3 down", "status", "cannot reach the S3 endpoint")
         .await;
 
-    h.s3.set_fault(Some(Fault::Deny(None)));
+    h.test.s3().set_fault(Some(Fault::Deny(None)));
     h.expect(&app, "S3 403 on everything", "status", "access denied (AccessDenied)")
         .await;
 
     // A store that refuses every write is found at the claim, before the solver is asked.
-    let asked = h.fake.commands().len();
-    h.s3.set_fault(Some(Fault::Deny(Some(hyper::Method::PUT))));
+    let asked = h.test.fake.commands().len();
+    h.test.s3().set_fault(Some(Fault::Deny(Some(hyper::Method::PUT))));
     h.expect(&app, "S3 403 on PUT", "status", "access denied (AccessDenied)")
         .await;
     assert_eq!(
-        h.fake.commands().len(),
+        h.test.fake.commands().len(),
         asked,
         "the solver was asked after a failed claim"
     );
 
-    h.s3.set_fault(Some(Fault::DenyPutOf("demo.xml".into())));
-    h.fake.then(ok_reply(DEMO_URL, &recorded_changed()));
+    h.test.s3().set_fault(Some(Fault::DenyPutOf("demo.xml".into())));
+    h.test.fake.then(ok_reply(DEMO_URL, &recorded_changed()));
     h.expect(
         &app,
         "S3 403 on the feed's PUT",
@@ -215,13 +191,14 @@ async fn store_faults() {
     )
     .await;
 
-    h.s3.set_fault(Some(Fault::Slow(Duration::from_secs(30))));
+    h.test.s3().set_fault(Some(Fault::Slow(Duration::from_secs(30))));
     h.expect(&app, "S3 slow", "status", "did not answer in time").await;
 }
 
 /// The probe feed with a real change, so a refresh wants to write it.
 fn recorded_changed() -> String {
-    crate::common::recorded_response("pypi-3.3.21/rss_nosession.json").replace("Second item", "Second item, changed")
+    crate::helpers::fixtures::recorded_response("pypi-3.3.21/rss_nosession.json")
+        .replace("Second item", "Second item, changed")
 }
 
 #[tokio::test]
@@ -238,7 +215,7 @@ async fn a_read_only_folder_fails_at_the_claim_and_keeps_the_feed() {
     )
     .unwrap();
     let run = || {
-        let mut command = crate::cli::flarefeed_async(work.path());
+        let mut command = crate::helpers::flarefeed_async(work.path());
         command.args(["refresh", "--force", "--config"]).arg(&config);
         command
     };
@@ -252,7 +229,7 @@ async fn a_read_only_folder_fails_at_the_claim_and_keeps_the_feed() {
     fake.page(DEMO_URL, ok_reply(DEMO_URL, &recorded_changed()));
     let as_root = std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     let mut command = if as_root {
-        let mut c = crate::cli::flarefeed_async(work.path());
+        let mut c = crate::helpers::flarefeed_async(work.path());
         let program = c.as_std().get_program().to_owned();
         c = tokio::process::Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -260,7 +237,7 @@ async fn a_read_only_folder_fails_at_the_claim_and_keeps_the_feed() {
             .current_dir(work.path());
         c
     } else {
-        crate::cli::flarefeed_async(work.path())
+        crate::helpers::flarefeed_async(work.path())
     };
     let started = Instant::now();
     let out = command

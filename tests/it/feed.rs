@@ -7,7 +7,7 @@
 use flarefeed::feed::{self, FeedError, FeedKind, GuardOptions, Wrapper};
 use proptest::prelude::*;
 
-use crate::common::{fixture, fixture_path, recorded_response};
+use crate::helpers::fixtures::{fixture, fixture_path, recorded_response};
 
 const XHTML: &str = "http://www.w3.org/1999/xhtml";
 
@@ -148,7 +148,7 @@ fn chrome_xml_viewer_is_unwrapped() {
 #[test]
 fn any_text_survives_the_pre_view() {
     let rich = fixture("feeds/rich.xml");
-    let page = crate::fake_solver::pre_wrapped(&rich);
+    let page = crate::helpers::fake_solver::pre_wrapped(&rich);
     assert_eq!(feed::extract(&page).unwrap().text, rich);
 }
 

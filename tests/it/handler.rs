@@ -4,83 +4,36 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
-use flarefeed::config::{FeedConfig, StoreConfig, StoreLocation};
+use flarefeed::config::FeedConfig;
 use flarefeed::handler::{App, HandlerError};
-use flarefeed::refresh::Refresher;
-use flarefeed::solver::FlareSolverr;
-use flarefeed::store::LocalStore;
-use lambda_http::RequestExt;
 use serde_json::{Value, json};
 
-use crate::fake_solver::{Action, FakeSolver, error_reply};
-use crate::refresh::{config, rss_page};
+use crate::helpers::fake_solver::{Action, error_reply};
+use crate::helpers::{DEMO_URL, TOKEN, TestApp, event, parts, request, rss_page};
 
-pub const TOKEN: &str = "local-dev-token";
-pub const DEMO_URL: &str = "https://www.nodeseek.com/rss.xml";
-
-pub fn event(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// `event` as lambda_http hands it to the function, with a Lambda context carrying
-/// `deadline_ms` when given.
-pub fn request(event: &Value, deadline_ms: Option<u64>) -> lambda_http::Request {
-    let request = lambda_http::request::from_str(&event.to_string()).expect("lambda_http takes every event");
-    match deadline_ms {
-        Some(deadline) => {
-            let mut context = lambda_http::Context::default();
-            context.deadline = deadline;
-            request.with_lambda_context(context)
-        }
-        None => request,
-    }
-}
-
-/// Status, JSON body and headers of a response.
-pub async fn parts(response: axum::response::Response) -> (u16, Value, HeaderMap) {
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let body = serde_json::from_slice(&bytes).expect("every body is JSON");
-    (parts.status.as_u16(), body, parts.headers)
-}
-
+/// The function over a folder store (prefix `p/`) with `demo`, the events' feed, and
+/// optionally a second feed, with `token` as FLAREFEED_TOKEN.
 struct Harness {
-    fake: FakeSolver,
-    dir: tempfile::TempDir,
+    test: TestApp,
     app: App,
 }
 
 impl Harness {
-    /// `demo` (the events' feed) and optionally a second feed, with `token` as FLAREFEED_TOKEN.
     async fn start(token: Option<&str>, two_feeds: bool) -> Self {
-        let fake = FakeSolver::start().await;
-        fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-        let dir = tempfile::tempdir().unwrap();
-        let store = StoreConfig {
-            location: StoreLocation::Dir(dir.path().into()),
-            prefix: "p/".into(),
-            ..StoreConfig::default()
-        };
-        let mut config = config(&fake.url, store);
-        config.feeds = vec![FeedConfig::new("demo", DEMO_URL)];
+        let mut feeds = vec![FeedConfig::new("demo", DEMO_URL)];
         if two_feeds {
-            config
-                .feeds
-                .push(FeedConfig::new("other", "https://other.example.test/feed.xml"));
+            feeds.push(FeedConfig::new("other", "https://other.example.test/feed.xml"));
         }
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            Arc::new(LocalStore::new(dir.path(), "p/")),
-            Arc::new(config),
-        );
+        let test = TestApp::builder().prefix("p/").feeds(feeds).start().await;
+        test.fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
         Self {
-            fake,
-            dir,
-            app: App::new(refresher, token),
+            app: test.app(token),
+            test,
         }
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.test.dir()
     }
 
     /// A function URL request: always a response, errors included.
@@ -140,13 +93,13 @@ async fn every_sample_event_does_what_its_name_says() {
     assert_eq!(headers["www-authenticate"], "Bearer");
     assert!(body["error"].as_str().unwrap().contains("Bearer"));
     assert!(
-        !h.dir.path().join("p/demo.xml").exists(),
+        !h.dir().join("p/demo.xml").exists(),
         "an unauthorized request must not refresh"
     );
     let (status, body, _) = h.http(event("url-refresh.json")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "updated");
-    assert!(h.dir.path().join("p/demo.xml").exists());
+    assert!(h.dir().join("p/demo.xml").exists());
     let (status, body, _) = h.http(event("url-unknown-feed.json")).await;
     assert_eq!(status, 404);
     assert!(body["error"].as_str().unwrap().contains("configured: demo"));
@@ -239,7 +192,7 @@ async fn http_refresh_maps_outcomes_to_statuses() {
     let (status, body, _) = h.http(forced.clone()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("unchanged")));
 
-    h.fake.then(error_reply(
+    h.test.fake.then(error_reply(
         "Error: Error solving the challenge. Timeout after 60.0 seconds.",
     ));
     let (status, body, _) = h.http(forced).await;
@@ -258,13 +211,13 @@ async fn http_refresh_maps_outcomes_to_statuses() {
 #[tokio::test]
 async fn a_refresh_in_flight_answers_409_and_skips_schedules() {
     let h = Arc::new(Harness::start(Some(TOKEN), false).await);
-    let gate = crate::fake_solver::Gate::default();
-    h.fake.then(gate.hold(rss_page("Mon, 01 Jan 2024 00:00:00 GMT")));
+    let gate = crate::helpers::fake_solver::Gate::default();
+    h.test.fake.then(gate.hold(rss_page("Mon, 01 Jan 2024 00:00:00 GMT")));
     let first = {
         let h = h.clone();
         tokio::spawn(async move { h.http(event("url-refresh.json")).await })
     };
-    h.fake.requests_reach(1).await;
+    h.test.fake.requests_reach(1).await;
 
     let mut forced = event("url-refresh.json");
     forced["rawQueryString"] = json!("force=1");
@@ -286,7 +239,10 @@ async fn a_refresh_in_flight_answers_409_and_skips_schedules() {
     gate.open();
     let (status, body, _) = first.await.unwrap();
     assert_eq!((status, body["outcome"].as_str()), (200, Some("updated")));
-    assert_eq!(h.fake.log().iter().filter(|c| c["cmd"] == "request.get").count(), 1);
+    assert_eq!(
+        h.test.fake.log().iter().filter(|c| c["cmd"] == "request.get").count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -298,6 +254,7 @@ async fn a_request_cannot_choose_the_url_fetched() {
     sneaky["body"] = json!("{\"url\": \"https://evil.example.test/\"}");
     assert_eq!(h.http(sneaky).await.0, 200);
     let fetched: Vec<Value> = h
+        .test
         .fake
         .log()
         .into_iter()
@@ -330,7 +287,7 @@ async fn scheduled_events_name_their_feed_or_fail_loudly() {
     assert!(unnamed.to_string().contains("demo, other"));
     let unknown = h.invoke(json!({"feed": "nope"}), None).await.unwrap_err();
     assert!(matches!(unknown, HandlerError::UnknownFeed { .. }));
-    h.fake.then(error_reply(
+    h.test.fake.then(error_reply(
         "Error: Error solving the challenge. Cloudflare has blocked this request.",
     ));
     let failed = h.invoke(event("scheduled.json"), None).await.unwrap_err();
@@ -350,7 +307,7 @@ async fn scheduled_events_name_their_feed_or_fail_loudly() {
 #[tokio::test]
 async fn the_lambda_deadline_bounds_the_solver() {
     let h = Harness::start(Some(TOKEN), false).await;
-    h.fake.then(Action::Hang);
+    h.test.fake.then(Action::Hang);
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let started = std::time::Instant::now();
     let error = h

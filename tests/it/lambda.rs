@@ -15,9 +15,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use crate::fake_solver::FakeSolver;
-use crate::handler::{DEMO_URL, TOKEN, event};
-use crate::refresh::rss_page;
+use crate::helpers::fake_solver::FakeSolver;
+use crate::helpers::rss_page;
+use crate::helpers::{DEMO_URL, TOKEN, event};
 
 /// What the function answered for one invocation.
 #[derive(Debug)]
@@ -211,7 +211,7 @@ async fn the_binary_serves_schedules_and_function_urls() {
         other => panic!("{other:?}"),
     }
 
-    fake.then(crate::fake_solver::error_reply(
+    fake.then(crate::helpers::fake_solver::error_reply(
         "Error: Error solving the challenge. Timeout after 60.0 seconds.",
     ));
     match api.invoke("bad-event", serde_json::json!({"feed": 1})).await {
@@ -249,7 +249,7 @@ fn spawn_function(
         fake.url,
         dir.display()
     );
-    let mut command = crate::cli::flarefeed_async(dir);
+    let mut command = crate::helpers::flarefeed_async(dir);
     command
         .env("AWS_LAMBDA_RUNTIME_API", &api.address)
         .env("AWS_LAMBDA_FUNCTION_NAME", "flarefeed")

@@ -8,95 +8,51 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use flarefeed::config::{FeedConfig, StoreConfig, StoreLocation};
 use flarefeed::feed;
-use flarefeed::refresh::{Outcome, RefreshOptions, Refresher, Stage, StatusRecord, Trigger};
-use flarefeed::solver::FlareSolverr;
-use flarefeed::store::{Condition, LocalStore, ObjectInfo, PutOptions, S3Store, Store, StoreError, Stored, Version};
+use flarefeed::refresh::{Outcome, RefreshOptions, Stage};
+use flarefeed::status::{Recorded, Trigger};
+use flarefeed::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
 
-use crate::common::recorded_response;
-use crate::fake_solver::{Action, FakeSolver, Gate, error_reply, ok_reply};
-use crate::refresh::{FEED_URL, config};
-use crate::s3_server::{MotoServer, S3Server};
+use crate::helpers::fake_solver::{Action, Gate, error_reply, ok_reply};
+use crate::helpers::fixtures::recorded_response;
+use crate::helpers::{Backend, FEED_URL, TestApp};
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    S3s,
-    Moto,
-    Folder,
-}
+/// A [`TestApp`] on one backend, and the race's own moves.
+struct Race(TestApp);
 
-/// Keeps whichever server or folder backs the store alive for the test.
-#[allow(dead_code)]
-enum Backing {
-    S3s(S3Server),
-    Moto(MotoServer),
-    Folder(tempfile::TempDir),
-}
+impl std::ops::Deref for Race {
+    type Target = TestApp;
 
-struct Race {
-    fake: FakeSolver,
-    refresher: Refresher,
-    store: Arc<dyn Store>,
-    feed: FeedConfig,
-    _backing: Backing,
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
 }
 
 impl Race {
     async fn start(backend: Backend) -> Self {
-        Self::wrapped(backend, |store| store).await
+        Self(TestApp::builder().backend(backend).prefix("feeds/").start().await)
     }
 
-    /// As `start`, with the store seen through `wrap`.
-    async fn wrapped(backend: Backend, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
-        let fake = FakeSolver::start().await;
-        let (store_config, store, backing): (StoreConfig, Arc<dyn Store>, Backing) = match backend {
-            Backend::S3s => {
-                let s3 = S3Server::start().await;
-                let config = s3.store_config("feeds/");
-                let store = S3Store::with_sdk_config(&s3.sdk_config(), &config);
-                (config, Arc::new(store), Backing::S3s(s3))
-            }
-            Backend::Moto => {
-                let moto = MotoServer::start().await;
-                let config = moto.store_config("feeds/");
-                let store = S3Store::with_sdk_config(&moto.sdk_config(), &config);
-                (config, Arc::new(store), Backing::Moto(moto))
-            }
-            Backend::Folder => {
-                let dir = tempfile::tempdir().unwrap();
-                let config = StoreConfig {
-                    location: StoreLocation::Dir(dir.path().into()),
-                    prefix: "feeds/".into(),
-                    ..StoreConfig::default()
-                };
-                let store = LocalStore::new(dir.path(), "feeds/");
-                (config, Arc::new(store), Backing::Folder(dir))
-            }
-        };
-        let config = config(&fake.url, store_config);
-        let feed = config.feeds[0].clone();
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            wrap(store.clone()),
-            Arc::new(config),
-        );
-        Self {
-            fake,
-            refresher,
-            store,
-            feed,
-            _backing: backing,
-        }
+    /// As `start`, with the refresher seeing the store through `wrap`.
+    async fn wrapped(backend: Backend, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store> + 'static) -> Self {
+        Self(
+            TestApp::builder()
+                .backend(backend)
+                .prefix("feeds/")
+                .store_through(wrap)
+                .start()
+                .await,
+        )
     }
 
+    /// A refresh as `trigger` would ask for it, forced or not.
     async fn refresh(&self, trigger: Trigger, force: bool) -> Outcome {
-        let options = RefreshOptions {
-            deadline: None,
-            trigger,
-            force,
+        let options = match trigger {
+            Trigger::Http => RefreshOptions::http(None, force),
+            Trigger::Cli => RefreshOptions::cli(force),
+            Trigger::Schedule => RefreshOptions::scheduled(None),
         };
-        self.refresher.refresh(&self.feed, options).await.outcome
+        self.0.refresh(options).await.outcome
     }
 
     /// A refresh of its own task, so the test can act while it waits on the solver.
@@ -105,21 +61,7 @@ impl Race {
         tokio::spawn(async move { race.refresh(trigger, false).await })
     }
 
-    async fn published(&self) -> Vec<u8> {
-        self.store
-            .get(&self.feed.key)
-            .await
-            .unwrap()
-            .expect("a published feed")
-            .body
-    }
-
-    async fn status(&self) -> StatusRecord {
-        let stored = self.store.get(&self.feed.status_key()).await.unwrap().unwrap();
-        serde_json::from_slice(&stored.body).unwrap()
-    }
-
-    /// Makes the lease of the refresh in flight look expired, as it does to others once its
+    /// Makes the claim of the refresh in flight look expired, as it does to others once its
     /// holder has run past its deadline (a hung process, a clock far off).
     async fn expire_lease(&self) {
         let mut status = self.status().await;
@@ -132,10 +74,6 @@ impl Race {
         };
         let body = serde_json::to_vec(&status).unwrap();
         self.store.put(&self.feed.status_key(), body, options).await.unwrap();
-    }
-
-    fn solver_requests(&self) -> usize {
-        self.fake.log().iter().filter(|c| c["cmd"] == "request.get").count()
     }
 }
 
@@ -190,7 +128,7 @@ async fn a_refresh_in_flight_turns_every_other_away(backend: Backend) {
     assert_eq!(first.await.unwrap(), Outcome::Updated);
     assert_eq!(race.published().await, v1_bytes);
     let status = race.status().await;
-    assert_eq!((status.outcome.as_str(), status.in_flight), ("updated", None));
+    assert_eq!((status.outcome, status.in_flight), (Recorded::Updated, None));
 
     // The lease is gone with its refresh: the next one runs.
     race.fake.page(FEED_URL, v1);
@@ -220,8 +158,11 @@ async fn an_overtaken_refresh_writes_nothing(backend: Backend) {
     match older.await.unwrap() {
         Outcome::Failed {
             stage: Stage::Store,
-            reason,
-        } => assert!(reason.contains("changed by another refresh"), "{backend:?}: {reason}"),
+            error: reason,
+        } => assert!(
+            reason.to_string().contains("changed by another refresh"),
+            "{backend:?}: {reason}"
+        ),
         other => panic!("{backend:?}: {other:?}"),
     }
 
@@ -232,7 +173,7 @@ async fn an_overtaken_refresh_writes_nothing(backend: Backend) {
     );
     let status = race.status().await;
     assert_eq!(status.sha256.as_deref(), Some(v2_sha.as_str()), "{backend:?}");
-    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
+    assert_eq!((status.outcome, status.consecutive_failures), (Recorded::Updated, 0));
     assert_eq!(status.in_flight, None);
 }
 
@@ -266,7 +207,7 @@ async fn an_overtaken_failure_leaves_the_record_describing_the_published_feed(ba
 
     let status = race.status().await;
     assert_eq!(status.sha256.as_deref(), Some(v2_sha.as_str()), "{backend:?}");
-    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
+    assert_eq!((status.outcome, status.consecutive_failures), (Recorded::Updated, 0));
 
     // The site goes back to v1: that is a change, and it is published.
     race.fake.then(v1);
@@ -346,19 +287,19 @@ macro_rules! on_every_store {
         mod s3s {
             $(#[tokio::test]
             async fn $race() {
-                super::$race(super::Backend::S3s).await
+                super::$race(crate::helpers::Backend::S3s).await
             })*
         }
         mod moto {
             $(#[tokio::test]
             async fn $race() {
-                super::$race(super::Backend::Moto).await
+                super::$race(crate::helpers::Backend::Moto).await
             })*
         }
         mod folder {
             $(#[tokio::test]
             async fn $race() {
-                super::$race(super::Backend::Folder).await
+                super::$race(crate::helpers::Backend::Folder).await
             })*
         }
     };

@@ -3,137 +3,70 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flarefeed::config::{Config, FeedConfig, StoreConfig, StoreLocation};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use flarefeed::feed;
-use flarefeed::refresh::{Outcome, RefreshOptions, Refresher, Stage, StatusRecord, Trigger};
-use flarefeed::solver::{FlareSolverr, SessionPolicy, SolverSettings};
-use flarefeed::store::{LocalStore, S3Store};
+use flarefeed::refresh::{Outcome, RefreshOptions, Stage};
+use flarefeed::status::{self, Recorded, StatusRecord};
 
-use crate::common::{fixture, recorded_response};
-use crate::fake_solver::{Action, FakeSolver, error_reply, ok_reply, pre_wrapped};
-use crate::s3_server::{Fault, S3Server};
+use crate::helpers::fake_solver::{Action, error_reply, ok_reply, pre_wrapped};
+use crate::helpers::fixtures::{fixture, recorded_response};
+use crate::helpers::s3_server::{BUCKET, Fault};
+use crate::helpers::{Backend, FEED_URL, TestApp, formatted_rss, rss_page};
 
-pub const FEED_URL: &str = "https://news.example.test/rss.xml";
-
-/// The probe feed as the official build returns it, with its build date replaced.
-pub fn rss_page(build_date: &str) -> Action {
-    let original = recorded_response("pypi-3.3.21/rss_nosession.json");
-    let dated = original.replace(
-        "Mon, 01 Jan 2024 00:00:00 GMT</lastBuildDate>",
-        &format!("{build_date}</lastBuildDate>"),
-    );
-    ok_reply(FEED_URL, &pre_wrapped(&dated))
+fn cli() -> RefreshOptions {
+    RefreshOptions::cli(false)
 }
 
-/// The probe feed's formatted bytes with `build_date` as lastBuildDate.
-pub fn formatted_rss(build_date: &str) -> String {
-    let Action::Reply(_, body) = rss_page(build_date) else {
-        unreachable!()
-    };
-    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let text = feed::extract(reply["solution"]["response"].as_str().unwrap())
+/// An app on the s3s server, with the `feeds/` prefix.
+async fn on_s3() -> TestApp {
+    TestApp::builder().backend(Backend::S3s).prefix("feeds/").start().await
+}
+
+async fn refresh(h: &TestApp) -> Outcome {
+    h.refresh(cli()).await.outcome
+}
+
+/// An object as S3 serves it, with its headers and metadata (key with the prefix).
+async fn s3_object(h: &TestApp, key: &str) -> GetObjectOutput {
+    h.s3()
+        .client()
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
         .unwrap()
-        .text
-        .into_owned();
-    feed::format(&text).unwrap().to_xml()
 }
 
-pub fn config(solver_url: &str, store: StoreConfig) -> Config {
-    Config {
-        solver: SolverSettings {
-            url: solver_url.into(),
-            session: SessionPolicy::None,
-            ..SolverSettings::default()
-        },
-        store,
-        feeds: vec![FeedConfig::new("news", FEED_URL)],
-    }
-}
-
-pub fn cli_options() -> RefreshOptions {
-    RefreshOptions {
-        deadline: None,
-        trigger: Trigger::Cli,
-        force: false,
-    }
-}
-
-struct S3Harness {
-    fake: FakeSolver,
-    s3: S3Server,
-    refresher: Refresher,
-    feed: FeedConfig,
-}
-
-impl S3Harness {
-    async fn start() -> Self {
-        let fake = FakeSolver::start().await;
-        let s3 = S3Server::start().await;
-        let config = config(&fake.url, s3.store_config("feeds/"));
-        let store = S3Store::with_sdk_config(&s3.sdk_config(), &config.store);
-        let feed = config.feeds[0].clone();
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            Arc::new(store),
-            Arc::new(config),
-        );
-        Self {
-            fake,
-            s3,
-            refresher,
-            feed,
-        }
-    }
-
-    async fn refresh(&self) -> Outcome {
-        self.refresher.refresh(&self.feed, cli_options()).await.outcome
-    }
-
-    async fn object(&self, key: &str) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
-        self.s3
-            .client()
-            .get_object()
-            .bucket(crate::s3_server::BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn bytes(&self, key: &str) -> Vec<u8> {
-        self.object(key)
-            .await
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes()
-            .to_vec()
-    }
-
-    async fn status(&self) -> StatusRecord {
-        serde_json::from_slice(&self.bytes("feeds/status/news.json").await).unwrap()
-    }
+async fn bytes(h: &TestApp, key: &str) -> Vec<u8> {
+    s3_object(h, key)
+        .await
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
 }
 
 #[tokio::test]
 async fn s3_gets_the_formatted_feed_with_type_cache_control_and_fingerprint() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    let report = h.refresh(cli()).await;
     assert_eq!(report.outcome, Outcome::Updated);
     assert_eq!(report.items, Some(2));
 
     let expected = formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT");
-    let object = h.object("feeds/news.xml").await;
+    let object = s3_object(&h, "feeds/news.xml").await;
     assert_eq!(object.content_type(), Some("application/rss+xml; charset=utf-8"));
     assert_eq!(object.cache_control(), Some("public, max-age=123"));
     let sha = object.metadata().unwrap().get("sha256").unwrap().clone();
     assert_eq!(sha, feed::format(&expected).unwrap().fingerprint());
-    assert_eq!(h.bytes("feeds/news.xml").await, expected.as_bytes());
+    assert_eq!(bytes(&h, "feeds/news.xml").await, expected.as_bytes());
 
     let status = h.status().await;
-    assert_eq!(status.outcome, "updated");
+    assert_eq!(status.outcome, Recorded::Updated);
     assert_eq!(status.feed, "news");
     assert_eq!(status.url, FEED_URL);
     assert_eq!(status.sha256.as_deref(), Some(sha.as_str()));
@@ -146,49 +79,49 @@ async fn s3_gets_the_formatted_feed_with_type_cache_control_and_fingerprint() {
 
 #[tokio::test]
 async fn an_unchanged_feed_is_not_written_again_even_with_a_new_build_date() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Updated);
-    let before = h.object("feeds/news.xml").await;
+    assert_eq!(refresh(&h).await, Outcome::Updated);
+    let before = s3_object(&h, "feeds/news.xml").await;
 
-    assert_eq!(h.refresh().await, Outcome::Unchanged);
+    assert_eq!(refresh(&h).await, Outcome::Unchanged);
     h.fake.page(FEED_URL, rss_page("Sun, 22 Nov 2026 04:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Unchanged);
+    assert_eq!(refresh(&h).await, Outcome::Unchanged);
 
-    assert_eq!(h.s3.puts_of("feeds/news.xml"), 1, "{:?}", h.s3.log());
-    let after = h.object("feeds/news.xml").await;
+    assert_eq!(h.s3().puts_of("feeds/news.xml"), 1, "{:?}", h.s3().log());
+    let after = s3_object(&h, "feeds/news.xml").await;
     assert_eq!(after.e_tag(), before.e_tag());
     assert_eq!(after.last_modified(), before.last_modified());
-    assert_eq!(h.status().await.outcome, "unchanged");
+    assert_eq!(h.status().await.outcome, Recorded::Unchanged);
     // Two status writes a refresh: the claim, then the outcome.
-    assert_eq!(h.s3.puts_of("feeds/status/news.json"), 6);
+    assert_eq!(h.s3().puts_of("feeds/status/news.json"), 6);
 }
 
 #[tokio::test]
 async fn a_real_change_is_published() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    h.refresh().await;
+    refresh(&h).await;
     let changed = recorded_response("pypi-3.3.21/rss_nosession.json").replace("First item", "First item, edited");
     h.fake.page(FEED_URL, ok_reply(FEED_URL, &changed));
-    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(refresh(&h).await, Outcome::Updated);
     assert!(
-        String::from_utf8(h.bytes("feeds/news.xml").await)
+        String::from_utf8(bytes(&h, "feeds/news.xml").await)
             .unwrap()
             .contains("First item, edited")
     );
-    assert_eq!(h.s3.puts_of("feeds/news.xml"), 2);
+    assert_eq!(h.s3().puts_of("feeds/news.xml"), 2);
 }
 
 #[tokio::test]
 async fn every_kind_of_failure_leaves_the_published_feed_byte_identical() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Updated);
-    let good = h.bytes("feeds/news.xml").await;
+    assert_eq!(refresh(&h).await, Outcome::Updated);
+    let good = bytes(&h, "feeds/news.xml").await;
     let good_status = h.status().await;
 
-    let json = crate::common::fixture("flaresolverr/pypi-3.3.21/json_nosession.json");
+    let json = crate::helpers::fixtures::fixture("flaresolverr/pypi-3.3.21/json_nosession.json");
     let failures: Vec<(Action, Stage, &str)> = vec![
         (
             error_reply("Error: Error solving the challenge. Timeout after 60.0 seconds."),
@@ -225,151 +158,92 @@ async fn every_kind_of_failure_leaves_the_published_feed_byte_identical() {
     ];
     for (i, (action, stage, words)) in failures.into_iter().enumerate() {
         h.fake.then(action);
-        match h.refresh().await {
-            Outcome::Failed { stage: got, reason } => {
+        match refresh(&h).await {
+            Outcome::Failed {
+                stage: got,
+                error: reason,
+            } => {
                 assert_eq!(got, stage, "{reason}");
-                assert!(reason.contains(words), "{reason:?} should say {words:?}");
+                assert!(reason.to_string().contains(words), "{reason:?} should say {words:?}");
             }
             other => panic!("case {i}: {other:?}"),
         }
-        assert_eq!(h.bytes("feeds/news.xml").await, good, "case {i} changed the feed");
+        assert_eq!(bytes(&h, "feeds/news.xml").await, good, "case {i} changed the feed");
         let status = h.status().await;
-        assert_eq!(status.outcome, "failed");
+        assert_eq!(status.outcome, Recorded::Failed);
         assert_eq!(status.consecutive_failures, i as u32 + 1);
         assert!(status.last_error.as_deref().unwrap().starts_with(&format!("{stage}: ")));
         assert_eq!(status.last_success, good_status.last_success);
         assert_eq!(status.sha256, good_status.sha256);
         assert_eq!(status.items, good_status.items);
     }
-    assert_eq!(h.s3.puts_of("feeds/news.xml"), 1);
+    assert_eq!(h.s3().puts_of("feeds/news.xml"), 1);
 
     // A store that refuses writes: the feed stays, and the stage says where it broke.
     let changed = recorded_response("pypi-3.3.21/rss_nosession.json").replace("Second item", "Changed");
     h.fake.page(FEED_URL, ok_reply(FEED_URL, &changed));
-    h.s3.set_fault(Some(Fault::DenyPutOf("feeds/news.xml".into())));
-    match h.refresh().await {
+    h.s3().set_fault(Some(Fault::DenyPutOf("feeds/news.xml".into())));
+    match refresh(&h).await {
         Outcome::Failed {
             stage: Stage::Store,
-            reason,
-        } => assert!(reason.contains("access denied (AccessDenied)"), "{reason}"),
+            error: reason,
+        } => assert!(reason.to_string().contains("access denied (AccessDenied)"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    h.s3.set_fault(None);
-    assert_eq!(h.bytes("feeds/news.xml").await, good);
+    h.s3().set_fault(None);
+    assert_eq!(bytes(&h, "feeds/news.xml").await, good);
 
     // And the next good fetch recovers.
-    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(refresh(&h).await, Outcome::Updated);
     let status = h.status().await;
     assert_eq!(
-        (status.outcome.as_str(), status.consecutive_failures, status.last_error),
-        ("updated", 0, None)
+        (status.outcome, status.consecutive_failures, status.last_error),
+        (Recorded::Updated, 0, None)
     );
 }
 
 #[tokio::test]
 async fn atom_and_rdf_get_their_content_types() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.then(ok_reply(
         FEED_URL,
         &recorded_response("upstream-3.5.0/atom_nosession.json"),
     ));
-    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(refresh(&h).await, Outcome::Updated);
     assert_eq!(
-        h.object("feeds/news.xml").await.content_type(),
+        s3_object(&h, "feeds/news.xml").await.content_type(),
         Some("application/atom+xml; charset=utf-8")
     );
     h.fake.then(ok_reply(FEED_URL, &fixture("feeds/rdf.xml")));
-    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(refresh(&h).await, Outcome::Updated);
     assert_eq!(
-        h.object("feeds/news.xml").await.content_type(),
+        s3_object(&h, "feeds/news.xml").await.content_type(),
         Some("application/rdf+xml; charset=utf-8")
     );
 }
 
 // ---- the local folder store ----
 
-/// A fake solver and a folder store, for tests of one refresh at a time.
-pub struct DirHarness {
-    pub fake: FakeSolver,
-    pub dir: tempfile::TempDir,
-    pub refresher: Refresher,
-    pub feed: FeedConfig,
-}
-
-impl DirHarness {
-    pub async fn start() -> Self {
-        let fake = FakeSolver::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let store = StoreConfig {
-            location: StoreLocation::Dir(dir.path().into()),
-            ..StoreConfig::default()
-        };
-        let config = config(&fake.url, store);
-        let feed = config.feeds[0].clone();
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            Arc::new(LocalStore::new(dir.path(), "")),
-            Arc::new(config),
-        );
-        Self {
-            fake,
-            dir,
-            refresher,
-            feed,
-        }
-    }
-
-    pub fn read(&self, key: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join(key)).unwrap()
-    }
-
-    /// Publishes the probe feed, and returns its bytes: the last good copy.
-    pub async fn publish_good(&self) -> Vec<u8> {
-        self.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-        assert_eq!(
-            self.refresher.refresh(&self.feed, cli_options()).await.outcome,
-            Outcome::Updated
-        );
-        self.read("news.xml")
-    }
-
-    pub fn status(&self) -> StatusRecord {
-        serde_json::from_slice(&self.read("status/news.json")).unwrap()
-    }
-}
-
 #[tokio::test]
 async fn the_folder_store_publishes_skips_unchanged_and_keeps_the_last_good_copy() {
-    let h = DirHarness::start().await;
+    let h = TestApp::start().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(
-        h.refresher.refresh(&h.feed, cli_options()).await.outcome,
-        Outcome::Updated
-    );
-    let good = h.read("news.xml");
+    assert_eq!(h.refresh(cli()).await.outcome, Outcome::Updated);
+    let good = h.published().await;
     assert_eq!(good, formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT").as_bytes());
-    let written = std::fs::metadata(h.dir.path().join("news.xml"))
-        .unwrap()
-        .modified()
-        .unwrap();
+    let written = std::fs::metadata(h.dir().join("news.xml")).unwrap().modified().unwrap();
 
     h.fake.page(FEED_URL, rss_page("Tue, 02 Jan 2024 00:00:00 GMT"));
+    assert_eq!(h.refresh(cli()).await.outcome, Outcome::Unchanged);
     assert_eq!(
-        h.refresher.refresh(&h.feed, cli_options()).await.outcome,
-        Outcome::Unchanged
-    );
-    assert_eq!(
-        std::fs::metadata(h.dir.path().join("news.xml"))
-            .unwrap()
-            .modified()
-            .unwrap(),
+        std::fs::metadata(h.dir().join("news.xml")).unwrap().modified().unwrap(),
         written
     );
-    assert_eq!(h.read("news.xml"), good);
+    assert_eq!(h.published().await, good);
 
     h.fake
         .then(ok_reply(FEED_URL, &fixture("pages/cloudflare-challenge.html")));
-    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    let report = h.refresh(cli()).await;
     assert!(
         matches!(
             report.outcome,
@@ -380,22 +254,19 @@ async fn the_folder_store_publishes_skips_unchanged_and_keeps_the_last_good_copy
         ),
         "{report:?}"
     );
-    assert_eq!(h.read("news.xml"), good);
-    let status = h.status();
-    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("failed", 1));
+    assert_eq!(h.published().await, good);
+    let status = h.status().await;
+    assert_eq!((status.outcome, status.consecutive_failures), (Recorded::Failed, 1));
     assert!(status.last_error.unwrap().contains("Cloudflare challenge page"));
 
     // --force publishes even when unchanged.
-    let forced = RefreshOptions {
-        force: true,
-        ..cli_options()
-    };
+    let forced = RefreshOptions::cli(true);
     assert_eq!(h.refresher.refresh(&h.feed, forced).await.outcome, Outcome::Updated);
     assert_eq!(
-        h.read("news.xml"),
+        h.published().await,
         formatted_rss("Tue, 02 Jan 2024 00:00:00 GMT").as_bytes()
     );
-    let leftovers: Vec<_> = std::fs::read_dir(h.dir.path())
+    let leftovers: Vec<_> = std::fs::read_dir(h.dir())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -404,13 +275,9 @@ async fn the_folder_store_publishes_skips_unchanged_and_keeps_the_last_good_copy
 
 #[tokio::test]
 async fn http_refreshes_within_min_interval_are_skipped_unless_forced() {
-    let h = DirHarness::start().await;
+    let h = TestApp::start().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    let http = RefreshOptions {
-        deadline: None,
-        trigger: Trigger::Http,
-        force: false,
-    };
+    let http = RefreshOptions::http(None, false);
     assert_eq!(h.refresher.refresh(&h.feed, http).await.outcome, Outcome::Updated);
     let attempts = h.fake.commands().len();
     match h.refresher.refresh(&h.feed, http).await.outcome {
@@ -422,12 +289,9 @@ async fn http_refreshes_within_min_interval_are_skipped_unless_forced() {
         attempts,
         "a skipped refresh must not call the solver"
     );
-    let forced = RefreshOptions { force: true, ..http };
+    let forced = RefreshOptions::http(None, true);
     assert_eq!(h.refresher.refresh(&h.feed, forced).await.outcome, Outcome::Unchanged);
-    let scheduled = RefreshOptions {
-        trigger: Trigger::Schedule,
-        ..http
-    };
+    let scheduled = RefreshOptions::scheduled(None);
     assert_eq!(
         h.refresher.refresh(&h.feed, scheduled).await.outcome,
         Outcome::Unchanged
@@ -436,41 +300,42 @@ async fn http_refreshes_within_min_interval_are_skipped_unless_forced() {
 
 #[tokio::test]
 async fn statuses_cover_every_configured_feed() {
-    let h = DirHarness::start().await;
-    assert_eq!(h.refresher.statuses().await.unwrap()[0].outcome, "never");
+    let h = TestApp::start().await;
+    let statuses = || status::all(h.store.as_ref(), &h.config);
+    assert_eq!(statuses().await.unwrap()[0].outcome, Recorded::Never);
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    h.refresher.refresh(&h.feed, cli_options()).await;
-    assert_eq!(h.refresher.statuses().await.unwrap()[0].outcome, "updated");
-    assert!(h.refresher.store().locate("x.xml").ends_with("x.xml"));
+    let report = h.refresh(cli()).await;
+    assert_eq!(statuses().await.unwrap()[0].outcome, Recorded::Updated);
+    assert_eq!(report.location, h.dir().join("news.xml").display().to_string());
 }
 
 #[tokio::test]
 async fn a_deadline_bounds_a_silent_solver() {
-    let h = DirHarness::start().await;
+    let h = TestApp::start().await;
     h.fake.then(Action::Hang);
     let options = RefreshOptions {
         deadline: Some(tokio::time::Instant::now() + Duration::from_secs(2)),
-        ..cli_options()
+        ..cli()
     };
     let report = h.refresher.refresh(&h.feed, options).await;
     assert!(
-        matches!(report.outcome, Outcome::Failed { stage: Stage::Solver, ref reason } if reason.contains("did not answer"))
+        matches!(report.outcome, Outcome::Failed { stage: Stage::Solver, error: ref reason } if reason.to_string().contains("did not answer"))
     );
     assert!(report.total_ms < 10_000);
 }
 
 #[tokio::test]
 async fn a_slow_s3_fails_in_bounded_time_and_keeps_the_feed() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Updated);
-    let good = h.bytes("feeds/news.xml").await;
-    h.s3.set_fault(Some(Fault::Slow(Duration::from_secs(30))));
+    assert_eq!(refresh(&h).await, Outcome::Updated);
+    let good = bytes(&h, "feeds/news.xml").await;
+    h.s3().set_fault(Some(Fault::Slow(Duration::from_secs(30))));
     let started = std::time::Instant::now();
-    match h.refresh().await {
-        Outcome::Failed { stage, reason } => {
+    match refresh(&h).await {
+        Outcome::Failed { stage, error: reason } => {
             assert!(matches!(stage, Stage::Status | Stage::Store), "{stage}");
-            assert!(reason.contains("did not answer in time"), "{reason}");
+            assert!(reason.to_string().contains("did not answer in time"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
@@ -479,19 +344,19 @@ async fn a_slow_s3_fails_in_bounded_time_and_keeps_the_feed() {
         "took {:?}",
         started.elapsed()
     );
-    h.s3.set_fault(None);
-    assert_eq!(h.bytes("feeds/news.xml").await, good);
+    h.s3().set_fault(None);
+    assert_eq!(bytes(&h, "feeds/news.xml").await, good);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_reader_never_sees_a_partial_feed_across_sixteen_updates() {
-    let h = Arc::new(S3Harness::start().await);
+    let h = Arc::new(on_s3().await);
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(refresh(&h).await, Outcome::Updated);
 
     // Sixteen different versions, one per refresh, so every refresh really writes.
     let original = recorded_response("pypi-3.3.21/rss_nosession.json");
-    let mut versions = vec![h.bytes("feeds/news.xml").await];
+    let mut versions = vec![bytes(&h, "feeds/news.xml").await];
     for i in 0..16 {
         let text = original.replace("First item", &format!("First item, version {i}"));
         versions.push(feed::format(&text).unwrap().to_xml().into_bytes());
@@ -508,7 +373,7 @@ async fn a_busy_reader_never_sees_a_partial_feed_across_sixteen_updates() {
                 if done.load(std::sync::atomic::Ordering::SeqCst) {
                     after += 1;
                 }
-                let body = h.bytes("feeds/news.xml").await;
+                let body = bytes(&h, "feeds/news.xml").await;
                 assert!(
                     versions.contains(&body),
                     "a read saw a feed that was never published whole:\n{}",
@@ -516,7 +381,7 @@ async fn a_busy_reader_never_sees_a_partial_feed_across_sixteen_updates() {
                 );
                 feed::check(std::str::from_utf8(&body).unwrap(), feed::GuardOptions::default()).unwrap();
                 let status: StatusRecord =
-                    serde_json::from_slice(&h.bytes("feeds/status/news.json").await).expect("status is valid JSON");
+                    serde_json::from_slice(&bytes(&h, "feeds/status/news.json").await).expect("status is valid JSON");
                 assert_eq!(status.feed, "news");
                 reads += 1;
             }
@@ -527,38 +392,37 @@ async fn a_busy_reader_never_sees_a_partial_feed_across_sixteen_updates() {
     // One refresh of a feed runs at a time (see races.rs), so the sixteen follow each other
     // while the reader reads as fast as it can.
     for _ in 0..16 {
-        assert_eq!(h.refresh().await, Outcome::Updated);
+        assert_eq!(refresh(&h).await, Outcome::Updated);
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let reads = reader.await.unwrap();
     assert!(reads >= 20, "the reader ran {reads} times");
-    assert_eq!(h.s3.puts_of("feeds/news.xml"), 17);
+    assert_eq!(h.s3().puts_of("feeds/news.xml"), 17);
     let status = h.status().await;
-    assert_eq!((status.outcome.as_str(), status.consecutive_failures), ("updated", 0));
-    assert!(versions.contains(&h.bytes("feeds/news.xml").await));
+    assert_eq!((status.outcome, status.consecutive_failures), (Recorded::Updated, 0));
+    assert!(versions.contains(&bytes(&h, "feeds/news.xml").await));
 }
 
 #[tokio::test]
 async fn a_redirect_is_recorded_in_the_report_and_the_status() {
-    let h = DirHarness::start().await;
+    let h = TestApp::start().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    let report = h.refresh(cli()).await;
     assert_eq!(report.final_url, None, "no redirect, nothing recorded");
     let moved = "https://cdn.example.test/moved/rss.xml";
     let page = rss_page("Tue, 02 Jan 2024 00:00:00 GMT");
     let response = match &page {
-        crate::fake_solver::Action::Reply(_, body) => {
-            serde_json::from_str::<serde_json::Value>(body).unwrap()["solution"]["response"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
+        crate::helpers::fake_solver::Action::Reply(_, body) => serde_json::from_str::<serde_json::Value>(body).unwrap()
+            ["solution"]["response"]
+            .as_str()
+            .unwrap()
+            .to_string(),
         other => panic!("{other:?}"),
     };
     h.fake.then(ok_reply(moved, &response));
-    let report = h.refresher.refresh(&h.feed, cli_options()).await;
+    let report = h.refresh(cli()).await;
     assert_eq!(report.final_url.as_deref(), Some(moved));
-    let status: serde_json::Value = serde_json::from_slice(&h.read("status/news.json")).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&h.object("status/news.json").await.unwrap()).unwrap();
     assert_eq!(status["final_url"], moved, "{status}");
     assert_eq!(status["url"], FEED_URL);
 }
@@ -568,22 +432,22 @@ async fn a_redirect_is_recorded_in_the_report_and_the_status() {
 #[tokio::test]
 async fn a_slow_s3_gives_up_at_the_deadline() {
     assert!(flarefeed::handler::SAFETY_MARGIN >= flarefeed::refresh::STATUS_WRITE_GRACE + Duration::from_secs(1));
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Updated);
-    let good = h.bytes("feeds/news.xml").await;
-    h.s3.set_fault(Some(Fault::Slow(Duration::from_secs(30))));
+    assert_eq!(refresh(&h).await, Outcome::Updated);
+    let good = bytes(&h, "feeds/news.xml").await;
+    h.s3().set_fault(Some(Fault::Slow(Duration::from_secs(30))));
     let started = tokio::time::Instant::now();
     let options = RefreshOptions {
         deadline: Some(started + Duration::from_secs(2)),
-        ..cli_options()
+        ..cli()
     };
     let report = h.refresher.refresh(&h.feed, options).await;
     let took = started.elapsed();
     match report.outcome {
-        Outcome::Failed { stage, reason } => {
+        Outcome::Failed { stage, error: reason } => {
             assert_eq!(stage, Stage::Status, "the status read is the first S3 call");
-            assert!(reason.contains("did not answer in time"), "{reason}");
+            assert!(reason.to_string().contains("did not answer in time"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
@@ -591,36 +455,37 @@ async fn a_slow_s3_gives_up_at_the_deadline() {
         took < Duration::from_secs(2) + flarefeed::refresh::STATUS_WRITE_GRACE,
         "took {took:?}"
     );
-    h.s3.set_fault(None);
-    assert_eq!(h.bytes("feeds/news.xml").await, good);
+    h.s3().set_fault(None);
+    assert_eq!(bytes(&h, "feeds/news.xml").await, good);
 }
 
 /// `flarefeed status` without a configuration lists the records it finds; on S3 that is a
 /// ListObjectsV2 of one level of `status/`, other objects left out.
 #[tokio::test]
 async fn recorded_statuses_lists_one_level_of_status_records_on_s3() {
-    let h = S3Harness::start().await;
+    let h = on_s3().await;
     h.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert_eq!(h.refresh().await, Outcome::Updated);
+    assert_eq!(refresh(&h).await, Outcome::Updated);
     for key in [
         "feeds/status/notes.txt",
         "feeds/status/deeper/x.json",
         "feeds/other.xml",
     ] {
-        h.s3.client()
+        h.s3()
+            .client()
             .put_object()
-            .bucket(crate::s3_server::BUCKET)
+            .bucket(crate::helpers::s3_server::BUCKET)
             .key(key)
             .body(b"{}".to_vec().into())
             .send()
             .await
             .unwrap();
     }
-    let records = h.refresher.recorded_statuses().await.unwrap();
+    let records = status::found(h.store.as_ref()).await.unwrap();
     let feeds: Vec<&str> = records.iter().map(|r| r.feed.as_str()).collect();
     assert_eq!(feeds, ["news"]);
     assert_eq!(
-        h.refresher.store().list("status/").await.unwrap(),
+        h.store.list("status/").await.unwrap(),
         ["status/news.json", "status/notes.txt"]
     );
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use flarefeed::solver::{Body, FlareSolverr, SessionPolicy, Solver, SolverError, SolverSettings};
 use tokio::time::Instant;
 
-use crate::common::{fixture, recorded_response};
-use crate::fake_solver::{Action, FakeSolver, error_reply, ok_reply};
+use crate::helpers::fake_solver::{Action, FakeSolver, error_reply, ok_reply};
+use crate::helpers::fixtures::{fixture, recorded_response};
 
 const FEED_URL: &str = "https://example.test/rss.xml";
 

@@ -1,6 +1,6 @@
 //! `template.yaml`: the configuration it builds must be one flarefeed accepts.
 
-use flarefeed::config::{Config, StoreLocation};
+use flarefeed::config::{Bucket, Config, StoreLocation};
 
 /// The TOML block of `FLAREFEED_CONFIG: !Sub`, with `${…}` filled in as `sam deploy` would.
 fn template_config(values: &[(&str, &str)]) -> String {
@@ -39,7 +39,7 @@ fn the_template_config_is_valid_with_its_defaults() {
     assert_eq!(config.feeds[0].name, "feed");
     assert_eq!(config.feeds[0].key, "feed.xml");
     assert!(
-        matches!(config.store.location, StoreLocation::Bucket { ref bucket, endpoint: None, path_style: false } if bucket == "my-stack-feedsbucket-1a2b3c")
+        matches!(config.store.location, StoreLocation::Bucket(Bucket { ref bucket, endpoint: None, path_style: false }) if bucket == "my-stack-feedsbucket-1a2b3c")
     );
     let with_prefix = template_config(&[
         ("SolverUrl", "http://10.0.0.5:8191/v1"),

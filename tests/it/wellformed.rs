@@ -10,8 +10,8 @@ use std::process::Command;
 use flarefeed::feed::{self, FeedError, GuardOptions};
 use serde::Deserialize;
 
-use crate::common::fixture;
-use crate::common::fixture_path;
+use crate::helpers::fixtures::fixture;
+use crate::helpers::fixtures::fixture_path;
 
 #[derive(Deserialize)]
 struct Case {

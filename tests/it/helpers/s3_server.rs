@@ -1,12 +1,11 @@
 //! A real S3-compatible server on 127.0.0.1: s3s-fs in-process over a temp folder, behind a
 //! thin layer that logs every request and can inject faults.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use flarefeed::config::{StoreConfig, StoreLocation};
+use flarefeed::config::{Bucket, StoreConfig, StoreLocation};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use s3s::service::S3ServiceBuilder;
@@ -27,7 +26,7 @@ pub enum Fault {
     DenyPutOf(String),
     /// Wait this long before answering.
     Slow(Duration),
-    /// Close every connection at once, as a server that is down or restarting.
+    /// Close every connection at once, new and pooled, as a server that is down or restarting.
     Down,
 }
 
@@ -84,8 +83,11 @@ impl S3Server {
                             state.fault.clone()
                         };
                         match fault {
+                            // A connection opened before the server went down: hyper drops it
+                            // without an answer, as a server that died mid-connection.
+                            Some(Fault::Down) => Err(std::io::Error::other("the server is down")),
                             Some(Fault::Deny(ref method)) if method.as_ref().is_none_or(|m| m == request.method()) => {
-                                Ok::<_, Infallible>(access_denied())
+                                Ok(access_denied())
                             }
                             Some(Fault::DenyPutOf(ref key))
                                 if request.method() == hyper::Method::PUT
@@ -133,6 +135,10 @@ impl S3Server {
 
     pub fn store_config(&self, prefix: &str) -> StoreConfig {
         bucket_config(&self.endpoint, prefix)
+    }
+
+    pub fn bucket(&self) -> Bucket {
+        bucket(&self.endpoint)
     }
 
     /// The SDK configuration a test uses, with this server's credentials and short timeouts.
@@ -185,13 +191,17 @@ fn client(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
+fn bucket(endpoint: &str) -> Bucket {
+    Bucket {
+        bucket: BUCKET.into(),
+        endpoint: Some(endpoint.into()),
+        path_style: true,
+    }
+}
+
 fn bucket_config(endpoint: &str, prefix: &str) -> StoreConfig {
     StoreConfig {
-        location: StoreLocation::Bucket {
-            bucket: BUCKET.into(),
-            endpoint: Some(endpoint.into()),
-            path_style: true,
-        },
+        location: StoreLocation::Bucket(bucket(endpoint)),
         prefix: prefix.into(),
         cache_control: "public, max-age=123".into(),
     }
@@ -243,6 +253,10 @@ impl MotoServer {
 
     pub fn store_config(&self, prefix: &str) -> StoreConfig {
         bucket_config(&self.endpoint, prefix)
+    }
+
+    pub fn bucket(&self) -> Bucket {
+        bucket(&self.endpoint)
     }
 
     pub fn sdk_config(&self) -> aws_config::SdkConfig {

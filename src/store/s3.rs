@@ -1,0 +1,225 @@
+//! The S3 adapter, through the AWS SDK: AWS S3, or an S3-compatible server at an endpoint.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
+use crate::config::Bucket;
+use crate::error_chain;
+
+/// An S3 bucket (or S3-compatible server), through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    /// Loads credentials, region and `AWS_ENDPOINT_URL_S3` from the SDK's default chain; the
+    /// region falls back to us-east-1, which S3-compatible servers accept.
+    pub async fn connect(bucket: &Bucket, prefix: &str) -> Self {
+        let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(45))
+            .build();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(region)
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        Self::with_sdk_config(&sdk, bucket, prefix)
+    }
+
+    /// For callers that build the SDK configuration themselves (tests, other runtimes).
+    pub fn with_sdk_config(sdk: &aws_config::SdkConfig, bucket: &Bucket, prefix: &str) -> Self {
+        let mut builder = aws_sdk_s3::config::Builder::from(sdk).force_path_style(bucket.path_style);
+        if let Some(endpoint) = &bucket.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: bucket.bucket.clone(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Every conditional write names the version it expects, so an object without an ETag
+    /// cannot take part: say so instead of failing every later write as a conflict.
+    fn etag(&self, key: &str, etag: Option<&str>) -> Result<Version, StoreError> {
+        match etag {
+            Some(etag) if !etag.is_empty() => Ok(Version(etag.to_string())),
+            _ => Err(StoreError::S3 {
+                target: self.locate(key),
+                detail: "the server sent no ETag, which flarefeed's conditional writes need; AWS S3 always sends one, so check the S3-compatible server".into(),
+            }),
+        }
+    }
+
+    fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        key: &str,
+        error: SdkError<E, HttpResponse>,
+    ) -> StoreError {
+        let target = self.locate(key);
+        match &error {
+            SdkError::TimeoutError(_) => StoreError::Timeout { target },
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => StoreError::Timeout { target },
+            SdkError::DispatchFailure(_) => StoreError::Unreachable {
+                target,
+                detail: error_chain(&error),
+            },
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or("").to_string();
+                match (status, code.as_str()) {
+                    (403, _) | (_, "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+                        StoreError::Denied {
+                            target,
+                            code: if code.is_empty() { "HTTP 403".into() } else { code },
+                        }
+                    }
+                    (_, "NoSuchBucket") => StoreError::NoBucket { target },
+                    _ => StoreError::S3 {
+                        target,
+                        detail: format!("HTTP {status} {code}: {}", error_chain(&error)),
+                    },
+                }
+            }
+            _ => StoreError::S3 {
+                target,
+                detail: error_chain(&error),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(ObjectInfo {
+                sha256: head.metadata().and_then(|m| m.get("sha256")).cloned(),
+                version: self.etag(key, head.e_tag())?,
+            })),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() || e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        let object = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+        {
+            Ok(object) => object,
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() || e.raw().status().as_u16() == 404 => {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.error(key, e)),
+        };
+        let version = self.etag(key, object.e_tag())?;
+        let body = object.body.collect().await.map_err(|e| StoreError::S3 {
+            target: self.locate(key),
+            detail: e.to_string(),
+        })?;
+        Ok(Some(Stored {
+            body: body.into_bytes().to_vec(),
+            version,
+        }))
+    }
+
+    /// Conditions are S3's conditional writes: `If-None-Match: *` and `If-Match: <etag>`,
+    /// checked by S3 atomically with the write. An unmet condition is 412 Precondition Failed; a
+    /// concurrent conditional write to the same key is 409 ConditionalRequestConflict
+    /// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html and the
+    /// PutObject reference, https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html).
+    /// `If-Match` needs s3:GetObject besides s3:PutObject, which the template grants on the
+    /// same keys. `If-Match` on a key that is gone is 404 NoSuchKey on S3 and on moto, 412 on
+    /// s3s: all three mean the object is not the one read, so all are a conflict.
+    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError> {
+        let metadata: Option<HashMap<String, String>> = options
+            .sha256
+            .map(|s| HashMap::from([("sha256".to_string(), s.to_string())]));
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .body(ByteStream::from(body))
+            .content_type(options.content_type)
+            .cache_control(options.cache_control)
+            .set_metadata(metadata);
+        let conditional = options.condition != Condition::Any;
+        match &options.condition {
+            Condition::Any => {}
+            Condition::Absent => request = request.if_none_match("*"),
+            Condition::Matches(version) => request = request.if_match(&version.0),
+        }
+        match request.send().await {
+            Ok(output) => self.etag(key, output.e_tag()),
+            Err(SdkError::ServiceError(e))
+                if conditional
+                    && (matches!(e.raw().status().as_u16(), 404 | 409 | 412)
+                        || matches!(
+                            e.err().code(),
+                            Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+                        )) =>
+            {
+                Err(StoreError::Conflict {
+                    target: self.locate(key),
+                })
+            }
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// ListObjectsV2 with a delimiter, so only this level; the template grants s3:ListBucket.
+    async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.key(folder))
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(folder, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn locate(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(key))
+    }
+}
