@@ -134,7 +134,7 @@ async fn refresh(
     name: Option<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let env = |key: &str| std::env::var(key).ok();
+    let env = crate::config::process_env;
     let config = match url {
         Some(url) => Config::for_url(&url, name.as_deref(), config.as_deref(), &env)?,
         None => Config::load(config.as_deref(), &env)?,
@@ -162,7 +162,7 @@ async fn refresh(
 }
 
 async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
-    let env = |key: &str| std::env::var(key).ok();
+    let env = crate::config::process_env;
     let records = match Config::load(config.as_deref(), &env) {
         Ok(config) => {
             let deployment = Deployment::connect(config).await;

@@ -23,6 +23,14 @@ pub enum ConfigError {
     Parse { origin: String, detail: String },
     #[error("configuration key `{key}`: {problem}")]
     Invalid { key: String, problem: String },
+    #[error("no feed named {name:?}; configured: {names}")]
+    UnknownFeed { name: String, names: String },
+}
+
+/// The process environment, as [`Config::load`] and [`Config::parse`] read it (tests pass
+/// their own).
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -176,19 +184,15 @@ impl Config {
         raw.validate(memory_mb)
     }
 
-    /// The feed called `name`, if one is configured.
-    pub fn find_feed(&self, name: &str) -> Option<&FeedConfig> {
-        self.feeds.iter().find(|f| f.name == name)
-    }
-
     /// The feed called `name`, or an error that lists the names there are.
     pub fn feed(&self, name: &str) -> Result<&FeedConfig, ConfigError> {
-        self.find_feed(name).ok_or_else(|| {
-            invalid(
-                "feeds",
-                format!("no feed named {name:?}; configured: {}", self.feed_names().join(", ")),
-            )
-        })
+        self.feeds
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| ConfigError::UnknownFeed {
+                name: name.to_string(),
+                names: self.feed_names().join(", "),
+            })
     }
 
     pub fn feed_names(&self) -> Vec<&str> {
@@ -355,13 +359,17 @@ impl RawConfig {
         let mut feeds: Vec<FeedConfig> = Vec::with_capacity(self.feeds.len());
         for (i, raw) in self.feeds.into_iter().enumerate() {
             let at = format!("feeds[{i}]");
-            let key = raw.key.unwrap_or_else(|| format!("{}.xml", raw.name));
-            let feed = FeedConfig {
-                key,
-                min_items: raw.min_items.unwrap_or(1),
-                min_interval: Duration::from_secs(raw.min_interval_s.unwrap_or(60)),
-                ..FeedConfig::new(&raw.name, &raw.url)
-            };
+            // FeedConfig::new holds the defaults; the file overrides what it sets.
+            let mut feed = FeedConfig::new(&raw.name, &raw.url);
+            if let Some(key) = raw.key {
+                feed.key = key;
+            }
+            if let Some(min_items) = raw.min_items {
+                feed.min_items = min_items;
+            }
+            if let Some(seconds) = raw.min_interval_s {
+                feed.min_interval = Duration::from_secs(seconds);
+            }
             check_feed(&feed, &at)?;
             if feeds.iter().any(|f| f.name == feed.name) {
                 return Err(invalid(

@@ -625,3 +625,241 @@ fn elapsed_ms(since: Instant) -> u64 {
 fn format_time(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).expect("a time in range formats as RFC 3339")
 }
+
+#[cfg(test)]
+mod tests {
+    //! `refresh` on the in-memory adapters: each path through the flow, in milliseconds. The
+    //! real servers' tests are in `tests/it/`.
+
+    use super::*;
+    use crate::solver::ScriptedSolver;
+    use crate::store::memory::MemoryStore;
+
+    const URL: &str = "https://site.test/feed.xml";
+
+    fn rss(title: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>t</title><lastBuildDate>{title}</lastBuildDate>\
+             <item><title>{title}</title><guid>1</guid></item></channel></rss>"
+        )
+    }
+
+    struct Unit {
+        solver: Arc<ScriptedSolver>,
+        store: Arc<MemoryStore>,
+        refresher: Refresher,
+        feed: FeedConfig,
+    }
+
+    fn unit() -> Unit {
+        let solver = Arc::new(ScriptedSolver::default());
+        let store = Arc::new(MemoryStore::default());
+        let feed = FeedConfig::new("news", URL);
+        let config = Config {
+            solver: crate::solver::SolverSettings::default(),
+            store: crate::config::StoreConfig::default(),
+            feeds: vec![feed.clone()],
+        };
+        let refresher = Refresher::new(solver.clone(), store.clone(), Arc::new(config));
+        Unit {
+            solver,
+            store,
+            refresher,
+            feed,
+        }
+    }
+
+    impl Unit {
+        async fn refresh(&self, options: RefreshOptions) -> Report {
+            self.refresher.refresh(&self.feed, options).await
+        }
+
+        async fn record(&self) -> StatusRecord {
+            let stored = self.store.get("status/news.json").await.unwrap().unwrap();
+            serde_json::from_slice(&stored.body).unwrap()
+        }
+
+        async fn published(&self) -> String {
+            String::from_utf8(self.store.get("news.xml").await.unwrap().unwrap().body).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_is_published_and_the_same_feed_is_not_written_again() {
+        let u = unit();
+        u.solver.page(URL, &rss("one"));
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert_eq!(report.outcome, Outcome::Updated);
+        assert_eq!((report.items, report.location.as_str()), (Some(1), "memory:news.xml"));
+        assert!(u.published().await.contains("<title>one</title>"));
+        let record = u.record().await;
+        assert_eq!((record.outcome, record.in_flight.clone()), (Recorded::Updated, None));
+        assert_eq!(record.last_success, record.last_attempt);
+
+        // Only the date differs: the fingerprint ignores it, nothing is written.
+        u.solver
+            .page(URL, &rss("one").replace("<lastBuildDate>one", "<lastBuildDate>two"));
+        assert_eq!(
+            u.refresh(RefreshOptions::scheduled(None)).await.outcome,
+            Outcome::Unchanged
+        );
+        assert_eq!(u.store.puts("news.xml"), 1);
+        // Unless asked to.
+        u.solver.page(URL, &rss("one"));
+        assert_eq!(u.refresh(RefreshOptions::cli(true)).await.outcome, Outcome::Updated);
+        assert_eq!(u.store.puts("news.xml"), 2);
+        // Two status writes a refresh: the claim and the outcome.
+        assert_eq!(u.store.puts("status/news.json"), 6);
+    }
+
+    #[tokio::test]
+    async fn a_failure_keeps_the_feed_and_the_record_describing_it() {
+        let u = unit();
+        u.solver.page(URL, &rss("one"));
+        u.refresh(RefreshOptions::scheduled(None)).await;
+        let good = u.record().await;
+        u.solver.error(SolverError::Blocked {
+            message: "Cloudflare has blocked this request".into(),
+        });
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        match &report.outcome {
+            Outcome::Failed {
+                stage: Stage::Solver,
+                error: RefreshError::Solver(SolverError::Blocked { .. }),
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(u.published().await.contains("<title>one</title>"));
+        let record = u.record().await;
+        assert_eq!((record.outcome, record.consecutive_failures), (Recorded::Failed, 1));
+        assert_eq!((&record.sha256, record.items), (&good.sha256, good.items));
+        assert!(record.last_error.unwrap().starts_with("solver: Cloudflare blocked"));
+
+        u.solver.page(URL, "<html><title>Just a moment...</title></html>");
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert!(
+            matches!(
+                report.outcome,
+                Outcome::Failed {
+                    stage: Stage::Guard,
+                    ..
+                }
+            ),
+            "{report:?}"
+        );
+        assert_eq!(u.record().await.consecutive_failures, 2);
+        assert_eq!(u.store.puts("news.xml"), 1);
+    }
+
+    /// The status-write-only fault: the feed is published, its record cannot be written.
+    #[tokio::test]
+    async fn a_published_feed_whose_record_cannot_be_written_is_a_failure_at_status() {
+        let u = unit();
+        u.store.fail_puts_after("status/news.json", 1);
+        u.solver.page(URL, &rss("one"));
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        match &report.outcome {
+            Outcome::Failed {
+                stage: Stage::Status,
+                error:
+                    RefreshError::StatusNotWritten {
+                        handled: Recorded::Updated,
+                        source: StoreError::Denied { .. },
+                    },
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(report.outcome.name() == "failed");
+        assert!(
+            u.published().await.contains("<title>one</title>"),
+            "the feed itself was published"
+        );
+        // The record still holds the claim, which expires on its own.
+        assert!(u.record().await.in_flight.is_some());
+    }
+
+    #[tokio::test]
+    async fn min_interval_holds_only_when_the_options_respect_it() {
+        let u = unit();
+        u.solver.page(URL, &rss("one"));
+        u.refresh(RefreshOptions::http(None, false)).await;
+        match u.refresh(RefreshOptions::http(None, false)).await.outcome {
+            Outcome::Skipped { retry_after_s } => assert!((1..=60).contains(&retry_after_s)),
+            other => panic!("{other:?}"),
+        }
+        for options in [
+            RefreshOptions::http(None, true),
+            RefreshOptions::scheduled(None),
+            RefreshOptions::cli(false),
+        ] {
+            u.solver.page(URL, &rss("one"));
+            assert_eq!(u.refresh(options).await.outcome, Outcome::Unchanged, "{options:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spent_deadline_touches_nothing() {
+        let u = unit();
+        let options = RefreshOptions::scheduled(Some(Instant::now()));
+        let report = u.refresh(options).await;
+        assert!(matches!(
+            report.outcome,
+            Outcome::Failed {
+                stage: Stage::Solver,
+                error: RefreshError::Solver(SolverError::NoTimeLeft { .. })
+            }
+        ));
+        assert_eq!(u.store.puts("status/news.json"), 0);
+    }
+
+    /// Another writer replaced the feed while this refresh waited on the solver (its claim had
+    /// expired): nothing of this refresh is written.
+    #[tokio::test]
+    async fn an_overtaken_refresh_writes_neither_the_feed_nor_the_record() {
+        let u = unit();
+        u.solver.page(URL, &rss("one"));
+        u.refresh(RefreshOptions::scheduled(None)).await;
+        let store = u.store.clone();
+        u.solver.meanwhile(move || {
+            store.overwrite("news.xml", rss("newer").as_bytes());
+            store.overwrite("status/news.json", b"{}");
+        });
+        u.solver.page(URL, &rss("older"));
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert!(
+            matches!(
+                report.outcome,
+                Outcome::Failed {
+                    stage: Stage::Store,
+                    error: RefreshError::Store(StoreError::Conflict { .. })
+                }
+            ),
+            "{report:?}"
+        );
+        assert!(u.published().await.contains("<title>newer</title>"));
+        assert_eq!(u.store.get("status/news.json").await.unwrap().unwrap().body, b"{}");
+    }
+
+    #[tokio::test]
+    async fn a_live_claim_turns_a_refresh_away_before_the_solver() {
+        let u = unit();
+        let mut record = StatusRecord::never(&u.feed);
+        record.in_flight = Some(InFlight {
+            trigger: Trigger::Schedule,
+            started: "2026-11-22T10:00:00Z".into(),
+            expires: format_time(OffsetDateTime::now_utc() + time::Duration::minutes(5)),
+        });
+        status::write(u.store.as_ref(), &u.feed, &record, Condition::Any)
+            .await
+            .unwrap();
+        match u.refresh(RefreshOptions::http(None, true)).await.outcome {
+            Outcome::Busy { retry_after_s, started } => {
+                assert!((290..=300).contains(&retry_after_s), "{retry_after_s}");
+                assert_eq!(started, "2026-11-22T10:00:00Z");
+            }
+            other => panic!("{other:?}"),
+        }
+        // No answer was scripted: the solver was never asked.
+        assert_eq!(u.store.puts("status/news.json"), 1);
+    }
+}

@@ -145,13 +145,36 @@ struct Command<'a> {
     session_ttl_minutes: Option<u64>,
 }
 
+impl<'a> Command<'a> {
+    /// `request.get` of `url`, in `session` if one is given.
+    fn get(url: &'a str, max_timeout: Duration, session: Option<&'a str>, ttl_minutes: u64) -> Self {
+        Self {
+            cmd: "request.get",
+            url: Some(url),
+            max_timeout: Some(max_timeout.as_millis() as u64),
+            session,
+            session_ttl_minutes: session.map(|_| ttl_minutes),
+        }
+    }
+
+    /// A `sessions.*` command on session `id`.
+    fn session(cmd: &'a str, id: &'a str) -> Self {
+        Self {
+            cmd,
+            url: None,
+            max_timeout: None,
+            session: Some(id),
+            session_ttl_minutes: None,
+        }
+    }
+}
+
 /// A reply of either build; every field may be missing.
 #[derive(Debug)]
 struct Reply {
     status: Option<String>,
     message: Option<String>,
     solution: Option<Solution>,
-    sessions: Option<Vec<String>>,
     /// The shape a malformed request gets instead of `status`/`message`.
     error: Option<serde_json::Value>,
 }
@@ -165,7 +188,6 @@ struct RawReply<'a> {
     message: Option<String>,
     #[serde(borrow)]
     solution: Option<RawSolution<'a>>,
-    sessions: Option<Vec<String>>,
     error: Option<serde_json::Value>,
 }
 
@@ -173,8 +195,6 @@ struct RawReply<'a> {
 struct RawSolution<'a> {
     url: Option<String>,
     status: Option<u16>,
-    #[serde(default)]
-    headers: Option<serde_json::Value>,
     #[serde(borrow)]
     response: Option<&'a serde_json::value::RawValue>,
 }
@@ -186,7 +206,6 @@ impl RawReply<'_> {
             Some(raw) => Some(Solution {
                 url: raw.url,
                 status: raw.status,
-                headers: raw.headers,
                 response: match raw.response.map(serde_json::value::RawValue::get) {
                     None | Some("null") => None,
                     Some(text) if text.starts_with('"') => Some(Body::Text(json_string(text)?)),
@@ -198,7 +217,6 @@ impl RawReply<'_> {
             status: self.status,
             message: self.message,
             solution,
-            sessions: self.sessions,
             error: self.error,
         })
     }
@@ -289,9 +307,6 @@ pub struct Solution {
     pub url: Option<String>,
     /// The upstream status; always 200 in the official build, real in the PyPI build.
     pub status: Option<u16>,
-    /// `{}` (official build) or `{"_store": {"content-type": ["Content-Type", "…"], …}}` (PyPI).
-    #[serde(default)]
-    pub headers: Option<serde_json::Value>,
     pub response: Option<Body>,
 }
 
@@ -303,23 +318,57 @@ pub enum Body {
     Json(serde_json::Value),
 }
 
-impl Solution {
-    /// The upstream Content-Type, where the build reports one.
-    pub fn content_type(&self) -> Option<&str> {
-        self.headers
-            .as_ref()?
-            .get("_store")?
-            .get("content-type")?
-            .get(1)?
-            .as_str()
-    }
-}
-
 /// The port: one page of a feed through the solver.
 #[async_trait]
 pub trait Solver: Send + Sync {
     /// Fetches `url` for feed `feed`, finishing by `deadline` if one is given.
     async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError>;
+}
+
+/// The test adapter: answers from a script, in order, and can act (as another refresh would)
+/// while it "solves".
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct ScriptedSolver {
+    answers: std::sync::Mutex<std::collections::VecDeque<Result<Solution, SolverError>>>,
+    during: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+#[cfg(test)]
+impl ScriptedSolver {
+    /// The next request gets this page, as the PyPI build returns a feed (raw text).
+    pub fn page(&self, url: &str, text: &str) {
+        let solution = Solution {
+            url: Some(url.to_string()),
+            status: Some(200),
+            response: Some(Body::Text(text.to_string())),
+        };
+        self.answers.lock().unwrap().push_back(Ok(solution));
+    }
+
+    pub fn error(&self, error: SolverError) {
+        self.answers.lock().unwrap().push_back(Err(error));
+    }
+
+    /// Runs `act` while the next request is being solved.
+    pub fn meanwhile(&self, act: impl FnOnce() + Send + 'static) {
+        *self.during.lock().unwrap() = Some(Box::new(act));
+    }
+}
+
+#[cfg(test)]
+#[async_trait]
+impl Solver for ScriptedSolver {
+    async fn solve(&self, _feed: &str, _url: &str, _deadline: Option<Instant>) -> Result<Solution, SolverError> {
+        if let Some(act) = self.during.lock().unwrap().take() {
+            act();
+        }
+        self.answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("the test scripted an answer for every request")
+    }
 }
 
 /// The real adapter: FlareSolverr over HTTP.
@@ -339,10 +388,6 @@ impl FlareSolverr {
         Self { http, settings }
     }
 
-    pub fn settings(&self) -> &SolverSettings {
-        &self.settings
-    }
-
     /// `request.get` for `url`, in `session` if given.
     pub async fn request_get(
         &self,
@@ -351,13 +396,7 @@ impl FlareSolverr {
         deadline: Option<Instant>,
     ) -> Result<Solution, SolverError> {
         let (max_timeout, http_timeout) = self.budget(deadline)?;
-        let command = Command {
-            cmd: "request.get",
-            url: Some(url),
-            max_timeout: Some(max_timeout.as_millis() as u64),
-            session,
-            session_ttl_minutes: session.map(|_| self.settings.session_ttl_minutes),
-        };
+        let command = Command::get(url, max_timeout, session, self.settings.session_ttl_minutes);
         let reply = self.send(&command, http_timeout).await?;
         let solution = reply.solution.ok_or_else(|| SolverError::Malformed {
             detail: "\"ok\" reply without a solution".into(),
@@ -378,41 +417,13 @@ impl FlareSolverr {
 
     /// `sessions.create` with a fixed id; an existing session is fine.
     pub async fn sessions_create(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
-        let command = Command {
-            cmd: "sessions.create",
-            url: None,
-            max_timeout: None,
-            session: Some(id),
-            session_ttl_minutes: None,
-        };
+        let command = Command::session("sessions.create", id);
         self.send(&command, self.short_timeout(deadline)?).await.map(drop)
-    }
-
-    /// `sessions.list`: the ids the solver holds.
-    pub async fn sessions_list(&self, deadline: Option<Instant>) -> Result<Vec<String>, SolverError> {
-        let command = Command {
-            cmd: "sessions.list",
-            url: None,
-            max_timeout: None,
-            session: None,
-            session_ttl_minutes: None,
-        };
-        Ok(self
-            .send(&command, self.short_timeout(deadline)?)
-            .await?
-            .sessions
-            .unwrap_or_default())
     }
 
     /// `sessions.destroy`: stops that session's Chrome.
     pub async fn sessions_destroy(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
-        let command = Command {
-            cmd: "sessions.destroy",
-            url: None,
-            max_timeout: None,
-            session: Some(id),
-            session_ttl_minutes: None,
-        };
+        let command = Command::session("sessions.destroy", id);
         self.send(&command, self.short_timeout(deadline)?).await.map(drop)
     }
 

@@ -22,7 +22,6 @@ use std::ops::Range;
 use sha2::{Digest, Sha256};
 
 use super::FeedError;
-use super::decode::decode;
 use super::xml::{Event, Tag, Visitor, document, local_name, walk};
 
 /// Indentation stops deepening here: past it, lines would be mostly spaces.
@@ -92,11 +91,6 @@ impl Formatted {
         hasher.update(&self.xml.as_bytes()[at..]);
         hex::encode(hasher.finalize())
     }
-}
-
-/// Decodes (BOM, declared encoding or UTF-8) and formats raw bytes.
-pub fn format_bytes(bytes: &[u8]) -> Result<String, FeedError> {
-    Ok(format(&decode(bytes)?)?.into_xml())
 }
 
 /// Pretty-prints a well-formed XML document without changing what it means.

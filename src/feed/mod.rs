@@ -12,7 +12,7 @@ mod xml;
 
 pub use decode::decode;
 pub use extract::{Extracted, Wrapper, extract};
-pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_bytes, format_within};
+pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
 pub use xml::{MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_EXPANSION_FACTOR};
 

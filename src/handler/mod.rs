@@ -26,7 +26,7 @@ use tracing::warn;
 
 pub use events::{ACCEPTED, FeedInput, Invocation};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, process_env};
 use crate::refresh::{Deployment, Outcome, RefreshError, RefreshOptions, Report, Stage};
 
 /// Time kept back from the solver for formatting, the store and the status record.
@@ -40,8 +40,8 @@ pub enum HandlerError {
     BadEvent { detail: String },
     #[error("the event names no feed and {count} are configured; send {{\"feed\": \"<name>\"}} with one of: {names}")]
     FeedNotNamed { count: usize, names: String },
-    #[error("no feed named {name:?}; configured: {names}")]
-    UnknownFeed { name: String, names: String },
+    #[error(transparent)]
+    UnknownFeed(ConfigError),
     #[error("refresh of {feed} failed at {stage}: {source}")]
     RefreshFailed {
         feed: String,
@@ -125,17 +125,13 @@ impl App {
 
     async fn scheduled(&self, invocation: &Invocation, deadline: Option<Instant>) -> Result<Report, HandlerError> {
         let config = &self.shared.deployment.config;
-        let names = || config.feed_names().join(", ");
         let feed = match invocation.feed() {
-            Some(name) => config.find_feed(name).ok_or_else(|| HandlerError::UnknownFeed {
-                name: name.to_string(),
-                names: names(),
-            })?,
+            Some(name) => config.feed(name).map_err(HandlerError::UnknownFeed)?,
             None if config.feeds.len() == 1 => &config.feeds[0],
             None => {
                 return Err(HandlerError::FeedNotNamed {
                     count: config.feeds.len(),
-                    names: names(),
+                    names: config.feed_names().join(", "),
                 });
             }
         };
@@ -230,9 +226,8 @@ const RAW_EVENT_LOG_OFF: &str = "lambda_runtime::layers::api_response=debug";
 /// lambda_http's runtime loop.
 pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
-    let env = |key: &str| std::env::var(key).ok();
-    let config = Config::load(None, &env)?;
-    let token = env("FLAREFEED_TOKEN");
+    let config = Config::load(None, &process_env)?;
+    let token = process_env("FLAREFEED_TOKEN");
     let app = Arc::new(App::new(Deployment::connect(config).await, token.as_deref()));
     lambda_http::run(service_fn(move |request: lambda_http::Request| {
         let app = app.clone();

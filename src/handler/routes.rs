@@ -87,12 +87,9 @@ async fn refresh(
     extensions: Extensions,
 ) -> Response {
     let config = &shared.deployment.config;
-    let Some(feed) = config.find_feed(&name) else {
-        let names = config.feed_names().join(", ");
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("no feed named {name:?}; configured: {names}"),
-        );
+    let feed = match config.feed(&name) {
+        Ok(feed) => feed,
+        Err(unknown) => return error(StatusCode::NOT_FOUND, &unknown.to_string()),
     };
     let options = RefreshOptions::http(deadline.0, forced(&extensions, &uri));
     let report = shared.deployment.refresher.refresh(feed, options).await;

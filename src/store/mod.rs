@@ -2,6 +2,8 @@
 //! bucket ([`s3`]) and a local folder ([`local`]).
 
 mod local;
+#[cfg(test)]
+pub(crate) mod memory;
 mod s3;
 
 use std::sync::Arc;

@@ -379,7 +379,7 @@ fn other_encodings_are_transcoded_to_utf8() {
     for (path, text) in [("feeds/gbk.xml", "标题：你好"), ("feeds/latin1.xml", "Café crème")] {
         let bytes = std::fs::read(fixture_path(path)).unwrap();
         let decoded = feed::decode(&bytes).unwrap().into_owned();
-        let formatted = feed::format_bytes(&bytes).unwrap();
+        let formatted = feed::format(&feed::decode(&bytes).unwrap()).unwrap().into_xml();
         assert!(
             formatted.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
             "{path}"

@@ -62,14 +62,13 @@ async fn pypi_shapes_are_understood() {
         .await
         .unwrap();
     assert!(matches!(json.response, Some(Body::Json(ref v)) if v["name"] == "probe"));
-    assert_eq!(json.content_type(), Some("application/json"));
 
     fake.then(recorded_action("pypi-3.3.21/rss_nosession.json", 200));
     let rss = client(&fake.url, SessionPolicy::None)
         .solve("f", FEED_URL, None)
         .await
         .unwrap();
-    assert_eq!(rss.content_type(), Some("application/rss+xml; charset=utf-8"));
+    assert!(matches!(rss.response, Some(Body::Text(ref t)) if t.starts_with("<?xml")));
 }
 
 #[tokio::test]
@@ -255,7 +254,6 @@ async fn reuse_keeps_one_named_session_per_feed() {
     );
     assert_eq!(fake.log()[1]["session_ttl_minutes"], 60);
     assert_eq!(fake.sessions(), ["flarefeed-news"]);
-    assert_eq!(solver.sessions_list(None).await.unwrap(), ["flarefeed-news"]);
 }
 
 /// Both of the PyPI build's words for a Chrome that died under a session, as a real solver said
@@ -363,11 +361,11 @@ async fn session_commands_round_trip() {
     let solver = client(&fake.url, SessionPolicy::Reuse);
     solver.sessions_create("s1", None).await.unwrap();
     solver.sessions_create("s1", None).await.unwrap();
-    assert_eq!(solver.sessions_list(None).await.unwrap(), ["s1"]);
+    assert_eq!(fake.sessions(), ["s1"]);
     solver.sessions_destroy("s1", None).await.unwrap();
     let error = solver.sessions_destroy("s1", None).await.unwrap_err();
     assert!(error.may_be_session_failure(), "{error:?}");
-    assert!(solver.sessions_list(None).await.unwrap().is_empty());
+    assert!(fake.sessions().is_empty());
 }
 
 #[tokio::test]

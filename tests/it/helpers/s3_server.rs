@@ -26,6 +26,8 @@ pub enum Fault {
     DenyPutOf(String),
     /// Wait this long before answering.
     Slow(Duration),
+    /// Hold every PUT this long before it is carried out, so that reads overlap writes.
+    SlowWrites(Duration),
     /// Close every connection at once, new and pooled, as a server that is down or restarting.
     Down,
 }
@@ -34,6 +36,8 @@ pub enum Fault {
 struct State {
     log: Vec<(String, String)>,
     fault: Option<Fault>,
+    /// PUTs received and not yet answered, by path.
+    writing: std::collections::HashMap<String, usize>,
 }
 
 pub struct S3Server {
@@ -99,6 +103,14 @@ impl S3Server {
                                 tokio::time::sleep(wait).await;
                                 Ok(forward(&s3, request).await)
                             }
+                            Some(Fault::SlowWrites(wait)) if request.method() == hyper::Method::PUT => {
+                                let path = request.uri().path().to_string();
+                                *state.lock().unwrap().writing.entry(path.clone()).or_default() += 1;
+                                tokio::time::sleep(wait).await;
+                                let response = forward(&s3, request).await;
+                                *state.lock().unwrap().writing.entry(path).or_default() -= 1;
+                                Ok(response)
+                            }
                             _ => Ok(forward(&s3, request).await),
                         }
                     }
@@ -125,6 +137,12 @@ impl S3Server {
     /// `(method, path)` of every request so far.
     pub fn log(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// How many PUTs of `key` in the bucket are under way now.
+    pub fn writing(&self, key: &str) -> usize {
+        let path = format!("/{BUCKET}/{key}");
+        self.state.lock().unwrap().writing.get(&path).copied().unwrap_or(0)
     }
 
     /// How many PUTs reached `key` in the bucket.
