@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use flarefeed::config::FeedConfig;
 use flarefeed::refresh::{Outcome, RefreshOptions};
 use helpers::fake_solver::{Action, FakeSolver, ok_reply, pre_wrapped};
-use helpers::s3_server::S3Server;
+use helpers::s3_server::{S3Endpoint, S3Server};
 use helpers::{Backend, TestApp};
 
 const RUNS: usize = 15;

@@ -736,17 +736,10 @@ mod tests {
         assert!(record.last_error.unwrap().starts_with("solver: Cloudflare blocked"));
 
         u.solver.page(URL, "<html><title>Just a moment...</title></html>");
-        let report = u.refresh(RefreshOptions::scheduled(None)).await;
-        assert!(
-            matches!(
-                report.outcome,
-                Outcome::Failed {
-                    stage: Stage::Guard,
-                    ..
-                }
-            ),
-            "{report:?}"
-        );
+        let Outcome::Failed { stage, error } = u.refresh(RefreshOptions::scheduled(None)).await.outcome else {
+            panic!("a challenge page was published");
+        };
+        assert_eq!(stage, Stage::Guard, "{error}");
         assert_eq!(u.record().await.consecutive_failures, 2);
         assert_eq!(u.store.puts("news.xml"), 1);
     }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use crate::helpers::fixtures::{fixture, fixture_path};
+use crate::helpers::flarefeed_async;
 
 pub fn flarefeed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flarefeed"))
@@ -96,18 +97,6 @@ fn every_command_has_help() {
     let missing = flarefeed().args(["check", "/nonexistent/feed.xml"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("/nonexistent/feed.xml"));
-}
-
-/// The binary as a child process, with no FLAREFEED_* or AWS_* settings from the outside.
-pub fn flarefeed_async(dir: &std::path::Path) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flarefeed"));
-    command.current_dir(dir).env("RUST_LOG", "flarefeed=warn");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("FLAREFEED_") || key.starts_with("AWS_") {
-            command.env_remove(key);
-        }
-    }
-    command
 }
 
 #[tokio::test]

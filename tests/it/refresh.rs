@@ -10,7 +10,7 @@ use flarefeed::status::{self, Recorded, StatusRecord};
 
 use crate::helpers::fake_solver::{Action, error_reply, ok_reply, pre_wrapped};
 use crate::helpers::fixtures::{fixture, recorded_response};
-use crate::helpers::s3_server::{BUCKET, Fault};
+use crate::helpers::s3_server::{BUCKET, Fault, S3Endpoint};
 use crate::helpers::{Backend, FEED_URL, TestApp, formatted_rss, rss_page};
 
 fn cli() -> RefreshOptions {

@@ -10,8 +10,30 @@ use crate::helpers::fixtures::{fixture, recorded_response};
 
 const FEED_URL: &str = "https://example.test/rss.xml";
 
-/// Whether an error is the one a case expects.
-type Expect = fn(&SolverError) -> bool;
+/// A request in a session that failed, then the session destroyed, recreated and asked again.
+const RETRIED_IN_A_NEW_SESSION: [&str; 5] = [
+    "sessions.create@flarefeed-news",
+    "request.get@flarefeed-news",
+    "sessions.destroy@flarefeed-news",
+    "sessions.create@flarefeed-news",
+    "request.get@flarefeed-news",
+];
+
+/// A fake whose next requests fail with `errors` before the feed is served, after a solve of
+/// feed `news` in a session, which must succeed.
+async fn solved_after_errors(errors: &[&str]) -> FakeSolver {
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    for error in errors {
+        fake.then(error_reply(error));
+    }
+    let solution = client(&fake.url, SessionPolicy::Reuse)
+        .solve("news", FEED_URL, None)
+        .await
+        .unwrap();
+    assert!(solution.response.is_some());
+    fake
+}
 
 fn client(url: &str, session: SessionPolicy) -> FlareSolverr {
     FlareSolverr::new(SolverSettings {
@@ -74,57 +96,64 @@ async fn pypi_shapes_are_understood() {
 #[tokio::test]
 async fn each_error_shape_gets_its_own_error() {
     let fake = FakeSolver::start().await;
-    let cases: Vec<(Action, Expect)> = vec![
+    // (reply, the error's variant, words its fields must hold), read off its Debug form.
+    let recorded = recorded_action;
+    let cases: Vec<(Action, &str, &str)> = vec![
         (
-            recorded_action("upstream-3.5.0/err_timeout_slow.json", 500),
-            |e| matches!(e, SolverError::ChallengeTimeout { message } if message.contains("Timeout after 5.0 seconds")),
-        ),
-        (recorded_action("upstream-3.5.0/sim_cf_challenge.json", 500), |e| {
-            matches!(e, SolverError::ChallengeTimeout { .. })
-        }),
-        (recorded_action("upstream-3.5.0/sim_cf_denied.json", 500), |e| {
-            matches!(e, SolverError::Blocked { .. })
-        }),
-        (
-            recorded_action("upstream-3.5.0/err_conn_refused.json", 500),
-            |e| matches!(e, SolverError::Failed { message } if message.ends_with("net::ERR_CONNECTION_REFUSED")),
+            recorded("upstream-3.5.0/err_timeout_slow.json", 500),
+            "ChallengeTimeout",
+            "Timeout after 5.0 seconds",
         ),
         (
-            recorded_action("upstream-3.5.0/err_dns.json", 500),
-            |e| matches!(e, SolverError::Failed { message } if message.ends_with("net::ERR_NAME_NOT_RESOLVED")),
+            recorded("upstream-3.5.0/sim_cf_challenge.json", 500),
+            "ChallengeTimeout",
+            "",
         ),
-        (recorded_action("pypi-3.3.21/err_conn_refused.json", 500), |e| {
-            matches!(e, SolverError::Failed { .. })
-        }),
-        (recorded_action("pypi-3.3.21/err_timeout_slow.json", 500), |e| {
-            matches!(e, SolverError::ChallengeTimeout { .. })
-        }),
+        (recorded("upstream-3.5.0/sim_cf_denied.json", 500), "Blocked", ""),
         (
-            recorded_action("upstream-3.5.0/err_malformed_json.json", 500),
-            |e| matches!(e, SolverError::Rejected { message } if message.contains("Invalid JSON")),
+            recorded("upstream-3.5.0/err_conn_refused.json", 500),
+            "Failed",
+            "net::ERR_CONNECTION_REFUSED\"",
         ),
-        (recorded_action("upstream-3.5.0/err_unknown_cmd.json", 500), |e| {
-            matches!(e, SolverError::Failed { .. })
-        }),
-        (recorded_action("pypi-3.3.21/http404_nosession.json", 200), |e| {
-            matches!(e, SolverError::Upstream { status: 404, .. })
-        }),
         (
-            recorded_action("upstream-3.5.0/rss_returnOnlyCookies_nosession.json", 200),
-            |e| matches!(e, SolverError::Malformed { .. }),
+            recorded("upstream-3.5.0/err_dns.json", 500),
+            "Failed",
+            "net::ERR_NAME_NOT_RESOLVED\"",
+        ),
+        (recorded("pypi-3.3.21/err_conn_refused.json", 500), "Failed", ""),
+        (
+            recorded("pypi-3.3.21/err_timeout_slow.json", 500),
+            "ChallengeTimeout",
+            "",
+        ),
+        (
+            recorded("upstream-3.5.0/err_malformed_json.json", 500),
+            "Rejected",
+            "Invalid JSON",
+        ),
+        (recorded("upstream-3.5.0/err_unknown_cmd.json", 500), "Failed", ""),
+        (
+            recorded("pypi-3.3.21/http404_nosession.json", 200),
+            "Upstream",
+            "status: 404",
+        ),
+        (
+            recorded("upstream-3.5.0/rss_returnOnlyCookies_nosession.json", 200),
+            "Malformed",
+            "",
         ),
         (
             Action::Reply(500, "<html>Internal Server Error</html>".into()),
-            |e| matches!(e, SolverError::Malformed { detail } if detail.contains("HTTP 500")),
+            "Malformed",
+            "HTTP 500",
         ),
-        (
-            Action::Reply(404, "Not Found".into()),
-            |e| matches!(e, SolverError::Malformed { detail } if detail.contains("404")),
-        ),
+        (Action::Reply(404, "Not Found".into()), "Malformed", "404"),
     ];
-    for (action, expected) in cases {
+    for (action, variant, words) in cases {
         let error = solve_err(&fake, action.clone()).await;
-        assert!(expected(&error), "{action:?} gave {error:?}");
+        let debug = format!("{error:?}");
+        let named = debug.strip_prefix(variant).is_some_and(|rest| rest.starts_with(" {"));
+        assert!(named && debug.contains(words), "{action:?} gave {error:?}");
         assert!(!error.to_string().contains("Stacktrace"), "{error}");
     }
 }
@@ -264,52 +293,17 @@ async fn a_broken_session_is_recreated_and_retried_once() {
         "Error: 浏览器未开启或已关闭。",
         "Error: Error solving the challenge. 'NoneType' object has no attribute 'send'",
     ] {
-        let fake = FakeSolver::start().await;
-        fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
-        fake.then(error_reply(message));
-        let solution = client(&fake.url, SessionPolicy::Reuse)
-            .solve("news", FEED_URL, None)
-            .await
-            .unwrap();
-        assert!(solution.response.is_some());
-        assert_eq!(
-            fake.commands(),
-            [
-                "sessions.create@flarefeed-news",
-                "request.get@flarefeed-news",
-                "sessions.destroy@flarefeed-news",
-                "sessions.create@flarefeed-news",
-                "request.get@flarefeed-news"
-            ],
-            "{message}"
-        );
+        let fake = solved_after_errors(&[message]).await;
+        assert_eq!(fake.commands(), RETRIED_IN_A_NEW_SESSION, "{message}");
         assert_eq!(fake.sessions(), ["flarefeed-news"]);
     }
 }
 
 #[tokio::test]
 async fn a_session_that_breaks_twice_falls_back_without_leaving_it_behind() {
-    let fake = FakeSolver::start().await;
-    fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
-    fake.then(error_reply("Error: invalid session id"));
-    fake.then(error_reply("Error: invalid session id"));
-    let solution = client(&fake.url, SessionPolicy::Reuse)
-        .solve("news", FEED_URL, None)
-        .await
-        .unwrap();
-    assert!(solution.response.is_some());
-    assert_eq!(
-        fake.commands(),
-        [
-            "sessions.create@flarefeed-news",
-            "request.get@flarefeed-news",
-            "sessions.destroy@flarefeed-news",
-            "sessions.create@flarefeed-news",
-            "request.get@flarefeed-news",
-            "sessions.destroy@flarefeed-news",
-            "request.get"
-        ]
-    );
+    let fake = solved_after_errors(&["Error: invalid session id", "Error: invalid session id"]).await;
+    let fallback = ["sessions.destroy@flarefeed-news", "request.get"];
+    assert_eq!(fake.commands(), [&RETRIED_IN_A_NEW_SESSION[..], &fallback[..]].concat());
     assert!(fake.sessions().is_empty(), "left behind: {:?}", fake.sessions());
 }
 

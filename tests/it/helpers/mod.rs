@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use fake_solver::{Action, FakeSolver, ok_reply, pre_wrapped};
 use fixtures::recorded_response;
-use s3_server::{MotoServer, S3Server};
+use s3_server::{MotoServer, S3Endpoint, S3Server};
 
 /// The url of the feed most tests refresh.
 pub const FEED_URL: &str = "https://news.example.test/rss.xml";

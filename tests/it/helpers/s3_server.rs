@@ -151,24 +151,6 @@ impl S3Server {
         self.log().iter().filter(|(m, p)| m == "PUT" && *p == path).count()
     }
 
-    pub fn store_config(&self, prefix: &str) -> StoreConfig {
-        bucket_config(&self.endpoint, prefix)
-    }
-
-    pub fn bucket(&self) -> Bucket {
-        bucket(&self.endpoint)
-    }
-
-    /// The SDK configuration a test uses, with this server's credentials and short timeouts.
-    pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        sdk_config()
-    }
-
-    /// A plain S3 client for assertions.
-    pub fn client(&self) -> aws_sdk_s3::Client {
-        client(&self.endpoint)
-    }
-
     /// The environment the real binary needs to reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -207,22 +189,6 @@ fn client(endpoint: &str) -> aws_sdk_s3::Client {
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(config)
-}
-
-fn bucket(endpoint: &str) -> Bucket {
-    Bucket {
-        bucket: BUCKET.into(),
-        endpoint: Some(endpoint.into()),
-        path_style: true,
-    }
-}
-
-fn bucket_config(endpoint: &str, prefix: &str) -> StoreConfig {
-    StoreConfig {
-        location: StoreLocation::Bucket(bucket(endpoint)),
-        prefix: prefix.into(),
-        cache_control: "public, max-age=123".into(),
-    }
 }
 
 /// moto's S3 server, a second S3 implementation written independently of s3s (and of
@@ -268,17 +234,49 @@ impl MotoServer {
             _child: child,
         }
     }
+}
 
-    pub fn store_config(&self, prefix: &str) -> StoreConfig {
-        bucket_config(&self.endpoint, prefix)
+/// What a test needs of either S3 server: where it is, as flarefeed's configuration and the
+/// SDK's.
+pub trait S3Endpoint {
+    fn endpoint(&self) -> &str;
+
+    fn store_config(&self, prefix: &str) -> StoreConfig {
+        StoreConfig {
+            location: StoreLocation::Bucket(self.bucket()),
+            prefix: prefix.into(),
+            cache_control: "public, max-age=123".into(),
+        }
     }
 
-    pub fn bucket(&self) -> Bucket {
-        bucket(&self.endpoint)
+    fn bucket(&self) -> Bucket {
+        Bucket {
+            bucket: BUCKET.into(),
+            endpoint: Some(self.endpoint().into()),
+            path_style: true,
+        }
     }
 
-    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+    /// The tests' credentials and short timeouts.
+    fn sdk_config(&self) -> aws_config::SdkConfig {
         sdk_config()
+    }
+
+    /// A plain S3 client for assertions.
+    fn client(&self) -> aws_sdk_s3::Client {
+        client(self.endpoint())
+    }
+}
+
+impl S3Endpoint for S3Server {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl S3Endpoint for MotoServer {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 }
 
