@@ -551,13 +551,16 @@ impl Refresher {
                 text
             }
         };
+        // The solver already refused a reply over the cap, and the feed is part of the reply:
+        // the guard's own size check could never trip here. The formatter's cap still bounds
+        // what the pretty form may grow to.
         let guard = GuardOptions {
             min_items: feed.min_items,
-            max_bytes: self.config.solver.max_reply_bytes,
+            max_bytes: usize::MAX,
         };
         let guarded = |e: FeedError| (Stage::Guard, e.into());
         let info = feed::check(&text, guard).map_err(guarded)?;
-        let formatted = feed::format_within(&text, guard.max_bytes).map_err(guarded)?;
+        let formatted = feed::format_within(&text, self.config.solver.max_reply_bytes).map_err(guarded)?;
         drop(text);
         let sha256 = formatted.fingerprint();
         info!(

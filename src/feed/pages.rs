@@ -78,7 +78,9 @@ pub(crate) fn classify_html(text: &str) -> FeedError {
     if body_is_empty(&lower) {
         return FeedError::Empty;
     }
-    FeedError::HtmlPage { title: title(text) }
+    FeedError::HtmlPage {
+        title: title(text, &lower),
+    }
 }
 
 fn net_error_code(text: &str) -> Option<String> {
@@ -90,8 +92,8 @@ fn net_error_code(text: &str) -> Option<String> {
     (code.len() > 4).then_some(code)
 }
 
-fn title(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
+/// The page's `<title>`, found in `lower` (the page lower-cased once, by the caller).
+fn title(text: &str, lower: &str) -> Option<String> {
     let open = lower.find("<title")?;
     let start = open + lower[open..].find('>')? + 1;
     let end = start + lower[start..].find("</title>")?;
