@@ -198,6 +198,13 @@ fn report_line(report: &Report) -> String {
     match &report.outcome {
         Outcome::Failed { stage, error } => format!("{}  failed at {stage} ({seconds:.1} s): {error}", report.feed),
         Outcome::Skipped { retry_after_s } => format!("{}  skipped: retry in {retry_after_s} s", report.feed),
+        Outcome::Backoff {
+            retry_after_s,
+            failures,
+        } => format!(
+            "{}  backing off after {failures} failures: next attempt in {retry_after_s} s",
+            report.feed
+        ),
         Outcome::Busy { retry_after_s, started } => format!(
             "{}  busy: another refresh started at {started} is in flight; it ends within {retry_after_s} s",
             report.feed

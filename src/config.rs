@@ -90,6 +90,53 @@ pub struct FeedConfig {
     pub min_items: usize,
     /// An HTTP-triggered refresh this soon after the last attempt is skipped.
     pub min_interval: Duration,
+    /// How often the fleet's planner refreshes it, and the base of its backoff.
+    pub interval: Duration,
+}
+
+/// A feed's `interval` when the configuration gives none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// The shortest `interval`: a Cloudflare-protected site is not polled faster than this.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `[fleet]`: many feeds planned on a tick and refreshed from a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The SQS FIFO queue the planner sends due feeds to (`FLAREFEED_QUEUE_URL` overrides).
+    pub queue_url: Option<String>,
+    /// How often ticks come; a tick plans the slots in the tick before it.
+    pub tick: Duration,
+    /// The longest a failing feed is left alone.
+    pub max_backoff: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            queue_url: None,
+            tick: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// `"90s"`, `"15m"`, `"2h"`, `"1d"`: a whole number and one unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(unit_at);
+    let seconds: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
 }
 
 impl FeedConfig {
@@ -101,6 +148,7 @@ impl FeedConfig {
             key: format!("{name}.xml"),
             min_items: 1,
             min_interval: Duration::from_secs(60),
+            interval: DEFAULT_INTERVAL,
         }
     }
 
@@ -116,6 +164,7 @@ pub struct Config {
     pub solver: SolverSettings,
     pub store: StoreConfig,
     pub feeds: Vec<FeedConfig>,
+    pub fleet: FleetConfig,
 }
 
 impl Config {
@@ -173,6 +222,9 @@ impl Config {
         let mut raw = raw;
         if let Some(url) = env("FLAREFEED_SOLVER_URL").filter(|s| !s.is_empty()) {
             raw.solver.url = url;
+        }
+        if let Some(queue) = env("FLAREFEED_QUEUE_URL").filter(|s| !s.is_empty()) {
+            raw.fleet.queue_url = Some(queue);
         }
         if let Some(bucket) = env("FLAREFEED_BUCKET").filter(|s| !s.is_empty()) {
             raw.store.bucket = Some(bucket);
@@ -235,6 +287,35 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     feeds: Vec<RawFeed>,
+    #[serde(default)]
+    fleet: RawFleet,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    queue_url: Option<String>,
+    tick: Option<String>,
+    max_backoff: Option<String>,
+}
+
+/// A `"15m"`-style value at `key`, at least `min`.
+fn duration_at(key: &str, text: &str, min: Duration) -> Result<Duration, ConfigError> {
+    let duration = parse_duration(text).ok_or_else(|| {
+        invalid(
+            key,
+            format!(
+                "{text:?} is not a duration: write a whole number and s, m, h or d (\"90s\", \"15m\", \"2h\", \"1d\")"
+            ),
+        )
+    })?;
+    if duration < min {
+        return Err(invalid(
+            key,
+            format!("{text:?} is shorter than the minimum, {}s", min.as_secs()),
+        ));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +388,7 @@ struct RawFeed {
     key: Option<String>,
     min_items: Option<usize>,
     min_interval_s: Option<u64>,
+    interval: Option<String>,
 }
 
 impl RawConfig {
@@ -370,6 +452,9 @@ impl RawConfig {
             if let Some(seconds) = raw.min_interval_s {
                 feed.min_interval = Duration::from_secs(seconds);
             }
+            if let Some(interval) = &raw.interval {
+                feed.interval = duration_at(&format!("{at}.interval"), interval, MIN_INTERVAL)?;
+            }
             check_feed(&feed, &at)?;
             if feeds.iter().any(|f| f.name == feed.name) {
                 return Err(invalid(
@@ -385,7 +470,27 @@ impl RawConfig {
             }
             feeds.push(feed);
         }
-        Ok(Config { solver, store, feeds })
+        let defaults = FleetConfig::default();
+        let fleet = FleetConfig {
+            queue_url: self.fleet.queue_url,
+            tick: match &self.fleet.tick {
+                Some(tick) => duration_at("fleet.tick", tick, Duration::from_secs(1))?,
+                None => defaults.tick,
+            },
+            max_backoff: match &self.fleet.max_backoff {
+                Some(cap) => duration_at("fleet.max_backoff", cap, MIN_INTERVAL)?,
+                None => defaults.max_backoff,
+            },
+        };
+        if let Some(url) = &fleet.queue_url {
+            check_http_url(url, "fleet.queue_url")?;
+        }
+        Ok(Config {
+            solver,
+            store,
+            feeds,
+            fleet,
+        })
     }
 }
 
@@ -648,6 +753,47 @@ mod tests {
         assert_eq!(config.feeds[0].key, "x/a.rss");
         assert_eq!(config.feeds[0].min_items, 3);
         assert_eq!(config.feeds[0].min_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn durations_intervals_and_the_fleet_section() {
+        for (text, seconds) in [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86_400), (" 1m ", 60)] {
+            assert_eq!(parse_duration(text), Some(Duration::from_secs(seconds)), "{text}");
+        }
+        for text in ["", "15", "m", "1.5h", "-1m", "15 m", "1w", "15min"] {
+            assert_eq!(parse_duration(text), None, "{text}");
+        }
+        let feeds = "[[feeds]]\nname = \"a\"\nurl = \"https://a.test/f\"\n";
+        let config = Config::parse(feeds, "test", &|_| None).unwrap();
+        assert_eq!(config.feeds[0].interval, DEFAULT_INTERVAL);
+        assert_eq!(config.fleet, FleetConfig::default());
+
+        let text = format!(
+            "[fleet]\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q.fifo\"\ntick = \"30s\"\nmax_backoff = \"6h\"\n{feeds}interval = \"2h\"\n"
+        );
+        let config = Config::parse(&text, "test", &|_| None).unwrap();
+        assert_eq!(config.feeds[0].interval, Duration::from_secs(7200));
+        assert_eq!(config.fleet.tick, Duration::from_secs(30));
+        assert_eq!(config.fleet.max_backoff, Duration::from_secs(6 * 3600));
+        let env = |key: &str| (key == "FLAREFEED_QUEUE_URL").then(|| "http://127.0.0.1:5000/1/other.fifo".to_string());
+        let config = Config::parse(&text, "test", &env).unwrap();
+        assert_eq!(
+            config.fleet.queue_url.as_deref(),
+            Some("http://127.0.0.1:5000/1/other.fifo")
+        );
+
+        for (bad, words) in [
+            (format!("{feeds}interval = \"30s\""), "shorter than the minimum, 60s"),
+            (format!("{feeds}interval = \"soon\""), "not a duration"),
+            (format!("[fleet]\ntick = \"1x\"\n{feeds}"), "fleet.tick"),
+            (
+                format!("[fleet]\nqueue_url = \"not a url\"\n{feeds}"),
+                "fleet.queue_url",
+            ),
+        ] {
+            let error = Config::parse(&bad, "test", &|_| None).unwrap_err().to_string();
+            assert!(error.contains(words), "{error:?} should say {words:?}");
+        }
     }
 
     #[test]

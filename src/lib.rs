@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod feed;
+pub mod fleet;
 pub mod handler;
 pub mod refresh;
 pub mod solver;

@@ -54,6 +54,8 @@ pub struct RefreshOptions {
     pub respect_min_interval: bool,
     /// Write the feed even when it is the one already published.
     pub publish_unchanged: bool,
+    /// Leave a failing feed alone until its backoff has passed ([`crate::fleet::backing_off`]).
+    pub respect_backoff: bool,
 }
 
 impl RefreshOptions {
@@ -64,6 +66,18 @@ impl RefreshOptions {
             trigger: Trigger::Schedule,
             respect_min_interval: false,
             publish_unchanged: false,
+            respect_backoff: false,
+        }
+    }
+
+    /// A refresh the fleet's planner queued: a failing feed backs off.
+    pub fn queued(deadline: Option<Instant>) -> Self {
+        Self {
+            deadline,
+            trigger: Trigger::Queue,
+            respect_min_interval: false,
+            publish_unchanged: false,
+            respect_backoff: true,
         }
     }
 
@@ -74,6 +88,7 @@ impl RefreshOptions {
             trigger: Trigger::Http,
             respect_min_interval: !force,
             publish_unchanged: false,
+            respect_backoff: false,
         }
     }
 
@@ -84,6 +99,7 @@ impl RefreshOptions {
             trigger: Trigger::Cli,
             respect_min_interval: false,
             publish_unchanged: force,
+            respect_backoff: false,
         }
     }
 }
@@ -128,6 +144,9 @@ pub enum Outcome {
     Unchanged,
     /// The last attempt was within `min_interval_s`, and the options respect it.
     Skipped { retry_after_s: u64 },
+    /// The feed failed `failures` times in a row and is left alone a while longer; nothing was
+    /// fetched or written.
+    Backoff { retry_after_s: u64, failures: u32 },
     /// Another refresh of this feed is in flight; nothing was fetched or written.
     Busy {
         /// When the claim of the refresh in flight expires: it is done by then at the latest.
@@ -404,6 +423,16 @@ impl Refresher {
         if let Some(busy) = busy(read.record.as_ref(), now) {
             return Err(busy);
         }
+        let max_backoff = self.config.fleet.max_backoff;
+        if options.respect_backoff
+            && let Some(record) = &read.record
+            && let Some(wait) = crate::fleet::backing_off(record, feed.interval, max_backoff, now)
+        {
+            return Err(Outcome::Backoff {
+                retry_after_s: wait.as_secs().max(1),
+                failures: record.consecutive_failures,
+            });
+        }
         if options.respect_min_interval
             && let Some(wait) = read.record.as_ref().and_then(|r| r.too_recent(feed.min_interval, now))
         {
@@ -608,6 +637,12 @@ fn log_outcome(report: &Report) {
         Outcome::Skipped { retry_after_s } => {
             info!(target: TARGET, feed = %feed, retry_after_s, "skipped: the last attempt was too recent")
         }
+        Outcome::Backoff {
+            retry_after_s,
+            failures,
+        } => {
+            info!(target: TARGET, feed = %feed, retry_after_s, failures, "skipped: backing off after failures")
+        }
         outcome => info!(target: TARGET, feed = %feed, outcome = outcome.name(), total_ms, "refresh done"),
     }
 }
@@ -662,6 +697,7 @@ mod tests {
             solver: crate::solver::SolverSettings::default(),
             store: crate::config::StoreConfig::default(),
             feeds: vec![feed.clone()],
+            fleet: crate::config::FleetConfig::default(),
         };
         let refresher = Refresher::new(solver.clone(), store.clone(), Arc::new(config));
         Unit {
@@ -791,6 +827,35 @@ mod tests {
             u.solver.page(URL, &rss("one"));
             assert_eq!(u.refresh(options).await.outcome, Outcome::Unchanged, "{options:?}");
         }
+    }
+
+    /// A queued refresh of a failing feed waits out its backoff: no solver request, no write.
+    #[tokio::test]
+    async fn a_queued_refresh_of_a_failing_feed_backs_off() {
+        let u = unit();
+        u.solver.error(SolverError::Blocked {
+            message: "Cloudflare has blocked this request".into(),
+        });
+        assert!(u.refresh(RefreshOptions::queued(None)).await.outcome.is_failure());
+        let writes = u.store.puts("status/news.json");
+        match u.refresh(RefreshOptions::queued(None)).await.outcome {
+            // One failure at the default 15 minutes: 30 minutes from the last attempt.
+            Outcome::Backoff {
+                retry_after_s,
+                failures,
+            } => {
+                assert_eq!(failures, 1);
+                assert!((1790..=1800).contains(&retry_after_s), "{retry_after_s}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(u.store.puts("status/news.json"), writes, "a backoff writes nothing");
+        // Manual refreshes are not held back (and no answer was scripted for the skip above).
+        u.solver.page(URL, &rss("one"));
+        assert_eq!(
+            u.refresh(RefreshOptions::http(None, true)).await.outcome,
+            Outcome::Updated
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,8 @@ use crate::store::{Condition, PutOptions, Store, StoreError, Version};
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Schedule,
+    /// A message from the fleet's queue.
+    Queue,
     Http,
     Cli,
 }

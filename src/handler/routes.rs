@@ -102,6 +102,17 @@ async fn refresh(
             });
             retry_after(json_response(StatusCode::TOO_MANY_REQUESTS, &body), *retry_after_s)
         }
+        // Not asked for by this route's options; answered like a skip should that change.
+        Outcome::Backoff {
+            retry_after_s,
+            failures,
+        } => {
+            let body = json!({
+                "error": format!("backing off after {failures} failures; retry in {retry_after_s} s, or add ?force=1"),
+                "retry_after_s": retry_after_s,
+            });
+            retry_after(json_response(StatusCode::TOO_MANY_REQUESTS, &body), *retry_after_s)
+        }
         // Even with ?force=1: force lifts min_interval_s, never the one-refresh-at-a-time rule.
         Outcome::Busy { retry_after_s, started } => {
             let body = json!({

@@ -51,6 +51,7 @@ impl Race {
             Trigger::Http => RefreshOptions::http(None, force),
             Trigger::Cli => RefreshOptions::cli(force),
             Trigger::Schedule => RefreshOptions::scheduled(None),
+            Trigger::Queue => RefreshOptions::queued(None),
         };
         self.0.refresh(options).await.outcome
     }

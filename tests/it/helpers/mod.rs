@@ -134,6 +134,7 @@ impl Builder {
             solver,
             store: store_config,
             feeds: self.feeds,
+            fleet: flarefeed::config::FleetConfig::default(),
         });
         let seen = match self.wrap {
             Some(wrap) => wrap(store.clone()),
