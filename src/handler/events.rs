@@ -2,13 +2,14 @@
 //! a pass-through `POST /events`, and this is where it stops being JSON text.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::HandlerError;
 
 /// The shapes accepted, for the message that refuses any other.
-pub const ACCEPTED: &str = "{\"feed\": \"<name>\"} (EventBridge Scheduler's input), an EventBridge event whose detail is {\"feed\": \"<name>\"}, or a function URL request";
+pub const ACCEPTED: &str = "{\"feed\": \"<name>\"} (EventBridge Scheduler's input), an EventBridge event whose detail is {\"feed\": \"<name>\"}, an SQS event whose bodies are {\"feed\": \"<name>\"}, or a function URL request";
 
 /// Which feed to refresh. `feed` may be left out only when one feed is configured. Unknown
 /// fields are refused, so that a typo (`"fed"`) or an event meant for another function is not
@@ -27,6 +28,9 @@ pub enum Invocation {
     Scheduled(FeedInput),
     /// An EventBridge rule's event (the classic scheduled rule, or a custom event).
     EventBridge(Box<EventBridgeEvent<FeedInput>>),
+    /// Messages from the fleet's queue, through Lambda's event source mapping; each body is a
+    /// [`FeedInput`], parsed per record so that one bad message fails alone.
+    Sqs(SqsEvent),
 }
 
 impl Invocation {
@@ -40,18 +44,48 @@ impl Invocation {
             serde_json::from_slice(event)
                 .map(|event| Invocation::EventBridge(Box::new(event)))
                 .map_err(bad)
+        } else if let Some(sqs) = sqs_event(event) {
+            sqs.map(Invocation::Sqs)
         } else {
             serde_json::from_slice(event).map(Invocation::Scheduled).map_err(bad)
         }
     }
 
-    /// The feed named, if any.
+    /// The feed named, if any (an SQS event names one per record).
     pub fn feed(&self) -> Option<&str> {
         match self {
             Invocation::Scheduled(input) => input.feed.as_deref(),
             Invocation::EventBridge(event) => event.detail.feed.as_deref(),
+            Invocation::Sqs(_) => None,
         }
     }
+}
+
+/// An SQS event, if `event` has `Records` from `aws:sqs` (Lambda's event source mapping).
+fn sqs_event(event: &[u8]) -> Option<Result<SqsEvent, HandlerError>> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "Records")]
+        records: Option<IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(event).ok()?.records?;
+    let parsed =
+        serde_json::from_slice::<SqsEvent>(event).map_err(|e| HandlerError::BadEvent { detail: e.to_string() });
+    Some(parsed.and_then(|sqs| {
+        match sqs
+            .records
+            .iter()
+            .find(|r| r.event_source.as_deref() != Some("aws:sqs"))
+        {
+            Some(other) => Err(HandlerError::BadEvent {
+                detail: format!(
+                    "a record from {:?}, not aws:sqs",
+                    other.event_source.as_deref().unwrap_or("nowhere")
+                ),
+            }),
+            None => Ok(sqs),
+        }
+    }))
 }
 
 /// An EventBridge event is told by its envelope's `detail-type`, which no other accepted kind
@@ -85,7 +119,8 @@ mod tests {
         for (event, words) in [
             (&br#"{"feed": 1}"#[..], "invalid type: integer `1`, expected a string"),
             (br#"{"fed": "demo"}"#, "unknown field `fed`"),
-            (br#"{"Records": []}"#, "unknown field `Records`"),
+            (br#"{"Records": [{"eventSource": "aws:s3"}]}"#, "not aws:sqs"),
+            (br#"{"Records": 1}"#, "invalid type: integer"),
             (
                 br#"{"detail-type": "x", "source": "y", "detail": {"feed": 1}}"#,
                 "expected a string",

@@ -13,6 +13,7 @@ mod routes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use lambda_http::lambda_runtime::Diagnostic;
@@ -28,6 +29,7 @@ pub use events::{ACCEPTED, FeedInput, Invocation};
 
 use crate::config::{Config, ConfigError, process_env};
 use crate::refresh::{Deployment, Outcome, RefreshError, RefreshOptions, Report, Stage};
+use crate::solver::SolverError;
 
 /// Time kept back from the solver for formatting, the store and the status record.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(10);
@@ -104,11 +106,15 @@ impl App {
     pub async fn serve(&self, request: lambda_http::Request) -> Result<Response, HandlerError> {
         let deadline = solver_deadline(request.lambda_context_ref().map(|context| context.deadline));
         if let Some(RequestContext::PassThrough) = request.request_context_ref() {
-            let invocation = Invocation::parse(request.body())?;
-            let report = self.scheduled(&invocation, deadline).await?;
             // lambda_http turns a pass-through reply body into JSON, and anything that is not
-            // JSON text into null, silently: this body is always JSON text.
-            return Ok(routes::json_response(StatusCode::OK, &report));
+            // JSON text into null, silently: these bodies are always JSON text.
+            return match Invocation::parse(request.body())? {
+                Invocation::Sqs(event) => Ok(routes::json_response(StatusCode::OK, &self.work(event, deadline).await)),
+                invocation => {
+                    let report = self.scheduled(&invocation, deadline).await?;
+                    Ok(routes::json_response(StatusCode::OK, &report))
+                }
+            };
         }
         let (mut parts, body) = request.into_parts();
         parts.uri = without_trailing_slash(&parts.uri);
@@ -149,6 +155,60 @@ impl App {
             }),
             _ => Ok(report),
         }
+    }
+}
+
+impl App {
+    /// The fleet's worker: refreshes each queued record's feed, backing off failing feeds.
+    ///
+    /// Lambda deletes the messages of a batch when the function succeeds, except those listed
+    /// in `batchItemFailures`, which return to the queue after the visibility timeout
+    /// (`ReportBatchItemFailures`, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting;
+    /// an empty `itemIdentifier` would fail the whole batch, and SQS always sets `messageId`). Listed are
+    /// only the records not attempted (a bad body, an unknown feed, another refresh of the feed
+    /// in flight, no time left) and those whose outcome could not be recorded. A refresh that
+    /// failed and was recorded is consumed: the feed's next slot is its retry. A bad message
+    /// goes round until the queue's `maxReceiveCount` sends it to the dead-letter queue.
+    pub async fn work(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
+        let config = &self.shared.deployment.config;
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.unwrap_or_default();
+            let feed = match record.body.as_deref().map(serde_json::from_str::<FeedInput>) {
+                Some(Ok(FeedInput { feed: Some(name) })) => config.feed(&name).map_err(|e| e.to_string()),
+                Some(Ok(FeedInput { feed: None })) => Err("the message names no feed".into()),
+                Some(Err(e)) => Err(format!("the message is not {{\"feed\": \"<name>\"}}: {e}")),
+                None => Err("the message has no body".into()),
+            };
+            let retry = match feed {
+                Err(reason) => {
+                    warn!(message_id = %id, reason = %reason, "queued message not attempted");
+                    true
+                }
+                Ok(feed) => {
+                    let options = RefreshOptions::queued(deadline);
+                    let report = self.shared.deployment.refresher.refresh(feed, options).await;
+                    matches!(
+                        &report.outcome,
+                        Outcome::Busy { .. }
+                            | Outcome::Failed {
+                                stage: Stage::Status,
+                                ..
+                            }
+                            | Outcome::Failed {
+                                error: RefreshError::Solver(SolverError::NoTimeLeft { .. }),
+                                ..
+                            }
+                    )
+                }
+            };
+            if retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
     }
 }
 

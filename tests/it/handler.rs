@@ -77,6 +77,7 @@ async fn every_sample_event_does_what_its_name_says() {
         [
             "eventbridge-envelope.json",
             "scheduled.json",
+            "sqs.json",
             "url-health.json",
             "url-refresh-unauthorized.json",
             "url-refresh.json",
@@ -106,6 +107,8 @@ async fn every_sample_event_does_what_its_name_says() {
 
     let scheduled = h.invoke(event("scheduled.json"), None).await.unwrap();
     assert_eq!(scheduled["outcome"], "unchanged");
+    let queued = h.invoke(event("sqs.json"), None).await.unwrap();
+    assert_eq!(queued, json!({"batchItemFailures": []}));
     let envelope = h.invoke(event("eventbridge-envelope.json"), None).await.unwrap();
     assert_eq!(envelope["outcome"], "unchanged");
     assert_eq!(envelope["feed"], "demo");
@@ -361,4 +364,49 @@ async fn auth_edge_cases_do_not_lock_people_out() {
     );
     signed["requestContext"]["authorizer"] = json!({"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "x", "userArn": "arn:aws:iam::123456789012:user/op", "userId": "x"}});
     assert_eq!(h.http(signed).await.0, 200);
+}
+
+/// The fleet's worker: one refresh per record; listed for a retry are only the records that
+/// were not attempted or whose outcome could not be recorded.
+#[tokio::test]
+async fn queued_records_are_refreshed_and_only_unattempted_ones_come_back() {
+    let h = Harness::start(Some(TOKEN), true).await;
+    let mut batch = event("sqs.json");
+    let template = batch["Records"][0].clone();
+    let record = |id: &str, body: &str| {
+        let mut record = template.clone();
+        record["messageId"] = json!(id);
+        record["body"] = json!(body);
+        record
+    };
+    batch["Records"] = json!([
+        record("good", r#"{"feed": "demo"}"#),
+        record("unknown", r#"{"feed": "nope"}"#),
+        record("garbled", "demo"),
+        record("unnamed", "{}"),
+    ]);
+    let reply = h.invoke(batch.clone(), None).await.unwrap();
+    assert_eq!(
+        reply,
+        json!({"batchItemFailures": [
+            {"itemIdentifier": "unknown"}, {"itemIdentifier": "garbled"}, {"itemIdentifier": "unnamed"}
+        ]})
+    );
+    assert!(h.dir().join("p/demo.xml").exists());
+
+    // A failure that was recorded is consumed; the next queued refresh backs off without
+    // asking the solver.
+    h.test.fake.then(error_reply(
+        "Error: Error solving the challenge. Cloudflare has blocked this request.",
+    ));
+    batch["Records"] = json!([record("failing", r#"{"feed": "demo"}"#)]);
+    assert_eq!(
+        h.invoke(batch.clone(), None).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    let asked = h.test.solver_requests();
+    assert_eq!(h.invoke(batch, None).await.unwrap(), json!({"batchItemFailures": []}));
+    assert_eq!(h.test.solver_requests(), asked, "a feed backing off was fetched");
+    let record = h.test.status().await;
+    assert_eq!(record.consecutive_failures, 1);
 }

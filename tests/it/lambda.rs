@@ -211,6 +211,10 @@ async fn the_binary_serves_schedules_and_function_urls() {
         other => panic!("{other:?}"),
     }
 
+    match api.invoke("queued", event("sqs.json")).await {
+        Answer::Response(reply) => assert_eq!(reply, serde_json::json!({"batchItemFailures": []})),
+        other => panic!("{other:?}"),
+    }
     fake.then(crate::helpers::fake_solver::error_reply(
         "Error: Error solving the challenge. Timeout after 60.0 seconds.",
     ));
