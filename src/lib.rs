@@ -7,6 +7,7 @@ pub mod config;
 pub mod feed;
 pub mod fleet;
 pub mod handler;
+pub mod metrics;
 pub mod refresh;
 pub mod solver;
 pub mod status;

@@ -215,6 +215,9 @@ pub struct Refresher {
     solver: Arc<dyn Solver>,
     store: Arc<dyn Store>,
     config: Arc<Config>,
+    /// Print an EMF line for each refresh that made an attempt (the Lambda, where stdout is
+    /// CloudWatch Logs; never the CLI, whose stdout is its output).
+    metrics: bool,
 }
 
 /// What an entry point runs on, built once: the configuration, the store and the refresher, so
@@ -368,7 +371,18 @@ impl Report {
 
 impl Refresher {
     pub fn new(solver: Arc<dyn Solver>, store: Arc<dyn Store>, config: Arc<Config>) -> Self {
-        Self { solver, store, config }
+        Self {
+            solver,
+            store,
+            config,
+            metrics: false,
+        }
+    }
+
+    /// This refresher, printing one CloudWatch EMF line to stdout per attempted refresh.
+    pub fn with_metrics(mut self) -> Self {
+        self.metrics = true;
+        self
     }
 
     /// The deadline of a refresh that was given none: room for the solver's three tries (in a
@@ -381,8 +395,8 @@ impl Refresher {
     pub async fn refresh(&self, feed: &FeedConfig, options: RefreshOptions) -> Report {
         let started = Instant::now();
         let deadline = options.deadline.unwrap_or_else(|| started + self.budget());
-        let (outcome, attempt) = match self.claim(feed, options, deadline).await {
-            Err(stopped) => (stopped, None),
+        let (outcome, attempt, record) = match self.claim(feed, options, deadline).await {
+            Err(stopped) => (stopped, None, None),
             Ok(claim) => {
                 let attempt = self.attempt(feed, options, deadline, &claim).await;
                 let record = attempt.record(feed, &claim.record, elapsed_ms(started));
@@ -392,12 +406,18 @@ impl Refresher {
                     .await
                     .map(drop)
                     .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
-                attempt.outcome(written)
+                let (outcome, attempt) = attempt.outcome(written);
+                (outcome, attempt, Some(record))
             }
         };
         let location = self.store.locate(&feed.key);
         let report = Report::new(feed, location, outcome, attempt.as_ref(), elapsed_ms(started));
         log_outcome(&report);
+        if self.metrics
+            && let Some(record) = &record
+        {
+            println!("{}", crate::metrics::emf(&report, record, OffsetDateTime::now_utc()));
+        }
         report
     }
 

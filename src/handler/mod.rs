@@ -288,7 +288,9 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::load(None, &process_env)?;
     let token = process_env("FLAREFEED_TOKEN");
-    let app = Arc::new(App::new(Deployment::connect(config).await, token.as_deref()));
+    let mut deployment = Deployment::connect(config).await;
+    deployment.refresher = deployment.refresher.with_metrics();
+    let app = Arc::new(App::new(deployment, token.as_deref()));
     lambda_http::run(service_fn(move |request: lambda_http::Request| {
         let app = app.clone();
         async move { app.serve(request).await }

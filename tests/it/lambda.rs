@@ -299,3 +299,51 @@ async fn the_token_never_reaches_the_logs_even_at_trace() {
     assert!(!logs.contains(TOKEN), "the token is in the logs:\n{logs}");
     assert!(!logs.contains('\u{1b}'), "CloudWatch would show escape codes:\n{logs}");
 }
+
+/// Each refresh the function makes prints one CloudWatch EMF line on stdout: a JSON object on a
+/// line of its own, with every metric it declares at its root.
+#[tokio::test]
+async fn each_refresh_prints_one_valid_emf_line() {
+    let fake = FakeSolver::start().await;
+    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let api = RuntimeApi::start().await;
+    let store = tempfile::tempdir().unwrap();
+    let mut function = spawn_function(&api, &fake, store.path(), "flarefeed=info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for id in ["first", "second"] {
+        assert!(matches!(
+            api.invoke(id, event("scheduled.json")).await,
+            Answer::Response(_)
+        ));
+    }
+    assert!(matches!(
+        api.invoke("health", event("url-health.json")).await,
+        Answer::Response(_)
+    ));
+    function.start_kill().unwrap();
+    let out = function.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let documents: Vec<Value> = stdout
+        .lines()
+        .filter(|line| line.contains("\"_aws\""))
+        .map(|line| serde_json::from_str(line).expect("an EMF line is a JSON object and nothing else"))
+        .collect();
+    assert_eq!(documents.len(), 2, "one line per refresh, none for /health:\n{stdout}");
+    for (document, published) in documents.iter().zip([1, 0]) {
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert!(document["_aws"]["Timestamp"].is_i64());
+        assert_eq!(directive["Namespace"], "flarefeed");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Feed"], []]));
+        assert_eq!(document["Feed"], "demo");
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(document[name].is_number(), "{name} is declared but missing: {document}");
+            assert!(metric["Unit"].is_string());
+        }
+        assert_eq!(document["Published"], published, "{document}");
+        assert_eq!(document["Failed"], 0);
+        assert!(document["StaleSeconds"].as_u64().unwrap() < 60);
+    }
+}

@@ -1,0 +1,124 @@
+//! One CloudWatch Embedded Metric Format line per refresh, on stdout: CloudWatch Logs turns it
+//! into metrics with no SDK call
+//! (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::refresh::{Outcome, Report};
+use crate::status::StatusRecord;
+
+/// The metrics' namespace.
+pub const NAMESPACE: &str = "flarefeed";
+
+/// The EMF document for one refresh: `record` is the feed's status record after it.
+/// `StaleSeconds` is the time since the last success, and is left out for a feed that has
+/// never succeeded (its `Failed` says enough).
+pub fn emf(report: &Report, record: &StatusRecord, now: OffsetDateTime) -> Value {
+    let mut values: Vec<(&str, &str, Option<u64>)> = vec![
+        ("SolverMs", "Milliseconds", report.solver_ms),
+        ("TotalMs", "Milliseconds", Some(report.total_ms)),
+        ("Bytes", "Bytes", record.bytes.map(|b| b as u64)),
+        ("Items", "Count", record.items.map(|i| i as u64)),
+        (
+            "Published",
+            "Count",
+            Some(u64::from(report.outcome == Outcome::Updated)),
+        ),
+        ("Failed", "Count", Some(u64::from(report.outcome.is_failure()))),
+    ];
+    let stale = record
+        .last_success
+        .as_deref()
+        .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+        .map(|at| (now - at).whole_seconds().max(0) as u64);
+    values.push(("StaleSeconds", "Seconds", stale));
+
+    let mut document = Map::new();
+    let mut declared = Vec::new();
+    for (name, unit, value) in values {
+        if let Some(value) = value {
+            declared.push(json!({"Name": name, "Unit": unit}));
+            document.insert(name.into(), value.into());
+        }
+    }
+    document.insert("Feed".into(), report.feed.clone().into());
+    document.insert("outcome".into(), report.outcome.name().into());
+    document.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Feed"], []],
+                "Metrics": declared,
+            }],
+        }),
+    );
+    Value::Object(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FeedConfig;
+
+    #[test]
+    fn the_document_follows_the_emf_specification() {
+        let feed = FeedConfig::new("news", "https://site.test/feed");
+        let mut record = StatusRecord::never(&feed);
+        record.last_success = Some("2026-11-22T10:00:00Z".into());
+        record.items = Some(25);
+        record.bytes = Some(48_213);
+        let report = Report {
+            feed: "news".into(),
+            outcome: Outcome::Updated,
+            location: "memory:news.xml".into(),
+            kind: Some("rss 2.0".into()),
+            items: Some(25),
+            bytes: Some(48_213),
+            solver_ms: Some(6_100),
+            total_ms: 6_200,
+            final_url: None,
+        };
+        let now = OffsetDateTime::parse("2026-11-22T10:05:00Z", &Rfc3339).unwrap();
+        let doc = emf(&report, &record, now);
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(doc["_aws"]["Timestamp"], now.unix_timestamp() * 1000);
+        assert_eq!(directive["Namespace"], "flarefeed");
+        assert_eq!(directive["Dimensions"], json!([["Feed"], []]));
+        // Every declared metric has a number at the root, and every dimension a string.
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "SolverMs",
+                "TotalMs",
+                "Bytes",
+                "Items",
+                "Published",
+                "Failed",
+                "StaleSeconds"
+            ]
+        );
+        for name in names {
+            assert!(doc[name].is_u64(), "{name}");
+        }
+        assert_eq!(
+            (doc["Feed"].as_str(), doc["StaleSeconds"].as_u64()),
+            (Some("news"), Some(300))
+        );
+        assert_eq!((doc["Published"].as_u64(), doc["Failed"].as_u64()), (Some(1), Some(0)));
+
+        record.last_success = None;
+        let doc = emf(&report, &record, now);
+        assert!(doc.get("StaleSeconds").is_none());
+        assert!(!doc.to_string().contains("StaleSeconds"));
+    }
+}
