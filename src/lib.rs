@@ -8,6 +8,7 @@ pub mod feed;
 pub mod fleet;
 pub mod handler;
 pub mod metrics;
+pub mod queue;
 pub mod refresh;
 pub mod solver;
 pub mod status;

@@ -227,6 +227,8 @@ pub struct Deployment {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub refresher: Refresher,
+    /// The fleet's queue, when `[fleet] queue_url` names one.
+    pub queue: Option<Arc<dyn crate::queue::Queue>>,
 }
 
 impl Deployment {
@@ -236,10 +238,15 @@ impl Deployment {
         let config = Arc::new(config);
         let store = crate::store::from_config(&config.store).await;
         let solver = Arc::new(FlareSolverr::new(config.solver.clone()));
+        let queue = match &config.fleet.queue_url {
+            Some(url) => Some(crate::queue::SqsQueue::connect(url).await),
+            None => None,
+        };
         Self {
             refresher: Refresher::new(solver, store.clone(), config.clone()),
             config,
             store,
+            queue,
         }
     }
 }

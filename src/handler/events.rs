@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::HandlerError;
 
 /// The shapes accepted, for the message that refuses any other.
-pub const ACCEPTED: &str = "{\"feed\": \"<name>\"} (EventBridge Scheduler's input), an EventBridge event whose detail is {\"feed\": \"<name>\"}, an SQS event whose bodies are {\"feed\": \"<name>\"}, or a function URL request";
+pub const ACCEPTED: &str = "{\"feed\": \"<name>\"} (EventBridge Scheduler's input), {\"tick\": \"<ISO 8601 time>\"} or {\"tick\": true} (the fleet's tick), an EventBridge event whose detail is {\"feed\": \"<name>\"}, an SQS event whose bodies are {\"feed\": \"<name>\"}, or a function URL request";
 
 /// Which feed to refresh. `feed` may be left out only when one feed is configured. Unknown
 /// fields are refused, so that a typo (`"fed"`) or an event meant for another function is not
@@ -28,6 +28,8 @@ pub enum Invocation {
     Scheduled(FeedInput),
     /// An EventBridge rule's event (the classic scheduled rule, or a custom event).
     EventBridge(Box<EventBridgeEvent<FeedInput>>),
+    /// The fleet's tick: plan the feeds due, and queue them.
+    Tick(TickInput),
     /// Messages from the fleet's queue, through Lambda's event source mapping; each body is a
     /// [`FeedInput`], parsed per record so that one bad message fails alone.
     Sqs(SqsEvent),
@@ -44,6 +46,8 @@ impl Invocation {
             serde_json::from_slice(event)
                 .map(|event| Invocation::EventBridge(Box::new(event)))
                 .map_err(bad)
+        } else if has_member(event, "tick") {
+            serde_json::from_slice(event).map(Invocation::Tick).map_err(bad)
         } else if let Some(sqs) = sqs_event(event) {
             sqs.map(Invocation::Sqs)
         } else {
@@ -56,9 +60,49 @@ impl Invocation {
         match self {
             Invocation::Scheduled(input) => input.feed.as_deref(),
             Invocation::EventBridge(event) => event.detail.feed.as_deref(),
-            Invocation::Sqs(_) => None,
+            Invocation::Tick(_) | Invocation::Sqs(_) => None,
         }
     }
+}
+
+/// `{"tick": …}`: the schedule's Input carries `<aws.scheduler.scheduled-time>`
+/// (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html),
+/// or `true` for now.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TickInput {
+    pub tick: Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Tick {
+    Now(bool),
+    At(String),
+}
+
+impl TickInput {
+    /// The tick's time, in Unix seconds.
+    pub fn at(&self) -> Result<i64, HandlerError> {
+        use time::format_description::well_known::Rfc3339;
+        match &self.tick {
+            Tick::Now(true) => Ok(time::OffsetDateTime::now_utc().unix_timestamp()),
+            Tick::Now(false) => Err(HandlerError::BadEvent {
+                detail: "{\"tick\": false} names no time".into(),
+            }),
+            Tick::At(text) => time::OffsetDateTime::parse(text, &Rfc3339)
+                .map(|at| at.unix_timestamp())
+                .map_err(|e| HandlerError::BadEvent {
+                    detail: format!("tick {text:?} is not an ISO 8601 (RFC 3339) time: {e}"),
+                }),
+        }
+    }
+}
+
+/// Whether `event` is an object with a member `name`.
+fn has_member(event: &[u8], name: &str) -> bool {
+    serde_json::from_slice::<std::collections::HashMap<String, IgnoredAny>>(event)
+        .is_ok_and(|members| members.contains_key(name))
 }
 
 /// An SQS event, if `event` has `Records` from `aws:sqs` (Lambda's event source mapping).
@@ -113,6 +157,21 @@ mod tests {
         let parsed = Invocation::parse(envelope).unwrap();
         assert!(matches!(parsed, Invocation::EventBridge(_)));
         assert_eq!(parsed.feed(), Some("demo"));
+        let tick = Invocation::parse(br#"{"tick": "2026-11-22T04:01:00Z"}"#).unwrap();
+        let Invocation::Tick(tick) = tick else {
+            panic!("{tick:?}")
+        };
+        assert_eq!(tick.at().unwrap(), 1_795_320_060);
+        let Invocation::Tick(now) = Invocation::parse(br#"{"tick": true}"#).unwrap() else {
+            panic!()
+        };
+        assert!(now.at().unwrap() > 1_795_320_060);
+        for bad in [&br#"{"tick": false}"#[..], br#"{"tick": "yesterday"}"#] {
+            let Invocation::Tick(tick) = Invocation::parse(bad).unwrap() else {
+                panic!()
+            };
+            assert!(matches!(tick.at(), Err(HandlerError::BadEvent { .. })));
+        }
         let classic = br#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#;
         assert_eq!(Invocation::parse(classic).unwrap().feed(), None);
 
@@ -121,6 +180,8 @@ mod tests {
             (br#"{"fed": "demo"}"#, "unknown field `fed`"),
             (br#"{"Records": [{"eventSource": "aws:s3"}]}"#, "not aws:sqs"),
             (br#"{"Records": 1}"#, "invalid type: integer"),
+            (br#"{"tick": 5}"#, "did not match any variant"),
+            (br#"{"tick": true, "feed": "demo"}"#, "unknown field `feed`"),
             (
                 br#"{"detail-type": "x", "source": "y", "detail": {"feed": 1}}"#,
                 "expected a string",

@@ -20,14 +20,16 @@ use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::RequestContext;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{RequestExt, service_fn};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{info, warn};
 
-pub use events::{ACCEPTED, FeedInput, Invocation};
+pub use events::{ACCEPTED, FeedInput, Invocation, Tick, TickInput};
 
 use crate::config::{Config, ConfigError, process_env};
+use crate::queue::QueueError;
 use crate::refresh::{Deployment, Outcome, RefreshError, RefreshOptions, Report, Stage};
 use crate::solver::SolverError;
 
@@ -44,6 +46,8 @@ pub enum HandlerError {
     FeedNotNamed { count: usize, names: String },
     #[error(transparent)]
     UnknownFeed(ConfigError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("refresh of {feed} failed at {stage}: {source}")]
     RefreshFailed {
         feed: String,
@@ -59,6 +63,7 @@ impl From<HandlerError> for Diagnostic {
                 "flarefeed.BadEvent"
             }
             HandlerError::RefreshFailed { .. } => "flarefeed.RefreshFailed",
+            HandlerError::Queue(_) => "flarefeed.QueueFailed",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -110,6 +115,7 @@ impl App {
             // JSON text into null, silently: these bodies are always JSON text.
             return match Invocation::parse(request.body())? {
                 Invocation::Sqs(event) => Ok(routes::json_response(StatusCode::OK, &self.work(event, deadline).await)),
+                Invocation::Tick(tick) => Ok(routes::json_response(StatusCode::OK, &self.tick(&tick).await?)),
                 invocation => {
                     let report = self.scheduled(&invocation, deadline).await?;
                     Ok(routes::json_response(StatusCode::OK, &report))
@@ -158,7 +164,29 @@ impl App {
     }
 }
 
+/// What a tick did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    pub enqueued: usize,
+    pub feeds: Vec<String>,
+}
+
 impl App {
+    /// The fleet's planner: the feeds with a slot in the tick's window go to the queue. It
+    /// reads nothing from the store; the slots are fixed ([`crate::fleet`]).
+    pub async fn tick(&self, tick: &TickInput) -> Result<Planned, HandlerError> {
+        let deployment = &self.shared.deployment;
+        let queue = deployment.queue.as_ref().ok_or(QueueError::NotConfigured)?;
+        let due = crate::fleet::plan(&deployment.config, tick.at()?);
+        queue.enqueue(&due).await?;
+        let feeds: Vec<String> = due.into_iter().map(|d| d.feed).collect();
+        info!(enqueued = feeds.len(), "tick planned");
+        Ok(Planned {
+            enqueued: feeds.len(),
+            feeds,
+        })
+    }
+
     /// The fleet's worker: refreshes each queued record's feed, backing off failing feeds.
     ///
     /// Lambda deletes the messages of a batch when the function succeeds, except those listed

@@ -78,6 +78,7 @@ async fn every_sample_event_does_what_its_name_says() {
             "eventbridge-envelope.json",
             "scheduled.json",
             "sqs.json",
+            "tick.json",
             "url-health.json",
             "url-refresh-unauthorized.json",
             "url-refresh.json",
@@ -109,6 +110,9 @@ async fn every_sample_event_does_what_its_name_says() {
     assert_eq!(scheduled["outcome"], "unchanged");
     let queued = h.invoke(event("sqs.json"), None).await.unwrap();
     assert_eq!(queued, json!({"batchItemFailures": []}));
+    // A tick needs the fleet's queue, which this function has not (see fleet.rs for one that has).
+    let tick = h.invoke(event("tick.json"), None).await.unwrap_err();
+    assert!(matches!(tick, HandlerError::Queue(_)), "{tick}");
     let envelope = h.invoke(event("eventbridge-envelope.json"), None).await.unwrap();
     assert_eq!(envelope["outcome"], "unchanged");
     assert_eq!(envelope["feed"], "demo");

@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod faults;
 mod feed;
+mod fleet;
 mod handler;
 mod helpers;
 mod lambda;

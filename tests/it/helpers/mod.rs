@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use flarefeed::config::{Config, FeedConfig, StoreConfig, StoreLocation};
 use flarefeed::feed;
 use flarefeed::handler::App;
+use flarefeed::queue::{Queue, SqsQueue};
 use flarefeed::refresh::{Deployment, RefreshOptions, Refresher, Report};
 use flarefeed::solver::{FlareSolverr, SessionPolicy, SolverSettings};
 use flarefeed::status::StatusRecord;
@@ -58,6 +59,8 @@ pub struct TestApp {
     pub refresher: Refresher,
     /// The first configured feed.
     pub feed: FeedConfig,
+    /// The fleet's queue, on moto, when the builder asked for one.
+    pub queue_url: Option<String>,
     backing: Backing,
 }
 
@@ -71,6 +74,7 @@ pub struct Builder {
     prefix: String,
     feeds: Vec<FeedConfig>,
     wrap: Option<StoreWrapper>,
+    queue: bool,
 }
 
 impl Builder {
@@ -86,6 +90,13 @@ impl Builder {
 
     pub fn feeds(mut self, feeds: Vec<FeedConfig>) -> Self {
         self.feeds = feeds;
+        self
+    }
+
+    /// A FIFO queue for the fleet, on moto (which also becomes the store).
+    pub fn with_queue(mut self) -> Self {
+        self.backend = Backend::Moto;
+        self.queue = true;
         self
     }
 
@@ -141,12 +152,17 @@ impl Builder {
             None => store.clone(),
         };
         let refresher = Refresher::new(Arc::new(FlareSolverr::new(config.solver.clone())), seen, config.clone());
+        let queue_url = match (&backing, self.queue) {
+            (Backing::Moto(moto), true) => Some(moto.fifo_queue("flarefeed-refresh.fifo").await),
+            _ => None,
+        };
         TestApp {
             fake,
             feed: config.feeds[0].clone(),
             config,
             store,
             refresher,
+            queue_url,
             backing,
         }
     }
@@ -159,6 +175,7 @@ impl TestApp {
             prefix: String::new(),
             feeds: vec![FeedConfig::new("news", FEED_URL)],
             wrap: None,
+            queue: false,
         }
     }
 
@@ -173,10 +190,15 @@ impl TestApp {
     }
 
     pub fn deployment(&self) -> Deployment {
+        let queue = self.queue_url.as_ref().map(|url| {
+            let queue = SqsQueue::with_sdk_config(&self.moto().sqs_sdk_config(), url);
+            Arc::new(queue) as Arc<dyn Queue>
+        });
         Deployment {
             config: self.config.clone(),
             store: self.store.clone(),
             refresher: self.refresher.clone(),
+            queue,
         }
     }
 
@@ -200,6 +222,7 @@ impl TestApp {
             config,
             store: self.store.clone(),
             refresher,
+            queue: None,
         };
         App::new(deployment, token)
     }
@@ -233,6 +256,14 @@ impl TestApp {
     pub fn s3(&self) -> &S3Server {
         match &self.backing {
             Backing::S3s(s3) => s3,
+            _ => panic!("this TestApp publishes to another backend"),
+        }
+    }
+
+    /// The moto server behind the store (and the queue).
+    pub fn moto(&self) -> &MotoServer {
+        match &self.backing {
+            Backing::Moto(moto) => moto,
             _ => panic!("this TestApp publishes to another backend"),
         }
     }

@@ -274,6 +274,31 @@ impl S3Endpoint for S3Server {
     }
 }
 
+impl MotoServer {
+    /// A client of moto's SQS, which speaks the real API on the same port as its S3.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sqs_sdk_config())
+    }
+
+    /// The tests' SDK configuration, pointed at moto for every service.
+    pub fn sqs_sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config().into_builder().endpoint_url(&self.endpoint).build()
+    }
+
+    /// A new FIFO queue, without content-based deduplication (flarefeed sends its own ids).
+    pub async fn fifo_queue(&self, name: &str) -> String {
+        let created = self
+            .sqs()
+            .create_queue()
+            .queue_name(name)
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .unwrap();
+        created.queue_url().unwrap().to_string()
+    }
+}
+
 impl S3Endpoint for MotoServer {
     fn endpoint(&self) -> &str {
         &self.endpoint

@@ -1,0 +1,151 @@
+//! The fleet on real AWS APIs (moto's server on loopback speaks SQS and S3): a tick plans the
+//! due feeds into a FIFO queue, and the worker publishes what the queue hands it.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use flarefeed::config::FeedConfig;
+use flarefeed::fleet;
+use serde_json::{Value, json};
+
+use crate::helpers::fake_solver::error_reply;
+use crate::helpers::{FEED_URL, TOKEN, TestApp, event, parts, request, rss_page};
+
+/// Five feeds every minute (so every tick makes each due), and one a day.
+fn feeds() -> Vec<FeedConfig> {
+    let mut feeds: Vec<FeedConfig> = (1..=5)
+        .map(|i| FeedConfig {
+            interval: std::time::Duration::from_secs(60),
+            ..FeedConfig::new(&format!("minutely-{i}"), FEED_URL)
+        })
+        .collect();
+    feeds.push(FeedConfig {
+        interval: std::time::Duration::from_secs(86_400),
+        ..FeedConfig::new("daily", FEED_URL)
+    });
+    feeds
+}
+
+/// Everything in the queue now, as the event source mapping would hand it to the function:
+/// an SQS event of those messages.
+async fn drain(app: &TestApp) -> Vec<Value> {
+    let sqs = app.moto().sqs();
+    let mut records = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(app.queue_url.as_deref().unwrap())
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        if received.messages().is_empty() {
+            return records;
+        }
+        for message in received.messages() {
+            let attributes = message.attributes().unwrap();
+            let attribute = |name: MessageSystemAttributeName| attributes.get(&name).cloned().unwrap_or_default();
+            records.push(json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "attributes": {
+                    "MessageGroupId": attribute(MessageSystemAttributeName::MessageGroupId),
+                    "MessageDeduplicationId": attribute(MessageSystemAttributeName::MessageDeduplicationId),
+                },
+                "eventSource": "aws:sqs",
+            }));
+            sqs.delete_message()
+                .queue_url(app.queue_url.as_deref().unwrap())
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn invoke(app: &flarefeed::handler::App, event: Value) -> Value {
+    let response = app.serve(request(&event, None)).await.expect("the invocation succeeds");
+    parts(response).await.1
+}
+
+#[tokio::test]
+async fn a_tick_queues_the_due_feeds_once_and_the_worker_publishes_them() {
+    let test = TestApp::builder().with_queue().feeds(feeds()).start().await;
+    test.fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let app = test.app(Some(TOKEN));
+
+    // A tick at a time the daily feed is not due.
+    let daily = &test.config.feeds[5];
+    let mut at = 1_795_320_060;
+    while fleet::due_slot(daily, at, test.config.fleet.tick).is_some() {
+        at += 60;
+    }
+    let tick = json!({"tick": time::OffsetDateTime::from_unix_timestamp(at).unwrap()
+        .format(&time::format_description::well_known::Rfc3339).unwrap()});
+    let planned = invoke(&app, tick.clone()).await;
+    let minutely: Vec<String> = (1..=5).map(|i| format!("minutely-{i}")).collect();
+    assert_eq!(planned, json!({"enqueued": 5, "feeds": minutely}));
+
+    // The same tick again (a retried schedule): the queue drops the duplicates.
+    assert_eq!(invoke(&app, tick).await["enqueued"], 5);
+    let records = drain(&test).await;
+    assert_eq!(records.len(), 5, "{records:#?}");
+    let groups: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["attributes"]["MessageGroupId"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, minutely.iter().map(String::as_str).collect());
+    for record in &records {
+        let group = record["attributes"]["MessageGroupId"].as_str().unwrap();
+        assert_eq!(record["body"], json!({"feed": group}).to_string());
+        // `<name>-<slot>`: the feed's slot in this tick's window, on its phase.
+        let dedup = record["attributes"]["MessageDeduplicationId"].as_str().unwrap();
+        let slot: i64 = dedup.strip_prefix(&format!("{group}-")).unwrap().parse().unwrap();
+        let feed = test.config.feeds.iter().find(|f| f.name == group).unwrap();
+        assert!(at - 60 < slot && slot <= at, "{dedup} is outside the tick at {at}");
+        assert_eq!(
+            (slot - fleet::phase(feed) as i64).rem_euclid(60),
+            0,
+            "{dedup} is off the feed's phase"
+        );
+    }
+
+    // The worker: one record at a time, as the event source mapping's BatchSize 1 sends them.
+    for record in records {
+        let reply = invoke(&app, json!({"Records": [record]})).await;
+        assert_eq!(reply, json!({"batchItemFailures": []}));
+    }
+    for name in &minutely {
+        assert!(
+            test.object(&format!("{name}.xml")).await.is_some(),
+            "{name} was not published"
+        );
+    }
+    assert!(test.object("daily.xml").await.is_none());
+}
+
+#[tokio::test]
+async fn a_failing_feed_is_consumed_then_backs_off() {
+    let test = TestApp::builder().with_queue().feeds(feeds()).start().await;
+    let app = test.app(Some(TOKEN));
+    let mut sqs = event("sqs.json");
+    sqs["Records"][0]["body"] = json!(r#"{"feed": "minutely-1"}"#);
+    test.fake.then(error_reply(
+        "Error: Error solving the challenge. Cloudflare has blocked this request.",
+    ));
+    assert_eq!(invoke(&app, sqs.clone()).await, json!({"batchItemFailures": []}));
+    let asked = test.solver_requests();
+    assert_eq!(invoke(&app, sqs).await, json!({"batchItemFailures": []}));
+    assert_eq!(test.solver_requests(), asked, "a feed in backoff was fetched again");
+}
+
+#[tokio::test]
+async fn a_tick_without_a_queue_fails_and_says_how_to_give_one() {
+    let test = TestApp::builder().feeds(feeds()).start().await;
+    let response = test.app(None).serve(request(&event("tick.json"), None)).await;
+    let error = response.expect_err("a tick without a queue fails");
+    assert!(error.to_string().contains("FLAREFEED_QUEUE_URL"), "{error}");
+}
