@@ -386,6 +386,11 @@ impl Refresher {
         }
     }
 
+    /// Whether this refresher prints metrics.
+    pub fn metrics(&self) -> bool {
+        self.metrics
+    }
+
     /// This refresher, printing one CloudWatch EMF line to stdout per attempted refresh.
     pub fn with_metrics(mut self) -> Self {
         self.metrics = true;

@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 pub use events::{ACCEPTED, FeedInput, Invocation, Tick, TickInput};
 
+use crate::config::remote::{ConfigUrl, Watched};
 use crate::config::{Config, ConfigError, process_env};
 use crate::queue::QueueError;
 use crate::refresh::{Deployment, Outcome, RefreshError, RefreshOptions, Report, Stage};
@@ -87,22 +88,63 @@ pub(crate) struct Deadline(Option<Instant>);
 /// Everything an invocation needs, built once per cold start: the refresher's clients and the
 /// router.
 pub struct App {
+    live: tokio::sync::RwLock<Live>,
+    /// `FLAREFEED_CONFIG_URL`, re-read before each invocation when it changed.
+    watched: Option<Watched>,
+    token: Option<[u8; 32]>,
+}
+
+/// What an invocation runs on: swapped whole when the configuration changes.
+#[derive(Clone)]
+struct Live {
     shared: Arc<Shared>,
     router: axum::Router,
 }
 
-impl App {
-    pub fn new(deployment: Deployment, token: Option<&str>) -> Self {
-        let shared = Arc::new(Shared {
-            deployment,
-            // Trimmed like the offered token: a trailing newline from `echo` or a secrets file
-            // must not lock everyone out.
-            token: token.map(str::trim).filter(|t| !t.is_empty()).map(digest),
-        });
+impl Live {
+    fn new(deployment: Deployment, token: Option<[u8; 32]>) -> Self {
+        let shared = Arc::new(Shared { deployment, token });
         Self {
             router: routes::router(shared.clone()),
             shared,
         }
+    }
+}
+
+impl App {
+    pub fn new(deployment: Deployment, token: Option<&str>) -> Self {
+        // Trimmed like the offered token: a trailing newline from `echo` or a secrets file must
+        // not lock everyone out.
+        let token = token.map(str::trim).filter(|t| !t.is_empty()).map(digest);
+        Self {
+            live: tokio::sync::RwLock::new(Live::new(deployment, token)),
+            watched: None,
+            token,
+        }
+    }
+
+    /// An app whose configuration comes from `watched`, and follows it when it changes.
+    pub fn watching(deployment: Deployment, watched: Watched, token: Option<&str>) -> Self {
+        Self {
+            watched: Some(watched),
+            ..Self::new(deployment, token)
+        }
+    }
+
+    /// The live deployment, after at most one conditional read of a watched configuration. A
+    /// new valid configuration gets new clients (solver, store, queue), metrics as before.
+    async fn current(&self) -> Live {
+        if let Some(watched) = &self.watched
+            && let Some(config) = watched.check().await
+        {
+            let metrics = self.live.read().await.shared.deployment.refresher.metrics();
+            let mut deployment = Deployment::connect((*config).clone()).await;
+            if metrics {
+                deployment.refresher = deployment.refresher.with_metrics();
+            }
+            *self.live.write().await = Live::new(deployment, self.token);
+        }
+        self.live.read().await.clone()
     }
 
     /// Serves one invocation. A pass-through event is a schedule or a direct invocation: its
@@ -110,14 +152,18 @@ impl App {
     /// response, errors included. The deadline comes from the Lambda context, when there is one.
     pub async fn serve(&self, request: lambda_http::Request) -> Result<Response, HandlerError> {
         let deadline = solver_deadline(request.lambda_context_ref().map(|context| context.deadline));
+        let live = self.current().await;
         if let Some(RequestContext::PassThrough) = request.request_context_ref() {
             // lambda_http turns a pass-through reply body into JSON, and anything that is not
             // JSON text into null, silently: these bodies are always JSON text.
             return match Invocation::parse(request.body())? {
-                Invocation::Sqs(event) => Ok(routes::json_response(StatusCode::OK, &self.work(event, deadline).await)),
-                Invocation::Tick(tick) => Ok(routes::json_response(StatusCode::OK, &self.tick(&tick).await?)),
+                Invocation::Sqs(event) => Ok(routes::json_response(
+                    StatusCode::OK,
+                    &live.shared.work(event, deadline).await,
+                )),
+                Invocation::Tick(tick) => Ok(routes::json_response(StatusCode::OK, &live.shared.tick(&tick).await?)),
                 invocation => {
-                    let report = self.scheduled(&invocation, deadline).await?;
+                    let report = live.shared.scheduled(&invocation, deadline).await?;
                     Ok(routes::json_response(StatusCode::OK, &report))
                 }
             };
@@ -127,16 +173,17 @@ impl App {
         parts.extensions.insert(Deadline(deadline));
         routes::log_request(&parts.method, parts.uri.path());
         let request = axum::http::Request::from_parts(parts, axum::body::Body::new(body));
-        Ok(self
+        Ok(live
             .router
-            .clone()
             .oneshot(request)
             .await
             .unwrap_or_else(|never| match never {}))
     }
+}
 
+impl Shared {
     async fn scheduled(&self, invocation: &Invocation, deadline: Option<Instant>) -> Result<Report, HandlerError> {
-        let config = &self.shared.deployment.config;
+        let config = &self.deployment.config;
         let feed = match invocation.feed() {
             Some(name) => config.feed(name).map_err(HandlerError::UnknownFeed)?,
             None if config.feeds.len() == 1 => &config.feeds[0],
@@ -148,7 +195,6 @@ impl App {
             }
         };
         let report = self
-            .shared
             .deployment
             .refresher
             .refresh(feed, RefreshOptions::scheduled(deadline))
@@ -171,11 +217,11 @@ pub struct Planned {
     pub feeds: Vec<String>,
 }
 
-impl App {
+impl Shared {
     /// The fleet's planner: the feeds with a slot in the tick's window go to the queue. It
     /// reads nothing from the store; the slots are fixed ([`crate::fleet`]).
     pub async fn tick(&self, tick: &TickInput) -> Result<Planned, HandlerError> {
-        let deployment = &self.shared.deployment;
+        let deployment = &self.deployment;
         let queue = deployment.queue.as_ref().ok_or(QueueError::NotConfigured)?;
         let due = crate::fleet::plan(&deployment.config, tick.at()?);
         queue.enqueue(&due).await?;
@@ -198,7 +244,7 @@ impl App {
     /// failed and was recorded is consumed: the feed's next slot is its retry. A bad message
     /// goes round until the queue's `maxReceiveCount` sends it to the dead-letter queue.
     pub async fn work(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
-        let config = &self.shared.deployment.config;
+        let config = &self.deployment.config;
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.unwrap_or_default();
@@ -215,7 +261,7 @@ impl App {
                 }
                 Ok(feed) => {
                     let options = RefreshOptions::queued(deadline);
-                    let report = self.shared.deployment.refresher.refresh(feed, options).await;
+                    let report = self.deployment.refresher.refresh(feed, options).await;
                     matches!(
                         &report.outcome,
                         Outcome::Busy { .. }
@@ -314,11 +360,22 @@ const RAW_EVENT_LOG_OFF: &str = "lambda_runtime::layers::api_response=debug";
 /// lambda_http's runtime loop.
 pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
-    let config = Config::load(None, &process_env)?;
     let token = process_env("FLAREFEED_TOKEN");
+    // FLAREFEED_CONFIG (or _FILE) first; else FLAREFEED_CONFIG_URL, followed as it changes.
+    let (config, watched) = match Config::load(None, &process_env) {
+        Ok(config) => (config, None),
+        Err(ConfigError::Missing) if let Some(url) = process_env("FLAREFEED_CONFIG_URL") => {
+            let (watched, config) = Watched::open(ConfigUrl::parse(&url)?).await?;
+            ((*config).clone(), Some(watched))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut deployment = Deployment::connect(config).await;
     deployment.refresher = deployment.refresher.with_metrics();
-    let app = Arc::new(App::new(deployment, token.as_deref()));
+    let app = Arc::new(match watched {
+        Some(watched) => App::watching(deployment, watched, token.as_deref()),
+        None => App::new(deployment, token.as_deref()),
+    });
     lambda_http::run(service_fn(move |request: lambda_http::Request| {
         let app = app.clone();
         async move { app.serve(request).await }

@@ -149,3 +149,72 @@ async fn a_tick_without_a_queue_fails_and_says_how_to_give_one() {
     let error = response.expect_err("a tick without a queue fails");
     assert!(error.to_string().contains("FLAREFEED_QUEUE_URL"), "{error}");
 }
+
+/// FLAREFEED_CONFIG_URL on S3 (moto): the function follows the object as it is uploaded, and an
+/// invalid upload leaves the last valid configuration in use.
+#[tokio::test]
+async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() {
+    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
+    use flarefeed::config::remote::{ConfigUrl, Watched};
+    use flarefeed::handler::App;
+    use flarefeed::refresh::Deployment;
+
+    let moto = MotoServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |feeds: &[&str]| {
+        let mut text = format!(
+            "[solver]\nurl = \"http://127.0.0.1:9/v1\"\n[store]\ndir = \"{}\"\n",
+            dir.path().display()
+        );
+        for name in feeds {
+            text.push_str(&format!(
+                "[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n"
+            ));
+        }
+        text
+    };
+    let upload = |text: String| {
+        let s3 = moto.client();
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key("config/flarefeed.toml")
+                .body(text.into_bytes().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    upload(config(&["one"])).await;
+
+    let url = ConfigUrl::parse(&format!("s3://{BUCKET}/config/flarefeed.toml")).unwrap();
+    let (watched, first) = Watched::open_with(url, Some(moto.client())).await.unwrap();
+    let app = App::watching(Deployment::connect((*first).clone()).await, watched, Some(TOKEN));
+    let feeds = async |app: &App| {
+        let mut request = event("url-status.json");
+        request["rawPath"] = json!("/feeds");
+        request["requestContext"]["http"]["path"] = json!("/feeds");
+        let body = invoke(app, request).await;
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(feeds(&app).await, ["one"]);
+
+    upload(config(&["one", "two"])).await;
+    assert_eq!(
+        feeds(&app).await,
+        ["one", "two"],
+        "an upload is taken at the next invocation"
+    );
+    upload("[[feeds]]\nname = \"Not Valid\"\n".into()).await;
+    assert_eq!(
+        feeds(&app).await,
+        ["one", "two"],
+        "an invalid upload keeps the last valid configuration"
+    );
+    upload(config(&["three"])).await;
+    assert_eq!(feeds(&app).await, ["three"]);
+}

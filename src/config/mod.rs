@@ -1,4 +1,7 @@
-//! The configuration: TOML, loaded and validated once at start. Every error names the key.
+//! The configuration: TOML, loaded and validated at start (and, from `FLAREFEED_CONFIG_URL`,
+//! again whenever it changes: [`remote`]). Every error names the key.
+
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -180,7 +183,12 @@ impl Config {
         } else {
             return Err(ConfigError::Missing);
         };
-        let config = Self::parse(&text, &origin, env)?;
+        Self::checked(&text, &origin, env)
+    }
+
+    /// [`Config::parse`], and at least one feed: what a deployment can run on.
+    pub fn checked(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let config = Self::parse(text, origin, env)?;
         if config.feeds.is_empty() {
             return Err(invalid(
                 "feeds",
