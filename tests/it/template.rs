@@ -2,11 +2,12 @@
 
 use flarefeed::config::{Bucket, Config, StoreLocation};
 
-/// The TOML block of `FLAREFEED_CONFIG: !Sub`, with `${…}` filled in as `sam deploy` would.
+/// The TOML block of `FLAREFEED_CONFIG` (the one-feed configuration, when ConfigInBucket is
+/// false), with `${…}` filled in as `sam deploy` would.
 fn template_config(values: &[(&str, &str)]) -> String {
     let template = template_text();
     let start = template
-        .find("FLAREFEED_CONFIG: !Sub")
+        .find("FLAREFEED_CONFIG: !If")
         .expect("FLAREFEED_CONFIG in template.yaml");
     let block = &template[start..];
     let body = &block[block.find("- |\n").unwrap() + 4..block.find("- BucketName:").unwrap()];
@@ -34,9 +35,11 @@ fn the_template_config_is_valid_with_its_defaults() {
         ("CacheControl", "public, max-age=300"),
         ("FeedName", "feed"),
         ("FeedUrl", "https://www.nodeseek.com/rss.xml"),
+        ("FeedInterval", "15m"),
     ]);
     let config = Config::parse(&toml, "template.yaml", &|_| None).unwrap();
     assert_eq!(config.feeds[0].name, "feed");
+    assert_eq!(config.feeds[0].interval, std::time::Duration::from_secs(900));
     assert_eq!(config.feeds[0].key, "feed.xml");
     assert!(
         matches!(config.store.location, StoreLocation::Bucket(Bucket { ref bucket, endpoint: None, path_style: false }) if bucket == "my-stack-feedsbucket-1a2b3c")
@@ -50,6 +53,7 @@ fn the_template_config_is_valid_with_its_defaults() {
         ("CacheControl", "public, max-age=60"),
         ("FeedName", "news"),
         ("FeedUrl", "https://news.example.test/rss"),
+        ("FeedInterval", "1h"),
     ]);
     assert_eq!(
         Config::parse(&with_prefix, "template.yaml", &|_| None)
@@ -144,9 +148,17 @@ fn list_bucket_is_granted_without_a_prefix_condition_and_objects_are_scoped() {
     let objects = &function[function.find("Sid: ReadAndWriteFeedsAndStatusRecords").unwrap()..];
     let objects = &objects[..objects.find("- Sid:").unwrap()];
     assert!(objects.contains("${Prefix}${FeedName}.xml") && objects.contains("${Prefix}status/*"));
+    // The whole prefix only when the configuration in the bucket names the feeds, and never a
+    // write of that configuration.
+    let whole = objects
+        .find("${Prefix}*")
+        .expect("the prefix for a configuration in the bucket");
+    assert!(objects[..whole].contains("- UseBucketConfig"), "{objects}");
+    let deny = &function[function.find("Sid: ConfigurationIsReadOnly").unwrap()..];
     assert!(
-        !objects.contains("${Prefix}*"),
-        "object access is scoped to the feed and status/"
+        deny.contains("Effect: Deny")
+            && deny.contains("Action: s3:PutObject")
+            && deny.contains("${Prefix}flarefeed.toml")
     );
 }
 
@@ -215,4 +227,77 @@ fn interpolated_parameters_cannot_break_the_toml() {
     check("ExistingBucketName", &["", "my-feeds.example"], &breakers);
     check("Prefix", &["", "feeds/", "a/b/"], &breakers);
     check("FeedName", &["feed", "news-1"], &breakers);
+    check(
+        "FeedInterval",
+        &["15m", "90s", "2h", "1d"],
+        &[&breakers[..], &["15", "1.5h", "15 m"]].concat(),
+    );
+}
+
+/// The fleet's shape: a tick a minute, a FIFO queue to the function with partial batch
+/// responses and a concurrency cap, dead letters, and the staleness alarm; no per-feed schedule.
+#[test]
+fn the_fleet_is_a_tick_a_fifo_queue_and_an_alarm() {
+    let template = template_text();
+    let function = block(&template, "FlarefeedFunction");
+    let tick = &function[function
+        .find("Tick:\n          Type: ScheduleV2")
+        .expect("the tick schedule")..];
+    assert!(tick.contains("ScheduleExpression: rate(1 minute)"));
+    assert!(tick.contains(r#"Input: '{"tick": "<aws.scheduler.scheduled-time>"}'"#));
+    assert_eq!(
+        function.matches("Type: ScheduleV2").count(),
+        1,
+        "per-feed schedules are gone"
+    );
+    let worker = &function[function
+        .find("Refreshes:\n          Type: SQS")
+        .expect("the queue's event source mapping")..];
+    for line in [
+        "Queue: !GetAtt RefreshQueue.Arn",
+        "BatchSize: 1",
+        "FunctionResponseTypes: [ReportBatchItemFailures]",
+        "MaximumConcurrency: !Ref SolverSlots",
+    ] {
+        assert!(worker.contains(line), "{line}");
+    }
+    assert!(function.contains("FLAREFEED_QUEUE_URL: !Ref RefreshQueue"));
+
+    let queue = block(&template, "RefreshQueue");
+    assert!(queue.contains("FifoQueue: true") && queue.contains("ContentBasedDeduplication: false"));
+    assert!(queue.contains("QueueName: !Sub ${AWS::StackName}-refresh.fifo"));
+    let timeout: u64 = function
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Timeout: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let visibility: u64 = queue
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("VisibilityTimeout: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s < 6 x the function's {timeout} s"
+    );
+    assert!(
+        queue.contains("deadLetterTargetArn: !GetAtt RefreshDeadLetters.Arn") && queue.contains("maxReceiveCount: 3")
+    );
+    assert!(block(&template, "RefreshDeadLetters").contains("FifoQueue: true"));
+    assert!(block(&template, "SolverSlots").contains("MinValue: 2"));
+
+    let alarm = block(&template, "StaleFeedsAlarm");
+    for line in [
+        "MetricName: StaleSeconds",
+        "Namespace: flarefeed",
+        "Stat: Maximum",
+        "Threshold: !Ref StaleAfterMinutes",
+        "AlarmActions: [!Ref AlertTopic]",
+    ] {
+        assert!(alarm.contains(line), "{line}");
+    }
+    assert!(block(&template, "StaleAfterMinutes").contains("Default: 360"));
+    assert!(block(&template, "AlertEmailSubscription").contains("Condition: HasAlertEmail"));
 }
