@@ -81,6 +81,7 @@ mod tests {
             solver_ms: Some(6_100),
             total_ms: 6_200,
             final_url: None,
+            solver: None,
         };
         let now = OffsetDateTime::parse("2026-11-22T10:05:00Z", &Rfc3339).unwrap();
         let doc = emf(&report, &record, now);

@@ -207,6 +207,9 @@ pub struct Report {
     /// Where Chrome ended up, when a redirect took it away from the feed's url.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_url: Option<String>,
+    /// The solver that answered (its url without secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solver: Option<String>,
 }
 
 /// Runs refreshes against one solver and one store; build it once and share it.
@@ -237,7 +240,10 @@ impl Deployment {
     pub async fn connect(config: Config) -> Self {
         let config = Arc::new(config);
         let store = crate::store::from_config(&config.store).await;
-        let solver = Arc::new(FlareSolverr::new(config.solver.clone()));
+        let solver: Arc<dyn Solver> = match config.solver.urls.len() {
+            0 | 1 => Arc::new(FlareSolverr::new(config.solver.clone())),
+            _ => Arc::new(crate::solver::SolverPool::new(&config.solver)),
+        };
         let queue = match &config.fleet.queue_url {
             Some(url) => Some(crate::queue::SqsQueue::connect(url).await),
             None => None,
@@ -271,6 +277,8 @@ struct Attempt {
 #[derive(Debug, Default)]
 struct Found {
     solver_ms: Option<u64>,
+    /// The solver that answered.
+    solver: Option<String>,
     final_url: Option<String>,
     /// The feed that passed the guard.
     checked: Option<Checked>,
@@ -321,6 +329,7 @@ impl Attempt {
         record.solver_ms = self.found.solver_ms;
         record.total_ms = Some(total_ms);
         record.final_url = self.found.final_url.clone();
+        record.solver = self.found.solver.clone();
         match &self.result {
             Ok(published) => {
                 record.outcome = published.outcome;
@@ -372,6 +381,7 @@ impl Report {
             solver_ms: found.and_then(|f| f.solver_ms),
             total_ms,
             final_url: found.and_then(|f| f.final_url.clone()),
+            solver: found.and_then(|f| f.solver.clone()),
         }
     }
 }
@@ -544,7 +554,11 @@ impl Refresher {
         if let Some(url) = &final_url {
             info!(feed = %feed.name, final_url = %url.escape_debug(), "the feed's url redirected");
         }
-        let found = Found { final_url, ..found };
+        let found = Found {
+            final_url,
+            solver: solution.solver.clone(),
+            ..found
+        };
 
         let candidate = match self.prepare(feed, solution.response) {
             Ok(candidate) => candidate,

@@ -36,8 +36,10 @@ pub enum SessionPolicy {
 /// What the client needs to know about the solver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SolverSettings {
-    /// The `/v1` endpoint, e.g. `http://localhost:8191/v1`.
+    /// The `/v1` endpoint, e.g. `http://localhost:8191/v1` (the first of `urls`).
     pub url: String,
+    /// Every solver, in configuration order: `[url]`, or `[solver] urls`.
+    pub urls: Vec<String>,
     pub max_timeout: Duration,
     pub session: SessionPolicy,
     pub session_ttl_minutes: u64,
@@ -54,6 +56,7 @@ impl Default for SolverSettings {
     fn default() -> Self {
         Self {
             url: "http://localhost:8191/v1".into(),
+            urls: vec!["http://localhost:8191/v1".into()],
             max_timeout: Duration::from_secs(60),
             session: SessionPolicy::Reuse,
             session_ttl_minutes: 60,
@@ -205,6 +208,7 @@ impl RawReply<'_> {
             None => None,
             Some(raw) => Some(Solution {
                 url: raw.url,
+                solver: None,
                 status: raw.status,
                 response: match raw.response.map(serde_json::value::RawValue::get) {
                     None | Some("null") => None,
@@ -305,6 +309,8 @@ fn json_string(literal: &str) -> Result<String, serde_json::Error> {
 pub struct Solution {
     /// The url Chrome ended on (after redirects).
     pub url: Option<String>,
+    /// Which solver answered (its url, without secrets): with several, the status record says.
+    pub solver: Option<String>,
     /// The upstream status; always 200 in the official build, real in the PyPI build.
     pub status: Option<u16>,
     pub response: Option<Body>,
@@ -340,6 +346,7 @@ impl ScriptedSolver {
     pub fn page(&self, url: &str, text: &str) {
         let solution = Solution {
             url: Some(url.to_string()),
+            solver: None,
             status: Some(200),
             response: Some(Body::Text(text.to_string())),
         };
@@ -398,9 +405,10 @@ impl FlareSolverr {
         let (max_timeout, http_timeout) = self.budget(deadline)?;
         let command = Command::get(url, max_timeout, session, self.settings.session_ttl_minutes);
         let reply = self.send(&command, http_timeout).await?;
-        let solution = reply.solution.ok_or_else(|| SolverError::Malformed {
+        let mut solution = reply.solution.ok_or_else(|| SolverError::Malformed {
             detail: "\"ok\" reply without a solution".into(),
         })?;
+        solution.solver = Some(redact_url(&self.settings.url));
         if let Some(status) = solution.status.filter(|s| *s >= 400) {
             return Err(SolverError::Upstream {
                 status,
@@ -632,6 +640,66 @@ impl Solver for FlareSolverr {
     }
 }
 
+/// Several FlareSolverrs. Each feed sticks to one, chosen by rendezvous (highest random
+/// weight) hashing of its name over the urls, so that its session stays warm there, and adding
+/// or removing a solver moves only the feeds that solver gains or loses. A solver that cannot be
+/// reached hands the feed to the next in the same order, within the same refresh.
+pub struct SolverPool {
+    members: Vec<FlareSolverr>,
+}
+
+impl SolverPool {
+    pub fn new(settings: &SolverSettings) -> Self {
+        let members = settings
+            .urls
+            .iter()
+            .map(|url| {
+                FlareSolverr::new(SolverSettings {
+                    url: url.clone(),
+                    urls: vec![url.clone()],
+                    ..settings.clone()
+                })
+            })
+            .collect();
+        Self { members }
+    }
+
+    /// The solvers in the order `feed` tries them.
+    pub fn order(&self, feed: &str) -> Vec<&str> {
+        self.ranked(feed).into_iter().map(|m| m.settings.url.as_str()).collect()
+    }
+
+    fn ranked(&self, feed: &str) -> Vec<&FlareSolverr> {
+        let mut ranked: Vec<&FlareSolverr> = self.members.iter().collect();
+        ranked.sort_by_key(|member| std::cmp::Reverse(rendezvous(feed, &member.settings.url)));
+        ranked
+    }
+}
+
+/// The weight of `url` for `feed`: SHA-256, so the same everywhere and in every version.
+fn rendezvous(feed: &str, url: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{feed}\n{url}").as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+#[async_trait]
+impl Solver for SolverPool {
+    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError> {
+        let mut unreachable = None;
+        for member in self.ranked(feed) {
+            match member.solve(feed, url, deadline).await {
+                Err(e @ SolverError::Unreachable { .. }) => {
+                    warn!(feed, error = %e, "solver unreachable; trying the feed's next one");
+                    unreachable = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(unreachable.expect("a pool has at least one solver"))
+    }
+}
+
 impl FlareSolverr {
     async fn destroy_quietly(&self, session: &str, deadline: Option<Instant>) {
         if let Err(e) = self.sessions_destroy(session, deadline).await {
@@ -643,6 +711,32 @@ impl FlareSolverr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rendezvous_keeps_feeds_on_their_solver_and_spreads_them() {
+        let urls = |n: usize| SolverSettings {
+            urls: (0..n).map(|i| format!("http://solver-{i}:8191/v1")).collect(),
+            ..SolverSettings::default()
+        };
+        let three = SolverPool::new(&urls(3));
+        let four = SolverPool::new(&urls(4));
+        let mut load = [0; 3];
+        let mut moved = 0;
+        for i in 0..3000 {
+            let feed = format!("feed-{i}");
+            let first = three.order(&feed)[0];
+            load[first.as_bytes()[14] as usize - b'0' as usize] += 1;
+            assert_eq!(three.order(&feed), three.order(&feed), "stable");
+            // A fourth solver takes feeds only for itself; no feed moves between the others.
+            let now = four.order(&feed)[0];
+            if now != first {
+                assert_eq!(now, "http://solver-3:8191/v1");
+                moved += 1;
+            }
+        }
+        assert!(load.iter().all(|&n| (850..=1150).contains(&n)), "{load:?}");
+        assert!((600..=900).contains(&moved), "{moved} of 3000 moved to the new solver");
+    }
 
     #[test]
     fn an_oversized_reply_names_the_setting_to_raise() {

@@ -73,6 +73,9 @@ pub struct StatusRecord {
     /// The refresh running now, if any (or one that was killed, until its claim expires).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
+    /// The solver that answered the last fetch, without secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<String>,
 }
 
 /// A refresh's claim on its feed, kept in the record while it runs.
@@ -111,6 +114,7 @@ impl StatusRecord {
             total_ms: None,
             final_url: None,
             in_flight: None,
+            solver: None,
         }
     }
 

@@ -230,6 +230,7 @@ impl Config {
         let mut raw = raw;
         if let Some(url) = env("FLAREFEED_SOLVER_URL").filter(|s| !s.is_empty()) {
             raw.solver.url = url;
+            raw.solver.urls = None;
         }
         if let Some(queue) = env("FLAREFEED_QUEUE_URL").filter(|s| !s.is_empty()) {
             raw.fleet.queue_url = Some(queue);
@@ -330,6 +331,8 @@ fn duration_at(key: &str, text: &str, min: Duration) -> Result<Duration, ConfigE
 #[serde(deny_unknown_fields, default)]
 struct RawSolver {
     url: String,
+    /// Several solvers instead of `url`; each feed sticks to one ([`crate::solver::SolverPool`]).
+    urls: Option<Vec<String>>,
     max_timeout_ms: u64,
     session: SessionPolicy,
     session_ttl_minutes: u64,
@@ -344,6 +347,7 @@ impl Default for RawSolver {
         let d = SolverSettings::default();
         Self {
             url: d.url,
+            urls: None,
             max_timeout_ms: d.max_timeout.as_millis() as u64,
             session: d.session,
             session_ttl_minutes: d.session_ttl_minutes,
@@ -410,7 +414,25 @@ impl RawConfig {
             Some(mb) => configured.unwrap_or(usize::MAX).min(reply_cap_for_memory(mb)),
             None => configured.unwrap_or(DEFAULT_MAX_BYTES),
         };
-        check_http_url(&solver.url, "solver.url")?;
+        let urls = match &solver.urls {
+            None => vec![solver.url.clone()],
+            Some(_) if solver.url != SolverSettings::default().url => {
+                return Err(invalid("solver.urls", "give either url or urls, not both"));
+            }
+            Some(urls) if urls.is_empty() => return Err(invalid("solver.urls", "lists no solver")),
+            Some(urls) => urls.clone(),
+        };
+        for (i, url) in urls.iter().enumerate() {
+            let key = if solver.urls.is_some() {
+                format!("solver.urls[{i}]")
+            } else {
+                "solver.url".into()
+            };
+            check_http_url(url, &key)?;
+            if urls[..i].contains(url) {
+                return Err(invalid(key, format!("{url:?} is listed twice")));
+            }
+        }
         if !(1_000..=600_000).contains(&solver.max_timeout_ms) {
             return Err(invalid(
                 "solver.max_timeout_ms",
@@ -438,7 +460,8 @@ impl RawConfig {
             None => default_session_prefix(&store),
         };
         let solver = SolverSettings {
-            url: solver.url.clone(),
+            url: urls[0].clone(),
+            urls,
             max_timeout: Duration::from_millis(solver.max_timeout_ms),
             session: solver.session,
             session_ttl_minutes: solver.session_ttl_minutes,
@@ -761,6 +784,37 @@ mod tests {
         assert_eq!(config.feeds[0].key, "x/a.rss");
         assert_eq!(config.feeds[0].min_items, 3);
         assert_eq!(config.feeds[0].min_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn several_solvers_instead_of_one() {
+        let feeds = "[[feeds]]\nname = \"a\"\nurl = \"https://a.test/f\"\n";
+        let config = Config::parse(feeds, "test", &|_| None).unwrap();
+        assert_eq!(config.solver.urls, ["http://localhost:8191/v1"]);
+        let pool = format!("[solver]\nurls = [\"http://10.0.0.1:8191/v1\", \"http://10.0.0.2:8191/v1\"]\n{feeds}");
+        let config = Config::parse(&pool, "test", &|_| None).unwrap();
+        assert_eq!(config.solver.urls.len(), 2);
+        assert_eq!(config.solver.url, "http://10.0.0.1:8191/v1");
+        let env = |key: &str| (key == "FLAREFEED_SOLVER_URL").then(|| "http://10.0.0.9:8191/v1".to_string());
+        assert_eq!(
+            Config::parse(&pool, "test", &env).unwrap().solver.urls,
+            ["http://10.0.0.9:8191/v1"]
+        );
+        for (bad, words) in [
+            (
+                format!("[solver]\nurl = \"http://x:1/v1\"\nurls = [\"http://y:1/v1\"]\n{feeds}"),
+                "either url or urls",
+            ),
+            (format!("[solver]\nurls = []\n{feeds}"), "lists no solver"),
+            (
+                format!("[solver]\nurls = [\"http://y:1/v1\", \"http://y:1/v1\"]\n{feeds}"),
+                "listed twice",
+            ),
+            (format!("[solver]\nurls = [\"ftp://y\"]\n{feeds}"), "solver.urls[0]"),
+        ] {
+            let error = Config::parse(&bad, "test", &|_| None).unwrap_err().to_string();
+            assert!(error.contains(words), "{error:?} should say {words:?}");
+        }
     }
 
     #[test]

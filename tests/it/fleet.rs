@@ -218,3 +218,51 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
     upload(config(&["three"])).await;
     assert_eq!(feeds(&app).await, ["three"]);
 }
+
+/// Several solvers: each feed sticks to its own, and falls over to its next when that one
+/// cannot be reached; the status record names the solver that answered.
+#[tokio::test]
+async fn feeds_stick_to_their_solver_and_fall_over_when_it_is_down() {
+    use crate::helpers::fake_solver::FakeSolver;
+    use flarefeed::refresh::{Deployment, RefreshOptions};
+    use flarefeed::solver::{SessionPolicy, SolverPool, SolverSettings};
+
+    let up = [FakeSolver::start().await, FakeSolver::start().await];
+    for fake in &up {
+        fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    }
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", listener.local_addr().unwrap())
+    };
+    let urls = vec![up[0].url.clone(), up[1].url.clone(), down.clone()];
+    let settings = SolverSettings {
+        url: urls[0].clone(),
+        urls: urls.clone(),
+        session: SessionPolicy::None,
+        ..SolverSettings::default()
+    };
+    let pool = SolverPool::new(&settings);
+    let names: Vec<String> = (0..12).map(|i| format!("feed-{i}")).collect();
+    let feeds: Vec<FeedConfig> = names.iter().map(|n| FeedConfig::new(n, FEED_URL)).collect();
+    let test = TestApp::builder().feeds(feeds.clone()).start().await;
+    let mut config = (*test.config).clone();
+    config.solver = settings.clone();
+    let deployment = Deployment::connect(config).await;
+
+    let mut fell_over = 0;
+    for feed in &feeds {
+        let report = deployment.refresher.refresh(feed, RefreshOptions::cli(false)).await;
+        let order = pool.order(&feed.name);
+        let expected = if order[0] == down { order[1] } else { order[0] };
+        fell_over += usize::from(order[0] == down);
+        assert_eq!(report.solver.as_deref(), Some(expected), "{}: {report:?}", feed.name);
+        let record: flarefeed::status::StatusRecord =
+            serde_json::from_slice(&test.object(&feed.status_key()).await.unwrap()).unwrap();
+        assert_eq!(record.solver.as_deref(), Some(expected));
+    }
+    assert!(fell_over > 0, "no feed had the dead solver first; pick more feeds");
+    // Each live solver served exactly the feeds that rank it first (or second, behind the dead one).
+    let served: usize = up.iter().map(|f| f.log().len()).sum();
+    assert_eq!(served, feeds.len());
+}
