@@ -57,6 +57,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Refresh every feed on its interval until Ctrl-C: the fleet's planner and workers in one
+    /// process, on the folder or S3 store, with no AWS queue. A failing feed backs off.
+    Run {
+        /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Refreshes at once (default: the number of solvers).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+    },
     /// Show each feed's status record: last attempt, last success, failures, last error.
     ///
     /// Without a configuration, the records `refresh --url` left in ./public/.
@@ -115,6 +125,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => block_on(refresh(feeds, config, force, url, name, json)),
         Command::Status { config, json } => block_on(status(config, json)),
+        Command::Run { config, jobs } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_fleet(config, jobs)),
     }
 }
 
@@ -159,6 +173,65 @@ async fn refresh(
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `flarefeed run`: until Ctrl-C (or SIGTERM), then the refreshes in flight finish and it exits 0.
+async fn run_fleet(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let config = Config::load(config.as_deref(), &crate::config::process_env)?;
+    let jobs = jobs.unwrap_or(config.solver.urls.len()).max(1);
+    let feeds = config.feeds.len();
+    let deployment = Deployment::connect(config).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The handlers are in place before the first refresh starts (a signal stream registers when
+    // it is made, a ctrl_c() future only when first polled).
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            let _ = stop.send(true);
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    let progress = std::sync::Arc::new(crate::run::Progress::default());
+    eprintln!("flarefeed: {feeds} feeds, {jobs} at once; Ctrl-C stops after the refreshes in flight");
+    let live = std::io::stderr().is_terminal().then(|| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                show_progress(&progress.line());
+            }
+        })
+    });
+    crate::run::run(deployment, jobs, stopped, progress.clone()).await;
+    if let Some(live) = live {
+        live.abort();
+        if SPINNER_SHOWN.swap(false, Ordering::Relaxed) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+    println!("{}", progress.line());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The progress line on the terminal, redrawn in place (a log line clears it first).
+fn show_progress(line: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "\r\x1b[2K{line}");
+    let _ = stderr.flush();
+    SPINNER_SHOWN.store(true, Ordering::Relaxed);
 }
 
 async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
@@ -273,11 +346,15 @@ fn status_table(records: &[StatusRecord]) -> String {
 /// Logs go to stderr, so that stdout stays the command's own output. Colour only on a terminal,
 /// and never with `NO_COLOR` set (<https://no-color.org>): cron mail and log files get plain
 /// text. `RUST_LOG` overrides the level; by default the refresh's own outcome log is off, as the
-/// command prints each outcome itself.
-pub fn init_logging() {
+/// command prints each outcome itself, except under `run`, where it is the only word of each.
+pub fn init_logging(cli: &Cli) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let default = match cli.command {
+        Command::Run { .. } => "flarefeed=info",
+        _ => DEFAULT_LOG,
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -10,6 +10,7 @@ pub mod handler;
 pub mod metrics;
 pub mod queue;
 pub mod refresh;
+pub mod run;
 pub mod solver;
 pub mod status;
 pub mod store;

@@ -19,8 +19,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    flarefeed::cli::init_logging();
     let cli = flarefeed::cli::Cli::parse();
+    flarefeed::cli::init_logging(&cli);
     match flarefeed::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -89,7 +89,12 @@ fn check_refuses_with_the_reason() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["format", "--help"], &["check", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["format", "--help"],
+        &["check", "--help"],
+        &["run", "--help"],
+    ] {
         let out = flarefeed().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage: flarefeed"), "{args:?}");
@@ -422,4 +427,55 @@ async fn status_without_configuration_reads_the_default_folder() {
         .unwrap();
     let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(records[0]["outcome"], "updated");
+}
+
+/// `flarefeed run`: every feed due is refreshed, and Ctrl-C (SIGINT) lets the refreshes in
+/// flight finish, then exits 0 with a summary on stdout.
+#[tokio::test]
+async fn run_refreshes_the_feeds_due_and_stops_cleanly_on_ctrl_c() {
+    use crate::helpers::fake_solver::FakeSolver;
+    use crate::helpers::{FEED_URL, rss_page};
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flarefeed.toml");
+    let mut toml = format!(
+        "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\ndir = \"out\"\n",
+        fake.url
+    );
+    for name in ["a", "b", "c"] {
+        // Every minute: each feed has a slot in the minute before the first tick.
+        toml.push_str(&format!(
+            "[[feeds]]\nname = \"{name}\"\nurl = \"{FEED_URL}\"\ninterval = \"1m\"\n"
+        ));
+    }
+    std::fs::write(&config, toml).unwrap();
+    let child = flarefeed_async(dir.path())
+        .args(["run", "--jobs", "2", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let published = |name: &str| dir.path().join(format!("out/{name}.xml")).exists();
+    let waited = std::time::Instant::now();
+    while !["a", "b", "c"].iter().all(|n| published(n)) {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(20),
+            "the feeds were not refreshed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("run stops after Ctrl-C")
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "due 3  in flight 0  done 3  failed 0", "{stderr}");
+    assert!(stderr.contains("3 feeds, 2 at once"), "{stderr}");
+    assert!(stderr.contains("refresh done"), "run keeps the outcome logs: {stderr}");
 }

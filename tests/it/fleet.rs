@@ -266,3 +266,95 @@ async fn feeds_stick_to_their_solver_and_fall_over_when_it_is_down() {
     let served: usize = up.iter().map(|f| f.log().len()).sum();
     assert_eq!(served, feeds.len());
 }
+
+/// A solver for `flarefeed run`'s test: answers every feed after a short while, except `sick`,
+/// and records how many refreshes of each feed ran at once.
+#[derive(Default)]
+struct Counting {
+    calls: std::sync::Mutex<std::collections::HashMap<String, (usize, usize, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl flarefeed::solver::Solver for Counting {
+    async fn solve(
+        &self,
+        feed: &str,
+        url: &str,
+        _deadline: Option<tokio::time::Instant>,
+    ) -> Result<flarefeed::solver::Solution, flarefeed::solver::SolverError> {
+        {
+            let mut calls = self.calls.lock().unwrap();
+            let (total, now, most) = calls.entry(feed.to_string()).or_default();
+            *total += 1;
+            *now += 1;
+            *most = (*most).max(*now);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        self.calls.lock().unwrap().get_mut(feed).unwrap().1 -= 1;
+        if feed == "sick" {
+            return Err(flarefeed::solver::SolverError::Blocked {
+                message: "Cloudflare has blocked this request".into(),
+            });
+        }
+        let text = crate::helpers::fixtures::recorded_response("pypi-3.3.21/rss_nosession.json");
+        Ok(serde_json::from_value(json!({"url": url, "status": 200, "response": text})).unwrap())
+    }
+}
+
+/// `flarefeed run`'s engine: 50 feeds every 2 s, 4 at once, for 7 s. Each feed is refreshed
+/// about once per interval, never two at once, and the failing one backs off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_local_fleet_refreshes_each_feed_on_its_interval_one_at_a_time() {
+    use flarefeed::refresh::{Deployment, Refresher};
+    use flarefeed::run::{Progress, run};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut feeds: Vec<FeedConfig> = (0..49)
+        .map(|i| FeedConfig {
+            interval: Duration::from_secs(2),
+            ..FeedConfig::new(&format!("feed-{i}"), &format!("https://site.test/{i}"))
+        })
+        .collect();
+    feeds.push(FeedConfig {
+        interval: Duration::from_secs(2),
+        ..FeedConfig::new("sick", "https://site.test/sick")
+    });
+    let test = TestApp::builder().feeds(feeds).start().await;
+    let mut config = (*test.config).clone();
+    config.fleet.tick = Duration::from_secs(1);
+    let config = Arc::new(config);
+    let solver = Arc::new(Counting::default());
+    let deployment = Deployment {
+        refresher: Refresher::new(solver.clone(), test.store.clone(), config.clone()),
+        config,
+        store: test.store.clone(),
+        queue: None,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let progress = Arc::new(Progress::default());
+    let running = tokio::spawn(run(deployment, 4, stopped, progress.clone()));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the run stops once the refreshes in flight finish")
+        .unwrap();
+
+    let calls = solver.calls.lock().unwrap();
+    for i in 0..49 {
+        let (total, running, most) = calls[&format!("feed-{i}")];
+        // 7 s at one slot every 2 s: 3 or 4 slots, and the first tick takes the slot before it.
+        assert!((3..=5).contains(&total), "feed-{i} was refreshed {total} times in 7 s");
+        assert_eq!(
+            (running, most),
+            (0, 1),
+            "feed-{i} ran twice at once, or was left running"
+        );
+    }
+    // The failing feed: once, then 2 x 2^1 = 4 s of backoff, then at most once more.
+    let (sick, _, _) = calls["sick"];
+    assert!((1..=2).contains(&sick), "the failing feed was fetched {sick} times");
+    assert!(progress.failed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(progress.in_flight.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
