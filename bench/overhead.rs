@@ -35,6 +35,7 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     match std::env::args().nth(1).as_deref() {
         Some("cold-start") => cold_start(&dir).await,
+        Some("fleet") => fleet_capacity().await,
         _ => refresh_overhead(&dir).await,
     }
 }
@@ -313,5 +314,123 @@ async fn cold_start(dir: &Path) {
         );
         baseline.get_or_insert(median);
         println!("| {name} | {:.1} ms | {:.1} ms | {ratio} |", ms(median), ms(p90));
+    }
+}
+
+/// A solver that takes `delay` for every request and always answers with a small feed.
+struct Slow {
+    delay: Duration,
+    page: String,
+}
+
+#[async_trait::async_trait]
+impl flarefeed::solver::Solver for Slow {
+    async fn solve(
+        &self,
+        _feed: &str,
+        url: &str,
+        _deadline: Option<tokio::time::Instant>,
+    ) -> Result<flarefeed::solver::Solution, flarefeed::solver::SolverError> {
+        tokio::time::sleep(self.delay).await;
+        let solution = serde_json::json!({"url": url, "status": 200, "response": self.page});
+        Ok(serde_json::from_value(solution).unwrap())
+    }
+}
+
+/// The fleet's capacity: how long planning a tick takes, how evenly 1,000 feeds at 15 minutes
+/// load the minutes, and how many solver slots keep up with a solver at 3 s a request. The last
+/// is run at 1/60 of real time (15 s intervals, 50 ms a request: the same ratio) with `flarefeed
+/// run`'s engine on a folder store, for two intervals.
+async fn fleet_capacity() {
+    use flarefeed::config::{Config, FeedConfig, FleetConfig};
+    use flarefeed::fleet;
+    use flarefeed::refresh::{Deployment, Refresher};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    let feeds = |interval: Duration| -> Vec<FeedConfig> {
+        (0..1000)
+            .map(|i| FeedConfig {
+                interval,
+                ..FeedConfig::new(&format!("feed-{i}"), &format!("https://site-{i}.test/feed"))
+            })
+            .collect()
+    };
+    let config = Config {
+        solver: Default::default(),
+        store: Default::default(),
+        feeds: feeds(Duration::from_secs(900)),
+        fleet: FleetConfig::default(),
+    };
+    let start = 1_800_000_000;
+    let mut plans = Vec::new();
+    let mut per_minute = Vec::new();
+    for minute in 1..=15 {
+        let at = start + minute * 60;
+        let began = Instant::now();
+        let due = fleet::plan(&config, at);
+        plans.push(began.elapsed());
+        per_minute.push(due.len());
+    }
+    let mean = 1000.0 / 15.0;
+    println!("| 1,000 feeds at 15m | value |");
+    println!("|---|---:|");
+    println!(
+        "| planning one tick (median of 15) | {:.0} µs |",
+        median(plans).as_secs_f64() * 1e6
+    );
+    println!(
+        "| feeds a minute: least, mean, most | {}, {mean:.1}, {} ({:.2}x the mean) |",
+        per_minute.iter().min().unwrap(),
+        per_minute.iter().max().unwrap(),
+        *per_minute.iter().max().unwrap() as f64 / mean
+    );
+    println!();
+
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds/rich.xml")).unwrap();
+    println!("| solver slots (`--jobs`) | refreshes due | done | waiting at the end | keeps up |");
+    println!("|---:|---:|---:|---:|---|");
+    for jobs in [2, 3, 4, 6] {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn flarefeed::store::Store> = Arc::new(flarefeed::store::LocalStore::new(dir.path(), ""));
+        let config = Arc::new(Config {
+            solver: Default::default(),
+            store: flarefeed::config::StoreConfig {
+                location: flarefeed::config::StoreLocation::Dir(dir.path().into()),
+                ..Default::default()
+            },
+            feeds: feeds(Duration::from_secs(15)),
+            fleet: FleetConfig {
+                tick: Duration::from_secs(1),
+                ..FleetConfig::default()
+            },
+        });
+        let solver = Arc::new(Slow {
+            delay: Duration::from_millis(50),
+            page: page.clone(),
+        });
+        let deployment = Deployment {
+            refresher: Refresher::new(solver, store.clone(), config.clone()),
+            config,
+            store,
+            queue: None,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let progress = Arc::new(flarefeed::run::Progress::default());
+        let running = tokio::spawn(flarefeed::run::run(deployment, jobs, stopped, progress.clone()));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (due, done) = (
+            progress.due.load(Ordering::Relaxed),
+            progress.done.load(Ordering::Relaxed),
+        );
+        let waiting = due - done - progress.in_flight.load(Ordering::Relaxed);
+        stop.send(true).unwrap();
+        running.await.unwrap();
+        let keeps_up = waiting <= jobs * 2;
+        println!(
+            "| {jobs} | {due} | {done} | {waiting} | {} |",
+            if keeps_up { "yes" } else { "no" }
+        );
     }
 }

@@ -151,7 +151,7 @@ async fn refresh(
     let env = crate::config::process_env;
     let config = match url {
         Some(url) => Config::for_url(&url, name.as_deref(), config.as_deref(), &env)?,
-        None => Config::load(config.as_deref(), &env)?,
+        None => load_config(config.as_deref()).await?,
     };
     let selected = match feeds.is_empty() {
         true => config.feeds.clone(),
@@ -175,10 +175,23 @@ async fn refresh(
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// The configuration as the CLI finds it: `--config FILE`, `FLAREFEED_CONFIG`,
+/// `FLAREFEED_CONFIG_FILE`, then `FLAREFEED_CONFIG_URL` (an S3 object or a path, read once).
+async fn load_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    use crate::config::remote::{ConfigUrl, Watched};
+    match Config::load(file, &crate::config::process_env) {
+        Err(ConfigError::Missing) if let Some(url) = crate::config::process_env("FLAREFEED_CONFIG_URL") => {
+            let (_, config) = Watched::open(ConfigUrl::parse(&url)?).await?;
+            Ok((*config).clone())
+        }
+        loaded => Ok(loaded?),
+    }
+}
+
 /// `flarefeed run`: until Ctrl-C (or SIGTERM), then the refreshes in flight finish and it exits 0.
 async fn run_fleet(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
-    let config = Config::load(config.as_deref(), &crate::config::process_env)?;
+    let config = load_config(config.as_deref()).await?;
     let jobs = jobs.unwrap_or(config.solver.urls.len()).max(1);
     let feeds = config.feeds.len();
     let deployment = Deployment::connect(config).await;
@@ -236,13 +249,13 @@ fn show_progress(line: &str) {
 
 async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let env = crate::config::process_env;
-    let records = match Config::load(config.as_deref(), &env) {
+    let records = match load_config(config.as_deref()).await {
         Ok(config) => {
             let deployment = Deployment::connect(config).await;
             status::all(deployment.store.as_ref(), &deployment.config).await?
         }
         // As `refresh --url` does: the default folder, whatever feeds it has records for.
-        Err(ConfigError::Missing) => {
+        Err(e) if matches!(e.downcast_ref::<ConfigError>(), Some(ConfigError::Missing)) => {
             let defaults = Config::parse("", "defaults", &env)?;
             let store = crate::store::from_config(&defaults.store).await;
             let records = status::found(store.as_ref()).await?;
@@ -255,7 +268,7 @@ async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode>
             }
             records
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&records)?);

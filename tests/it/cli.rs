@@ -149,7 +149,7 @@ async fn refresh_url_needs_no_configuration() {
 #[tokio::test]
 async fn refresh_and_status_with_a_config_file_and_s3() {
     use crate::helpers::fake_solver::{FakeSolver, error_reply};
-    use crate::helpers::s3_server::S3Server;
+    use crate::helpers::s3_server::{S3Endpoint, S3Server};
     use crate::helpers::{FEED_URL, rss_page};
     let fake = FakeSolver::start().await;
     let s3 = S3Server::start().await;

@@ -347,3 +347,98 @@ async fn each_refresh_prints_one_valid_emf_line() {
         assert!(document["StaleSeconds"].as_u64().unwrap() < 60);
     }
 }
+
+/// The fleet as deployed, with the real binary: configuration from S3 (FLAREFEED_CONFIG_URL),
+/// a tick that queues the due feeds in an SQS FIFO queue, and the queue's records published to
+/// S3, all on moto's server through the AWS SDK's default chain (AWS_ENDPOINT_URL).
+#[tokio::test]
+async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
+    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
+    let fake = FakeSolver::start().await;
+    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let moto = MotoServer::start().await;
+    let queue = moto.fifo_queue("fleet.fifo").await;
+    let config = |names: &[&str]| {
+        let mut text = format!(
+            "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\npath_style = true\n",
+            fake.url, moto.endpoint
+        );
+        for name in names {
+            text.push_str(&format!(
+                "[[feeds]]\nname = \"{name}\"\nurl = \"{DEMO_URL}\"\ninterval = \"1m\"\n"
+            ));
+        }
+        text
+    };
+    let upload = async |text: String| {
+        moto.client()
+            .put_object()
+            .bucket(BUCKET)
+            .key("flarefeed.toml")
+            .body(text.into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    };
+    upload(config(&["a", "b", "c"])).await;
+
+    let api = RuntimeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut function = spawn_function(&api, &fake, dir.path(), "flarefeed=info");
+    function
+        .env_remove("FLAREFEED_CONFIG")
+        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        .env("FLAREFEED_QUEUE_URL", &queue)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .envs(moto.env());
+    let mut function = function.spawn().unwrap();
+
+    let tick = async |id: &str| api.invoke(id, serde_json::json!({"tick": true})).await;
+    match tick("tick-1").await {
+        Answer::Response(reply) => assert_eq!(reply["enqueued"], 3, "{reply}"),
+        other => panic!("{other:?}"),
+    }
+    let sqs = moto.sqs();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.messages().len(), 3);
+    for (i, message) in received.messages().iter().enumerate() {
+        let event = serde_json::json!({"Records": [{
+            "messageId": message.message_id(),
+            "body": message.body(),
+            "eventSource": "aws:sqs",
+        }]});
+        match api.invoke(&format!("worker-{i}"), event).await {
+            Answer::Response(reply) => assert_eq!(reply, serde_json::json!({"batchItemFailures": []})),
+            other => panic!("{other:?}"),
+        }
+    }
+    for name in ["a", "b", "c"] {
+        let object = moto
+            .client()
+            .head_object()
+            .bucket(BUCKET)
+            .key(format!("{name}.xml"))
+            .send()
+            .await;
+        assert!(object.is_ok(), "{name}.xml was not published to S3");
+    }
+
+    // An invalid upload changes nothing; a valid one is taken at the next invocation.
+    upload("[[feeds]]\nname = \"Not Valid\"\n".into()).await;
+    match tick("tick-2").await {
+        Answer::Response(reply) => assert_eq!(reply["enqueued"], 3, "{reply}"),
+        other => panic!("{other:?}"),
+    }
+    upload(config(&["a", "b", "c", "d"])).await;
+    match tick("tick-3").await {
+        Answer::Response(reply) => assert_eq!(reply["enqueued"], 4, "{reply}"),
+        other => panic!("{other:?}"),
+    }
+    function.kill().await.unwrap();
+}

@@ -150,16 +150,6 @@ impl S3Server {
         let path = format!("/{BUCKET}/{key}");
         self.log().iter().filter(|(m, p)| m == "PUT" && *p == path).count()
     }
-
-    /// The environment the real binary needs to reach this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ]
-    }
 }
 
 /// The tests' S3 credentials and short timeouts, for either server.
@@ -265,6 +255,17 @@ pub trait S3Endpoint {
     /// A plain S3 client for assertions.
     fn client(&self) -> aws_sdk_s3::Client {
         client(self.endpoint())
+    }
+
+    /// The environment the real binary needs to reach this server with the SDK's default
+    /// chain (its endpoint comes from the configuration, or from AWS_ENDPOINT_URL).
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
     }
 }
 
