@@ -350,8 +350,8 @@ impl Attempt {
     }
 
     /// The outcome, once the record's write is known.
-    fn outcome(self, status_written: Result<(), StoreError>) -> (Outcome, Option<Attempt>) {
-        let outcome = match (&self.result, status_written) {
+    fn outcome(&self, status_written: Result<(), StoreError>) -> Outcome {
+        match (&self.result, status_written) {
             (Err((stage, error)), _) => Outcome::failed(*stage, error.clone()),
             (Ok(published), Err(source)) => Outcome::failed(
                 Stage::Status,
@@ -362,8 +362,7 @@ impl Attempt {
             ),
             (Ok(published), Ok(())) if published.outcome == Recorded::Updated => Outcome::Updated,
             (Ok(_), Ok(())) => Outcome::Unchanged,
-        };
-        (outcome, Some(self))
+        }
     }
 }
 
@@ -428,8 +427,7 @@ impl Refresher {
                     .await
                     .map(drop)
                     .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
-                let (outcome, attempt) = attempt.outcome(written);
-                (outcome, attempt, Some(record))
+                (attempt.outcome(written), Some(attempt), Some(record))
             }
         };
         let location = self.store.locate(&feed.key);
