@@ -181,6 +181,13 @@ impl App {
     }
 }
 
+/// What a tick did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    pub enqueued: usize,
+    pub feeds: Vec<String>,
+}
+
 impl Shared {
     async fn scheduled(&self, invocation: &Invocation, deadline: Option<Instant>) -> Result<Report, HandlerError> {
         let config = &self.deployment.config;
@@ -208,16 +215,7 @@ impl Shared {
             _ => Ok(report),
         }
     }
-}
 
-/// What a tick did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Planned {
-    pub enqueued: usize,
-    pub feeds: Vec<String>,
-}
-
-impl Shared {
     /// The fleet's planner: the feeds with a slot in the tick's window go to the queue. It
     /// reads nothing from the store; the slots are fixed ([`crate::fleet`]).
     pub async fn tick(&self, tick: &TickInput) -> Result<Planned, HandlerError> {
@@ -237,9 +235,10 @@ impl Shared {
     ///
     /// Lambda deletes the messages of a batch when the function succeeds, except those listed
     /// in `batchItemFailures`, which return to the queue after the visibility timeout
-    /// (`ReportBatchItemFailures`, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting;
-    /// an empty `itemIdentifier` would fail the whole batch, and SQS always sets `messageId`). Listed are
-    /// only the records not attempted (a bad body, an unknown feed, another refresh of the feed
+    /// (`ReportBatchItemFailures`,
+    /// https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting;
+    /// an empty `itemIdentifier` would fail the whole batch, and SQS always sets `messageId`).
+    /// Listed are only the records not attempted (a bad body, an unknown feed, another refresh of the feed
     /// in flight, no time left) and those whose outcome could not be recorded. A refresh that
     /// failed and was recorded is consumed: the feed's next slot is its retry. A bad message
     /// goes round until the queue's `maxReceiveCount` sends it to the dead-letter queue.
