@@ -468,7 +468,12 @@ async fn run_refreshes_the_feeds_due_and_stops_cleanly_on_ctrl_c() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    // The shell's own kill: no procps package needed.
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("run stops after Ctrl-C")
