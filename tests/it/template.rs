@@ -35,7 +35,7 @@ fn the_template_config_is_valid_with_its_defaults() {
         ("CacheControl", "public, max-age=300"),
         ("FeedName", "feed"),
         ("FeedUrl", "https://www.nodeseek.com/rss.xml"),
-        ("FeedInterval", "15m"),
+        ("Interval", "15m"),
     ]);
     let config = Config::parse(&toml, "template.yaml", &|_| None).unwrap();
     assert_eq!(config.feeds[0].name, "feed");
@@ -53,7 +53,7 @@ fn the_template_config_is_valid_with_its_defaults() {
         ("CacheControl", "public, max-age=60"),
         ("FeedName", "news"),
         ("FeedUrl", "https://news.example.test/rss"),
-        ("FeedInterval", "1h"),
+        ("Interval", "1h"),
     ]);
     assert_eq!(
         Config::parse(&with_prefix, "template.yaml", &|_| None)
@@ -229,8 +229,19 @@ fn interpolated_parameters_cannot_break_the_toml() {
     check("FeedName", &["feed", "news-1"], &breakers);
     check(
         "FeedInterval",
-        &["15m", "90s", "2h", "1d"],
+        &["", "15m", "90s", "2h", "1d"],
         &[&breakers[..], &["15", "1.5h", "15 m"]].concat(),
+    );
+    // What a deployment from before the fleet passed: only rate() in units the template can
+    // turn into an interval.
+    check(
+        "ScheduleExpression",
+        &["rate(15 minutes)", "rate(1 minute)", "rate(2 hours)", "rate(1 day)"],
+        &[
+            &breakers[..],
+            &["cron(0 * * * ? *)", "rate(15 weeks)", "rate(-1 minutes)"],
+        ]
+        .concat(),
     );
 }
 
@@ -300,4 +311,32 @@ fn the_fleet_is_a_tick_a_fifo_queue_and_an_alarm() {
     }
     assert!(block(&template, "StaleAfterMinutes").contains("Default: 360"));
     assert!(block(&template, "AlertEmailSubscription").contains("Condition: HasAlertEmail"));
+}
+
+/// ScheduleExpression, the parameter of a single feed before the fleet, still sets its interval:
+/// the template's Split/Select chain, replayed, turns each accepted rate() into an interval
+/// flarefeed parses to the same duration.
+#[test]
+fn a_schedule_expression_from_before_the_fleet_becomes_the_interval() {
+    let template = template_text();
+    let function = block(&template, "FlarefeedFunction");
+    assert!(function.contains("!If [RateInHours, h, !If [RateInDays, d, m]]"));
+    assert!(template.contains("HasFeedInterval: !Not [!Equals [!Ref FeedInterval, \"\"]]"));
+    for (expression, seconds) in [
+        ("rate(15 minutes)", 900),
+        ("rate(1 minute)", 60),
+        ("rate(2 hours)", 7200),
+        ("rate(1 day)", 86_400),
+    ] {
+        // !Select [1, !Split ["(", …]], then !Select [0, !Split [")", …]], then split on " ".
+        let inner = expression.split('(').nth(1).unwrap().split(')').next().unwrap();
+        let (number, unit) = inner.split_once(' ').unwrap();
+        let suffix = match unit {
+            "hour" | "hours" => "h",
+            "day" | "days" => "d",
+            _ => "m",
+        };
+        let interval = flarefeed::config::parse_duration(&format!("{number}{suffix}"));
+        assert_eq!(interval, Some(std::time::Duration::from_secs(seconds)), "{expression}");
+    }
 }
