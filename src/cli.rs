@@ -223,28 +223,17 @@ async fn run_fleet(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow::Resu
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                show_progress(&progress.line());
+                draw_live_line(&progress.line());
             }
         })
     });
     crate::run::run(deployment, jobs, stopped, progress.clone()).await;
     if let Some(live) = live {
         live.abort();
-        if SPINNER_SHOWN.swap(false, Ordering::Relaxed) {
-            eprint!("\r\x1b[2K");
-        }
+        clear_live_line();
     }
     println!("{}", progress.line());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The progress line on the terminal, redrawn in place (a log line clears it first).
-fn show_progress(line: &str) {
-    use std::io::Write;
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "\r\x1b[2K{line}");
-    let _ = stderr.flush();
-    SPINNER_SHOWN.store(true, Ordering::Relaxed);
 }
 
 async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
@@ -406,7 +395,7 @@ const CLEAR_LINE: &[u8] = b"\r\x1b[2K";
 /// refresh spends 5 to 60 s waiting for the solver. Nothing is drawn through pipes or on a dumb
 /// terminal.
 async fn spinning<T>(feed: &str, work: impl Future<Output = T>) -> T {
-    use std::io::{IsTerminal, Write};
+    use std::io::IsTerminal;
     let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");
     if !std::io::stderr().is_terminal() || dumb {
         return work.await;
@@ -421,20 +410,34 @@ async fn spinning<T>(feed: &str, work: impl Future<Output = T>) -> T {
             result = &mut work => break result,
             _ = ticks.tick() => {
                 let seconds = started.elapsed().as_secs_f64();
-                let mut stderr = std::io::stderr().lock();
-                let _ = write!(stderr, "\r{} {feed}  {seconds:.1} s", FRAMES[frame % FRAMES.len()]);
-                let _ = stderr.flush();
-                SPINNER_SHOWN.store(true, Ordering::Relaxed);
+                draw_live_line(&format!("{} {feed}  {seconds:.1} s", FRAMES[frame % FRAMES.len()]));
                 frame += 1;
             }
         }
     };
+    clear_live_line();
+    result
+}
+
+/// Draws `text` as the terminal's live line (the spinner, `run`'s progress), in place of the
+/// last one; a log line clears it first ([`LogWriter`]).
+fn draw_live_line(text: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(CLEAR_LINE);
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.flush();
+    SPINNER_SHOWN.store(true, Ordering::Relaxed);
+}
+
+/// Erases the live line, if one is shown.
+fn clear_live_line() {
+    use std::io::Write;
     if SPINNER_SHOWN.swap(false, Ordering::Relaxed) {
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(CLEAR_LINE);
         let _ = stderr.flush();
     }
-    result
 }
 
 fn fail(error: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
