@@ -46,16 +46,21 @@ pub fn due_slot(feed: &FeedConfig, at: i64, tick: Duration) -> Option<i64> {
     (latest > at - tick.as_secs() as i64).then_some(latest)
 }
 
-/// Every feed due in the tick at `at` (Unix seconds), in configuration order.
-pub fn plan(config: &Config, at: i64) -> Vec<Due> {
+/// The feeds with a slot in (`at` − `window`, `at`], with that slot, in configuration order:
+/// what the tick plans, and what `flarefeed run` queues since it last looked.
+pub fn due_in(config: &Config, at: i64, window: Duration) -> impl Iterator<Item = (&FeedConfig, i64)> {
     config
         .feeds
         .iter()
-        .filter_map(|feed| {
-            due_slot(feed, at, config.fleet.tick).map(|slot| Due {
-                feed: feed.name.clone(),
-                slot,
-            })
+        .filter_map(move |feed| due_slot(feed, at, window).map(|slot| (feed, slot)))
+}
+
+/// Every feed due in the tick at `at` (Unix seconds), in configuration order.
+pub fn plan(config: &Config, at: i64) -> Vec<Due> {
+    due_in(config, at, config.fleet.tick)
+        .map(|(feed, slot)| Due {
+            feed: feed.name.clone(),
+            slot,
         })
         .collect()
 }

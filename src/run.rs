@@ -91,10 +91,8 @@ pub async fn run(deployment: Deployment, jobs: usize, mut stop: watch::Receiver<
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let window = Duration::from_secs(now.saturating_sub(last).max(0) as u64);
         if !window.is_zero() {
-            for feed in &deployment.config.feeds {
-                if fleet::due_slot(feed, now, window).is_some()
-                    && pending.lock().expect("not poisoned").insert(feed.name.clone())
-                {
+            for (feed, _) in fleet::due_in(&deployment.config, now, window) {
+                if pending.lock().expect("not poisoned").insert(feed.name.clone()) {
                     progress.due.fetch_add(1, Ordering::Relaxed);
                     let _ = queue.send(feed.clone());
                 }
