@@ -317,34 +317,15 @@ async fn cold_start(dir: &Path) {
     }
 }
 
-/// A solver that takes `delay` for every request and always answers with a small feed.
-struct Slow {
-    delay: Duration,
-    page: String,
-}
-
-#[async_trait::async_trait]
-impl flarefeed::solver::Solver for Slow {
-    async fn solve(
-        &self,
-        _feed: &str,
-        url: &str,
-        _deadline: Option<tokio::time::Instant>,
-    ) -> Result<flarefeed::solver::Solution, flarefeed::solver::SolverError> {
-        tokio::time::sleep(self.delay).await;
-        let solution = serde_json::json!({"url": url, "status": 200, "response": self.page});
-        Ok(serde_json::from_value(solution).unwrap())
-    }
-}
-
 /// The fleet's capacity: how long planning a tick takes, how evenly 1,000 feeds at 15 minutes
 /// load the minutes, and how many solver slots keep up with a solver at 3 s a request. The last
 /// is run at 1/60 of real time (15 s intervals, 50 ms a request: the same ratio) with `flarefeed
 /// run`'s engine on a folder store, for two intervals.
 async fn fleet_capacity() {
     use flarefeed::config::{Config, FeedConfig, FleetConfig};
+    use flarefeed::deployment::{Adapters, Deployment};
     use flarefeed::fleet;
-    use flarefeed::refresh::{Deployment, Refresher};
+    use flarefeed::solver::ScriptedSolver;
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
@@ -406,26 +387,37 @@ async fn fleet_capacity() {
                 ..FleetConfig::default()
             },
         });
-        let solver = Arc::new(Slow {
-            delay: Duration::from_millis(50),
-            page: page.clone(),
-        });
-        let deployment = Deployment {
-            refresher: Refresher::new(solver, store.clone(), config.clone()),
-            config,
+        // A solver at 50 ms a request, answering every feed with the same page.
+        let solver = Arc::new(ScriptedSolver::default());
+        solver.delay(Duration::from_millis(50));
+        for feed in &config.feeds {
+            solver.always(&feed.url, &page);
+        }
+        let adapters = Adapters {
+            solver,
             store,
             queue: None,
         };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let progress = Arc::new(flarefeed::run::Progress::default());
-        let running = tokio::spawn(flarefeed::run::run(deployment, jobs, stopped, progress.clone()));
+        let deployment = Deployment::assemble(config, adapters, None);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let progress = Arc::new(flarefeed::fleet::local::Progress::default());
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let running = tokio::spawn(flarefeed::fleet::local::serve(
+            deployment.config,
+            deployment.refresher,
+            jobs,
+            shutdown,
+            progress.clone(),
+        ));
         tokio::time::sleep(Duration::from_secs(30)).await;
         let (due, done) = (
             progress.due.load(Ordering::Relaxed),
             progress.done.load(Ordering::Relaxed),
         );
         let waiting = due - done - progress.in_flight.load(Ordering::Relaxed);
-        stop.send(true).unwrap();
+        stop.send(()).unwrap();
         running.await.unwrap();
         let keeps_up = waiting <= jobs * 2;
         println!(

@@ -1,16 +1,38 @@
 //! flarefeed: fetch feeds that sit behind Cloudflare's bot check through FlareSolverr, check
 //! that what came back really is the feed, pretty-print it and publish it where readers can
 //! fetch it statically.
+//!
+//! # Layout
+//!
+//! From the entry points down; each module imports only from modules below it.
+//!
+//! - Entry points: [`cli`] (the `flarefeed` commands) and [`handler`] (the Lambda function:
+//!   schedules, the fleet's tick and worker, the function URL).
+//! - [`deployment`]: the composition root. It finds the configuration and builds the adapters
+//!   and the [`refresh::Refresher`] over them, once.
+//! - [`fleet`]: many feeds on one schedule: the planner, the queue (SQS), and `flarefeed run`'s
+//!   engine in one process.
+//! - [`metrics`]: CloudWatch EMF lines, an observer the Lambda wires into the refresher.
+//! - [`refresh`]: one refresh of one feed: claim, fetch, check, format, publish, record.
+//! - [`status`]: the per-feed status record, its claim, and the gate before a refresh.
+//! - [`outcome`]: what a refresh did, worded once.
+//! - Ports and their adapters: [`solver`] (FlareSolverr, a pool of them) and [`store`] (S3, a
+//!   folder). With the `test-util` feature each port has a public fake: `ScriptedSolver`,
+//!   `MemoryStore` and `MemoryQueue`, as tokio's `test-util` does for time.
+//! - [`config`]: the TOML configuration, validated, and its S3 watch.
+//! - [`feed`]: extracting the feed from a solver's page, the guard, and the formatter.
+//! - [`redact`]: urls without their secrets, for every message.
 
 pub mod cli;
 pub mod config;
+pub mod deployment;
 pub mod feed;
 pub mod fleet;
 pub mod handler;
 pub mod metrics;
-pub mod queue;
+pub mod outcome;
+pub mod redact;
 pub mod refresh;
-pub mod run;
 pub mod solver;
 pub mod status;
 pub mod store;

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
         return match runtime
             .map_err(Into::into)
-            .and_then(|rt| rt.block_on(flarefeed::handler::run()))
+            .and_then(|rt| rt.block_on(flarefeed::handler::run_lambda()))
         {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     }
     let cli = flarefeed::cli::Cli::parse();
     flarefeed::cli::init_logging(&cli);
-    match flarefeed::cli::run(cli) {
+    match flarefeed::cli::execute(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("flarefeed: {e:#}");

@@ -4,13 +4,23 @@
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::refresh::{Outcome, Report};
+use crate::outcome::{Outcome, Report};
+use crate::refresh::Observer;
 use crate::status::StatusRecord;
 
 /// The metrics' namespace.
 pub const NAMESPACE: &str = "flarefeed";
+
+/// Prints one EMF line to stdout per refresh that made an attempt: wired in by the Lambda,
+/// where stdout is CloudWatch Logs; never by the CLI, whose stdout is its output.
+pub struct Emf;
+
+impl Observer for Emf {
+    fn finished(&self, report: &Report, record: &StatusRecord) {
+        println!("{}", emf(report, record, OffsetDateTime::now_utc()));
+    }
+}
 
 /// The EMF document for one refresh: `record` is the feed's status record after it.
 /// `StaleSeconds` is the time since the last success, and is left out for a feed that has
@@ -28,11 +38,7 @@ pub fn emf(report: &Report, record: &StatusRecord, now: OffsetDateTime) -> Value
         ),
         ("Failed", "Count", Some(u64::from(report.outcome.is_failure()))),
     ];
-    let stale = record
-        .last_success
-        .as_deref()
-        .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
-        .map(|at| (now - at).whole_seconds().max(0) as u64);
+    let stale = record.last_success.map(|at| (now - at).whole_seconds().max(0) as u64);
     values.push(("StaleSeconds", "Seconds", stale));
 
     let mut document = Map::new();
@@ -68,7 +74,7 @@ mod tests {
     fn the_document_follows_the_emf_specification() {
         let feed = FeedConfig::new("news", "https://site.test/feed");
         let mut record = StatusRecord::never(&feed);
-        record.last_success = Some("2026-11-22T10:00:00Z".into());
+        record.last_success = Some(time::macros::datetime!(2026-11-22 10:00 UTC));
         record.items = Some(25);
         record.bytes = Some(48_213);
         let report = Report {
@@ -83,7 +89,7 @@ mod tests {
             final_url: None,
             solver: None,
         };
-        let now = OffsetDateTime::parse("2026-11-22T10:05:00Z", &Rfc3339).unwrap();
+        let now = time::macros::datetime!(2026-11-22 10:05 UTC);
         let doc = emf(&report, &record, now);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(doc["_aws"]["Timestamp"], now.unix_timestamp() * 1000);

@@ -16,21 +16,20 @@
 //! The flow is straight: [`Refresher::attempt`] returns one [`Attempt`], and the status record
 //! and the [`Report`] are both built from it, in [`Attempt`]'s own methods.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use thiserror::Error;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FeedConfig, redact_url};
+use crate::config::{Config, FeedConfig};
 use crate::feed::{self, FeedError, GuardOptions};
-use crate::solver::{Body, FlareSolverr, MIN_REQUEST_TIME, STARTUP_MARGIN, Solver, SolverError};
-use crate::status::{self, InFlight, Recorded, StatusRecord, Trigger, serde_name};
+use crate::outcome::Recorded;
+pub use crate::outcome::{Outcome, RefreshError, Report, Stage};
+use crate::redact::redact_url;
+use crate::solver::{Body, MIN_REQUEST_TIME, STARTUP_MARGIN, Solver, SolverError};
+use crate::status::{self, Backoff, Gate, InFlight, StatusRecord, Trigger};
 use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version};
 
 /// The status record may still be written this long after the refresh's deadline; the Lambda
@@ -54,7 +53,7 @@ pub struct RefreshOptions {
     pub respect_min_interval: bool,
     /// Write the feed even when it is the one already published.
     pub publish_unchanged: bool,
-    /// Leave a failing feed alone until its backoff has passed ([`crate::fleet::backing_off`]).
+    /// Leave a failing feed alone until its backoff has passed ([`StatusRecord::backing_off`]).
     pub respect_backoff: bool,
 }
 
@@ -102,159 +101,34 @@ impl RefreshOptions {
             respect_backoff: false,
         }
     }
-}
 
-/// Where a failed refresh stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Status,
-    Solver,
-    Extract,
-    Guard,
-    Store,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&serde_name(self))
-    }
-}
-
-/// Why a refresh failed, with its cause kept until the edge.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum RefreshError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Solver(#[from] SolverError),
-    #[error(transparent)]
-    Feed(#[from] FeedError),
-    #[error("the feed was handled ({handled}), but its status record could not be written: {source}")]
-    StatusNotWritten { handled: Recorded, source: StoreError },
-}
-
-/// The result of one refresh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "lowercase")]
-pub enum Outcome {
-    /// A new version was published.
-    Updated,
-    /// The feed is the one already published (dates aside); nothing was written.
-    Unchanged,
-    /// The last attempt was within `min_interval_s`, and the options respect it.
-    Skipped { retry_after_s: u64 },
-    /// The feed failed `failures` times in a row and is left alone a while longer; nothing was
-    /// fetched or written.
-    Backoff { retry_after_s: u64, failures: u32 },
-    /// Another refresh of this feed is in flight; nothing was fetched or written.
-    Busy {
-        /// When the claim of the refresh in flight expires: it is done by then at the latest.
-        retry_after_s: u64,
-        /// When the refresh in flight started.
-        started: String,
-    },
-    /// Nothing was published; the last good copy stays.
-    Failed {
-        stage: Stage,
-        #[serde(rename = "reason", serialize_with = "as_display")]
-        error: RefreshError,
-    },
-}
-
-fn as_display<S: serde::Serializer>(value: &impl fmt::Display, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
-
-impl Outcome {
-    /// `updated`, `unchanged`, `skipped`, `busy` or `failed`: the tag serde writes.
-    pub fn name(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(mut fields)) => match fields.remove("outcome") {
-                Some(serde_json::Value::String(name)) => name,
-                other => unreachable!("an outcome is tagged with a string, not {other:?}"),
-            },
-            other => unreachable!("an outcome serializes as an object, not {other:?}"),
-        }
-    }
-
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed { .. })
-    }
-
-    fn failed(stage: Stage, error: impl Into<RefreshError>) -> Self {
-        Outcome::Failed {
-            stage,
-            error: error.into(),
+    /// What, besides a live claim, these options let hold `feed` back.
+    fn gate(&self, feed: &FeedConfig, config: &Config) -> Gate {
+        Gate {
+            min_interval: self.respect_min_interval.then_some(feed.min_interval),
+            backoff: self.respect_backoff.then_some(Backoff {
+                interval: feed.interval,
+                max: config.fleet.max_backoff,
+            }),
         }
     }
 }
 
-/// What one refresh did, for the CLI line, the HTTP reply and the logs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    pub feed: String,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// Where the feed is published (`s3://bucket/prefix/key`, or a path), whatever the outcome.
-    pub location: String,
-    /// Kind and items of the fetched feed, when it passed the guard.
-    pub kind: Option<String>,
-    pub items: Option<usize>,
-    pub bytes: Option<usize>,
-    pub solver_ms: Option<u64>,
-    pub total_ms: u64,
-    /// Where Chrome ended up, when a redirect took it away from the feed's url.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub final_url: Option<String>,
-    /// The solver that answered (its url without secrets).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub solver: Option<String>,
-}
-
-/// Runs refreshes against one solver and one store; build it once and share it.
+/// Runs refreshes against one solver and one store; built once, by [`crate::deployment`], and
+/// shared.
 #[derive(Clone)]
 pub struct Refresher {
     solver: Arc<dyn Solver>,
     store: Arc<dyn Store>,
     config: Arc<Config>,
-    /// Print an EMF line for each refresh that made an attempt (the Lambda, where stdout is
-    /// CloudWatch Logs; never the CLI, whose stdout is its output).
-    metrics: bool,
+    /// Told of every refresh that made an attempt (the Lambda's metrics).
+    observer: Option<Arc<dyn Observer>>,
 }
 
-/// What an entry point runs on, built once: the configuration, the store and the refresher, so
-/// that it holds what it needs rather than reaching through the refresher.
-#[derive(Clone)]
-pub struct Deployment {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub refresher: Refresher,
-    /// The fleet's queue, when `[fleet] queue_url` names one.
-    pub queue: Option<Arc<dyn crate::queue::Queue>>,
-}
-
-impl Deployment {
-    /// The real adapters for `config`: FlareSolverr over HTTP, and S3 or a folder. Expensive
-    /// clients are built here, once.
-    pub async fn connect(config: Config) -> Self {
-        let config = Arc::new(config);
-        let store = crate::store::from_config(&config.store).await;
-        let solver: Arc<dyn Solver> = match config.solver.urls.len() {
-            0 | 1 => Arc::new(FlareSolverr::new(config.solver.clone())),
-            _ => Arc::new(crate::solver::SolverPool::new(&config.solver)),
-        };
-        let queue = match &config.fleet.queue_url {
-            Some(url) => Some(crate::queue::SqsQueue::connect(url).await),
-            None => None,
-        };
-        Self {
-            refresher: Refresher::new(solver, store.clone(), config.clone()),
-            config,
-            store,
-            queue,
-        }
-    }
+/// Hears of each refresh that got as far as a claim, with the status record it left: the
+/// Lambda wires its metrics in here, so that the refresh knows nothing of them.
+pub trait Observer: Send + Sync {
+    fn finished(&self, report: &Report, record: &StatusRecord);
 }
 
 /// The status record as this refresh claimed it, and the version that claim wrote.
@@ -333,7 +207,7 @@ impl Attempt {
         match &self.result {
             Ok(published) => {
                 record.outcome = published.outcome;
-                record.last_success = record.last_attempt.clone();
+                record.last_success = record.last_attempt;
                 record.last_error = None;
                 record.consecutive_failures = 0;
                 record.items = self.found.checked.as_ref().map(|c| c.items);
@@ -386,24 +260,19 @@ impl Report {
 }
 
 impl Refresher {
-    pub fn new(solver: Arc<dyn Solver>, store: Arc<dyn Store>, config: Arc<Config>) -> Self {
+    /// Only [`crate::deployment`] builds one: the composition root.
+    pub(crate) fn new(
+        solver: Arc<dyn Solver>,
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Self {
         Self {
             solver,
             store,
             config,
-            metrics: false,
+            observer,
         }
-    }
-
-    /// Whether this refresher prints metrics.
-    pub fn metrics(&self) -> bool {
-        self.metrics
-    }
-
-    /// This refresher, printing one CloudWatch EMF line to stdout per attempted refresh.
-    pub fn with_metrics(mut self) -> Self {
-        self.metrics = true;
-        self
     }
 
     /// The deadline of a refresh that was given none: room for the solver's three tries (in a
@@ -433,10 +302,8 @@ impl Refresher {
         let location = self.store.locate(&feed.key);
         let report = Report::new(feed, location, outcome, attempt.as_ref(), elapsed_ms(started));
         log_outcome(&report);
-        if self.metrics
-            && let Some(record) = &record
-        {
-            println!("{}", crate::metrics::emf(&report, record, OffsetDateTime::now_utc()));
+        if let (Some(observer), Some(record)) = (&self.observer, &record) {
+            observer.finished(&report, record);
         }
         report
     }
@@ -460,25 +327,12 @@ impl Refresher {
             // Nothing is written: a status record that cannot be read may hold history.
             .map_err(|e| Outcome::failed(Stage::Status, e))?;
         let now = OffsetDateTime::now_utc();
-        if let Some(busy) = busy(read.record.as_ref(), now) {
-            return Err(busy);
-        }
-        let max_backoff = self.config.fleet.max_backoff;
-        if options.respect_backoff
-            && let Some(record) = &read.record
-            && let Some(wait) = crate::fleet::backing_off(record, feed.interval, max_backoff, now)
+        if let Some(stopped) = read
+            .record
+            .as_ref()
+            .and_then(|r| r.gate(options.gate(feed, &self.config), now))
         {
-            return Err(Outcome::Backoff {
-                retry_after_s: wait.as_secs().max(1),
-                failures: record.consecutive_failures,
-            });
-        }
-        if options.respect_min_interval
-            && let Some(wait) = read.record.as_ref().and_then(|r| r.too_recent(feed.min_interval, now))
-        {
-            return Err(Outcome::Skipped {
-                retry_after_s: wait.as_secs().max(1),
-            });
+            return Err(stopped);
         }
 
         // The claim: the lease and the attempt go into the record before anything else, by a
@@ -490,14 +344,13 @@ impl Refresher {
                 "the last refresh never finished (killed at the function's timeout?); its claim has expired"
             );
         }
-        let attempt_at = format_time(now);
         let writes_until = deadline.saturating_duration_since(Instant::now()) + STATUS_WRITE_GRACE + LEASE_SLACK;
         record.in_flight = Some(InFlight {
             trigger: options.trigger,
-            started: attempt_at.clone(),
-            expires: format_time(now + writes_until),
+            started: now,
+            expires: now + writes_until,
         });
-        record.last_attempt = Some(attempt_at);
+        record.last_attempt = Some(now);
         let claim = status::write(
             self.store.as_ref(),
             feed,
@@ -517,12 +370,11 @@ impl Refresher {
                     .by(deadline, &status_key, status::read(self.store.as_ref(), feed))
                     .await;
                 let record = reread.ok().and_then(|read| read.record);
-                Err(
-                    busy(record.as_ref(), OffsetDateTime::now_utc()).unwrap_or_else(|| Outcome::Busy {
-                        retry_after_s: 1,
-                        started: record.and_then(|r| r.last_attempt).unwrap_or_else(|| format_time(now)),
-                    }),
-                )
+                let busy = record.as_ref().and_then(|r| r.busy(OffsetDateTime::now_utc()));
+                Err(busy.unwrap_or_else(|| Outcome::Busy {
+                    retry_after_s: 1,
+                    started: record.and_then(|r| r.last_attempt).unwrap_or(now),
+                }))
             }
             Err(e) => Err(Outcome::failed(Stage::Status, e)),
         }
@@ -651,16 +503,17 @@ impl Refresher {
     /// Runs a store operation, giving up at `deadline`: the SDK's own timeouts (20 s an attempt,
     /// 45 s in all) know nothing of the Lambda's, and a function killed between the feed's PUT
     /// and the status PUT records nothing.
-    async fn by<T>(
+    async fn by<T, E: From<StoreError>>(
         &self,
         deadline: Instant,
         key: &str,
-        operation: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+        operation: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         tokio::time::timeout_at(deadline, operation).await.unwrap_or_else(|_| {
             Err(StoreError::Timeout {
                 target: self.store.locate(key),
-            })
+            }
+            .into())
         })
     }
 }
@@ -669,43 +522,16 @@ impl Refresher {
 /// CLI prints each outcome itself and turns it off, the Lambda keeps it.
 fn log_outcome(report: &Report) {
     const TARGET: &str = "flarefeed::outcome";
-    let (feed, total_ms) = (&report.feed, report.total_ms);
-    match &report.outcome {
-        Outcome::Failed { stage, error } => {
-            warn!(target: TARGET, feed = %feed, stage = %stage, total_ms, reason = %error, "refresh failed; the published feed is unchanged")
-        }
-        Outcome::Busy { retry_after_s, started } => info!(
-            target: TARGET, feed = %feed, in_flight_since = %started, retry_after_s,
-            "skipped: another refresh of this feed is in flight"
-        ),
-        Outcome::Skipped { retry_after_s } => {
-            info!(target: TARGET, feed = %feed, retry_after_s, "skipped: the last attempt was too recent")
-        }
-        Outcome::Backoff {
-            retry_after_s,
-            failures,
-        } => {
-            info!(target: TARGET, feed = %feed, retry_after_s, failures, "skipped: backing off after failures")
-        }
-        outcome => info!(target: TARGET, feed = %feed, outcome = outcome.name(), total_ms, "refresh done"),
+    let (feed, total_ms, outcome) = (&report.feed, report.total_ms, &report.outcome);
+    if outcome.is_failure() {
+        warn!(target: TARGET, feed = %feed, outcome = outcome.name(), total_ms, "{outcome}; the published feed is unchanged");
+    } else {
+        info!(target: TARGET, feed = %feed, outcome = outcome.name(), total_ms, "refresh done: {outcome}");
     }
-}
-
-/// [`Outcome::Busy`] if the record shows a live claim.
-fn busy(record: Option<&StatusRecord>, now: OffsetDateTime) -> Option<Outcome> {
-    let (in_flight, left) = record?.live_claim(now)?;
-    Some(Outcome::Busy {
-        retry_after_s: left.as_secs().max(1),
-        started: in_flight.started.clone(),
-    })
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
-}
-
-fn format_time(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).expect("a time in range formats as RFC 3339")
 }
 
 #[cfg(test)]
@@ -714,8 +540,9 @@ mod tests {
     //! real servers' tests are in `tests/it/`.
 
     use super::*;
+    use crate::deployment::{Adapters, Deployment};
     use crate::solver::ScriptedSolver;
-    use crate::store::memory::MemoryStore;
+    use crate::store::MemoryStore;
 
     const URL: &str = "https://site.test/feed.xml";
 
@@ -743,7 +570,12 @@ mod tests {
             feeds: vec![feed.clone()],
             fleet: crate::config::FleetConfig::default(),
         };
-        let refresher = Refresher::new(solver.clone(), store.clone(), Arc::new(config));
+        let adapters = Adapters {
+            solver: solver.clone(),
+            store: store.clone(),
+            queue: None,
+        };
+        let refresher = Deployment::assemble(Arc::new(config), adapters, None).refresher;
         Unit {
             solver,
             store,
@@ -951,8 +783,8 @@ mod tests {
         let mut record = StatusRecord::never(&u.feed);
         record.in_flight = Some(InFlight {
             trigger: Trigger::Schedule,
-            started: "2026-11-22T10:00:00Z".into(),
-            expires: format_time(OffsetDateTime::now_utc() + time::Duration::minutes(5)),
+            started: time::macros::datetime!(2026-11-22 10:00 UTC),
+            expires: OffsetDateTime::now_utc() + time::Duration::minutes(5),
         });
         status::write(u.store.as_ref(), &u.feed, &record, Condition::Any)
             .await
@@ -960,7 +792,7 @@ mod tests {
         match u.refresh(RefreshOptions::http(None, true)).await.outcome {
             Outcome::Busy { retry_after_s, started } => {
                 assert!((290..=300).contains(&retry_after_s), "{retry_after_s}");
-                assert_eq!(started, "2026-11-22T10:00:00Z");
+                assert_eq!(started, time::macros::datetime!(2026-11-22 10:00 UTC));
             }
             other => panic!("{other:?}"),
         }

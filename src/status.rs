@@ -2,17 +2,19 @@
 //! going stale, and the claim that lets one refresh of a feed run at a time.
 //!
 //! This module owns the record's shape, its reads and writes (always with the version read, for
-//! the conditional writes [`crate::refresh`] relies on), the listings, and the two checks made
-//! before a refresh starts: a live claim, and `min_interval_s`.
+//! the conditional writes [`crate::refresh`] relies on), the listings, and the one decision made
+//! before a refresh starts: may it start at all ([`StatusRecord::gate`]).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tracing::warn;
 
-use crate::config::{Config, FeedConfig, redact_url};
+use crate::config::{Config, FeedConfig};
+pub use crate::outcome::Recorded;
+use crate::outcome::{Outcome, RefreshError};
+use crate::redact::redact_url;
 use crate::store::{Condition, PutOptions, Store, StoreError, Version};
 
 /// What a refresh started from, for logs and the record; it decides nothing.
@@ -26,39 +28,16 @@ pub enum Trigger {
     Cli,
 }
 
-/// The last attempt's outcome, as the record keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Recorded {
-    /// No attempt yet (listings only; never written).
-    Never,
-    Updated,
-    Unchanged,
-    Failed,
-}
-
-impl std::fmt::Display for Recorded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&serde_name(self))
-    }
-}
-
-/// A unit variant's name as serde writes it: one spelling, serde's.
-pub(crate) fn serde_name(value: &impl Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        other => unreachable!("a unit variant serializes as a string, not {other:?}"),
-    }
-}
-
-/// One feed's record.
+/// One feed's record. Times are RFC 3339 in the JSON, as every earlier release wrote them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusRecord {
     pub feed: String,
     pub url: String,
     pub outcome: Recorded,
-    pub last_attempt: Option<String>,
-    pub last_success: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_attempt: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_success: Option<OffsetDateTime>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
     /// Items, size and fingerprint of the published feed.
@@ -82,18 +61,34 @@ pub struct StatusRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlight {
     pub trigger: Trigger,
-    /// RFC 3339.
-    pub started: String,
-    /// RFC 3339. None of the holder's writes can land after this (see `refresh::LEASE_SLACK`).
-    pub expires: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    /// None of the holder's writes can land after this (see `refresh::LEASE_SLACK`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
 }
 
 impl InFlight {
     /// How long until the claim expires, if it has not.
     pub fn left(&self, now: OffsetDateTime) -> Option<Duration> {
-        let expires = OffsetDateTime::parse(&self.expires, &Rfc3339).ok()?;
-        (expires > now).then(|| (expires - now).try_into().unwrap_or_default())
+        until(self.expires, now)
     }
+}
+
+/// What, besides a live claim (which always does), may hold a refresh back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gate {
+    /// Skip a refresh this soon after the last attempt (`min_interval_s`).
+    pub min_interval: Option<Duration>,
+    /// Leave a failing feed alone for a while.
+    pub backoff: Option<Backoff>,
+}
+
+/// After `k` consecutive failures, no attempt before `last_attempt + min(interval × 2^k, max)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub interval: Duration,
+    pub max: Duration,
 }
 
 impl StatusRecord {
@@ -118,43 +113,114 @@ impl StatusRecord {
         }
     }
 
-    /// How long until `min_interval` has passed since the last attempt, if it has not.
-    pub fn too_recent(&self, min_interval: Duration, now: OffsetDateTime) -> Option<Duration> {
-        let last = OffsetDateTime::parse(self.last_attempt.as_deref()?, &Rfc3339).ok()?;
-        let since = now - last;
-        let min = time::Duration::try_from(min_interval).ok()?;
-        (since >= time::Duration::ZERO && since < min).then(|| (min - since).try_into().unwrap_or_default())
+    /// May a refresh start now? `None` if it may; otherwise the outcome of a refresh that stops
+    /// here, having fetched and written nothing: busy (a live claim), backing off, or too recent.
+    pub fn gate(&self, gate: Gate, now: OffsetDateTime) -> Option<Outcome> {
+        if let Some(busy) = self.busy(now) {
+            return Some(busy);
+        }
+        if let Some(backoff) = gate.backoff
+            && let Some(wait) = self.backing_off(backoff, now)
+        {
+            return Some(Outcome::Backoff {
+                retry_after_s: seconds(wait),
+                failures: self.consecutive_failures,
+            });
+        }
+        if let Some(min) = gate.min_interval
+            && let Some(wait) = self.too_recent(min, now)
+        {
+            return Some(Outcome::Skipped {
+                retry_after_s: seconds(wait),
+            });
+        }
+        None
     }
 
-    /// The claim of a refresh running now, if it has not expired.
-    pub fn live_claim(&self, now: OffsetDateTime) -> Option<(&InFlight, Duration)> {
+    /// [`Outcome::Busy`] if the record holds a claim that has not expired.
+    pub fn busy(&self, now: OffsetDateTime) -> Option<Outcome> {
         let in_flight = self.in_flight.as_ref()?;
-        Some((in_flight, in_flight.left(now)?))
+        let left = in_flight.left(now)?;
+        Some(Outcome::Busy {
+            retry_after_s: seconds(left),
+            started: in_flight.started,
+        })
     }
+
+    /// How long until `min_interval` has passed since the last attempt, if it has not. A last
+    /// attempt in the future (a clock that ran backwards) is not "too recent" forever.
+    pub fn too_recent(&self, min_interval: Duration, now: OffsetDateTime) -> Option<Duration> {
+        let last = self.last_attempt?;
+        if last > now {
+            return None;
+        }
+        until(last.saturating_add(signed(min_interval)), now)
+    }
+
+    /// How long a failing feed is still left alone.
+    pub fn backing_off(&self, backoff: Backoff, now: OffsetDateTime) -> Option<Duration> {
+        let failures = self.consecutive_failures;
+        if failures == 0 {
+            return None;
+        }
+        let last = self.last_attempt?;
+        let factor = 2u32.checked_pow(failures).unwrap_or(u32::MAX);
+        let wait = backoff
+            .interval
+            .checked_mul(factor)
+            .unwrap_or(backoff.max)
+            .min(backoff.max);
+        until(last.saturating_add(signed(wait)), now)
+    }
+}
+
+/// The time from `now` until `at`, if `at` is later.
+fn until(at: OffsetDateTime, now: OffsetDateTime) -> Option<Duration> {
+    (at > now).then(|| (at - now).try_into().unwrap_or_default())
+}
+
+fn signed(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
+}
+
+/// Whole seconds to wait, at least one: a `Retry-After` of 0 invites a busy loop.
+fn seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// A record as read, with the version a conditional write of it must match.
 #[derive(Debug, Clone, Default)]
 pub struct Read {
-    /// `None` when there is none, or it is not valid JSON (then it is started anew).
+    /// `None` when there is none.
     pub record: Option<StatusRecord>,
     /// `None` when there is no record at all.
     pub version: Option<Version>,
 }
 
-/// Reads `feed`'s record.
-pub async fn read(store: &dyn Store, feed: &FeedConfig) -> Result<Read, StoreError> {
-    let Some(stored) = store.get(&feed.status_key()).await? else {
+/// Reads `feed`'s record. One that does not parse is an error that names the key at fault: a
+/// record read as "none" would hide a live claim and the feed's history.
+pub async fn read(store: &dyn Store, feed: &FeedConfig) -> Result<Read, RefreshError> {
+    let key = feed.status_key();
+    let Some(stored) = store.get(&key).await? else {
         return Ok(Read::default());
     };
-    let record = serde_json::from_slice(&stored.body)
-        .inspect_err(
-            |e| warn!(feed = %feed.name, error = %e, "the status record is not valid JSON; starting a new one"),
-        )
-        .ok();
+    let record = parse(&stored.body).map_err(|(at, detail)| RefreshError::BadRecord {
+        target: store.locate(&key),
+        key: at,
+        detail,
+    })?;
     Ok(Read {
-        record,
+        record: Some(record),
         version: Some(stored.version),
+    })
+}
+
+/// A record from its JSON, or the path of the key at fault (`.` for the whole) and why.
+pub fn parse(body: &[u8]) -> Result<StatusRecord, (String, String)> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        (path, e.into_inner().to_string())
     })
 }
 
@@ -176,7 +242,7 @@ pub async fn write(
 }
 
 /// The record of every configured feed, `never` where there is none yet.
-pub async fn all(store: &dyn Store, config: &Config) -> Result<Vec<StatusRecord>, StoreError> {
+pub async fn all(store: &dyn Store, config: &Config) -> Result<Vec<StatusRecord>, RefreshError> {
     let mut records = Vec::with_capacity(config.feeds.len());
     for feed in &config.feeds {
         records.push(
@@ -200,9 +266,9 @@ pub async fn found(store: &dyn Store) -> Result<Vec<StatusRecord>, StoreError> {
         let Some(stored) = store.get(&key).await? else {
             continue;
         };
-        match serde_json::from_slice::<StatusRecord>(&stored.body) {
+        match parse(&stored.body) {
             Ok(record) => records.push(record),
-            Err(e) => warn!(target = %store.locate(&key), error = %e, "not a status record; skipped"),
+            Err((at, e)) => warn!(target = %store.locate(&key), key = %at, error = %e, "not a status record; skipped"),
         }
     }
     records.sort_by(|a, b| a.feed.cmp(&b.feed));
@@ -212,11 +278,12 @@ pub async fn found(store: &dyn Store) -> Result<Vec<StatusRecord>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
 
     #[test]
     fn names_are_serdes() {
         assert_eq!(Recorded::Never.to_string(), "never");
-        assert_eq!(serde_name(&Trigger::Http), "http");
+        assert_eq!(crate::outcome::serde_name(&Trigger::Http), "http");
         let record = StatusRecord::never(&FeedConfig::new("a", "https://user:pw@a.test/feed?k=1"));
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["outcome"], "never");
@@ -226,26 +293,128 @@ mod tests {
 
     #[test]
     fn min_interval_and_claims_are_judged_against_now() {
-        let now = OffsetDateTime::parse("2026-11-22T10:00:00Z", &Rfc3339).unwrap();
+        let now = datetime!(2026-11-22 10:00 UTC);
         let mut record = StatusRecord::never(&FeedConfig::new("a", "https://a.test/feed"));
         assert_eq!(record.too_recent(Duration::from_secs(60), now), None);
-        record.last_attempt = Some("2026-11-22T09:59:30Z".into());
+        record.last_attempt = Some(datetime!(2026-11-22 09:59:30 UTC));
         assert_eq!(
             record.too_recent(Duration::from_secs(60), now),
             Some(Duration::from_secs(30))
         );
         assert_eq!(record.too_recent(Duration::from_secs(30), now), None);
         // A clock that ran backwards is not "too recent" forever.
-        record.last_attempt = Some("2026-11-22T10:05:00Z".into());
+        record.last_attempt = Some(datetime!(2026-11-22 10:05 UTC));
         assert_eq!(record.too_recent(Duration::from_secs(60), now), None);
 
-        assert!(record.live_claim(now).is_none());
+        assert!(record.busy(now).is_none());
         record.in_flight = Some(InFlight {
             trigger: Trigger::Schedule,
-            started: "2026-11-22T09:59:00Z".into(),
-            expires: "2026-11-22T10:01:00Z".into(),
+            started: datetime!(2026-11-22 09:59 UTC),
+            expires: datetime!(2026-11-22 10:01 UTC),
         });
-        assert_eq!(record.live_claim(now).unwrap().1, Duration::from_secs(60));
-        assert!(record.live_claim(now + time::Duration::minutes(2)).is_none());
+        assert_eq!(
+            record.in_flight.as_ref().unwrap().left(now),
+            Some(Duration::from_secs(60))
+        );
+        assert!(matches!(
+            record.busy(now),
+            Some(Outcome::Busy { retry_after_s: 60, .. })
+        ));
+        assert!(record.busy(now + time::Duration::minutes(2)).is_none());
+    }
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_the_cap() {
+        let mut record = StatusRecord::never(&FeedConfig::new("news", "https://site.test/feed"));
+        let now = datetime!(2026-11-22 12:00 UTC);
+        let backoff = Backoff {
+            interval: Duration::from_secs(900),
+            max: Duration::from_secs(24 * 3600),
+        };
+        record.last_attempt = Some(now);
+        assert_eq!(record.backing_off(backoff, now), None, "no failure, no backoff");
+        for (failures, wait) in [(1, 1800), (2, 3600), (3, 7200), (7, 86_400), (40, 86_400)] {
+            record.consecutive_failures = failures;
+            assert_eq!(
+                record.backing_off(backoff, now),
+                Some(Duration::from_secs(wait)),
+                "{failures}"
+            );
+        }
+        record.consecutive_failures = 1;
+        assert_eq!(
+            record.backing_off(backoff, now + time::Duration::minutes(29)),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(record.backing_off(backoff, now + time::Duration::minutes(30)), None);
+    }
+
+    /// One gate: a live claim first, then the backoff, then min_interval, each only if asked.
+    #[test]
+    fn the_gate_decides_busy_backoff_and_min_interval_in_that_order() {
+        let now = datetime!(2026-11-22 12:00 UTC);
+        let mut record = StatusRecord::never(&FeedConfig::new("news", "https://site.test/feed"));
+        let all = Gate {
+            min_interval: Some(Duration::from_secs(60)),
+            backoff: Some(Backoff {
+                interval: Duration::from_secs(900),
+                max: Duration::from_secs(3600),
+            }),
+        };
+        assert_eq!(record.gate(all, now), None, "never attempted: nothing holds it back");
+        record.last_attempt = Some(now - time::Duration::seconds(10));
+        assert_eq!(record.gate(all, now), Some(Outcome::Skipped { retry_after_s: 50 }));
+        assert_eq!(record.gate(Gate::default(), now), None);
+        record.consecutive_failures = 1;
+        assert_eq!(
+            record.gate(all, now),
+            Some(Outcome::Backoff {
+                retry_after_s: 1790,
+                failures: 1
+            })
+        );
+        record.in_flight = Some(InFlight {
+            trigger: Trigger::Cli,
+            started: now,
+            expires: now + time::Duration::seconds(90),
+        });
+        assert!(matches!(
+            record.gate(Gate::default(), now),
+            Some(Outcome::Busy { retry_after_s: 90, .. })
+        ));
+    }
+
+    /// Records written by the release before typed times still read, and a bad time names its
+    /// key.
+    #[test]
+    fn todays_records_read_and_a_bad_time_names_its_key() {
+        let today = br#"{
+  "feed": "news",
+  "url": "https://news.example.test/rss.xml",
+  "outcome": "updated",
+  "last_attempt": "2026-12-01T08:15:02.123456789Z",
+  "last_success": "2026-12-01T08:15:02.123456789Z",
+  "last_error": null,
+  "consecutive_failures": 0,
+  "items": 2,
+  "bytes": 1234,
+  "sha256": "ab",
+  "solver_ms": 310,
+  "total_ms": 330,
+  "in_flight": {"trigger": "queue", "started": "2026-12-01T08:20:00.5Z", "expires": "2026-12-01T08:22:08.5Z"}
+}"#;
+        let record = parse(today).unwrap();
+        assert_eq!(record.last_attempt, Some(datetime!(2026-12-01 08:15:02.123456789 UTC)));
+        assert_eq!(record.in_flight.as_ref().unwrap().trigger, Trigger::Queue);
+        let again = parse(&serde_json::to_vec(&record).unwrap()).unwrap();
+        assert_eq!(again, record, "what this release writes, it reads");
+        let text = String::from_utf8(serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(text.contains("\"2026-12-01T08:15:02.123456789Z\""), "{text}");
+
+        let bad = String::from_utf8(today.to_vec())
+            .unwrap()
+            .replace("2026-12-01T08:22:08.5Z", "soon");
+        let (key, detail) = parse(bad.as_bytes()).unwrap_err();
+        assert_eq!(key, "in_flight.expires", "{detail}");
     }
 }

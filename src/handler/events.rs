@@ -6,10 +6,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::HandlerError;
-
-/// The shapes accepted, for the message that refuses any other.
-pub const ACCEPTED: &str = "{\"feed\": \"<name>\"} (EventBridge Scheduler's input), {\"tick\": \"<ISO 8601 time>\"} or {\"tick\": true} (the fleet's tick), an EventBridge event whose detail is {\"feed\": \"<name>\"}, an SQS event whose bodies are {\"feed\": \"<name>\"}, or a function URL request";
+#[cfg(test)]
+use super::error::ACCEPTED;
+use super::error::HandlerError;
 
 /// Which feed to refresh. `feed` may be left out only when one feed is configured. Unknown
 /// fields are refused, so that a typo (`"fed"`) or an event meant for another function is not

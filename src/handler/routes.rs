@@ -18,8 +18,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use super::{Deadline, Shared, digest};
-use crate::refresh::{Outcome, RefreshOptions};
+use super::invocations::{Deadline, Shared, digest};
+use crate::outcome::Outcome;
+use crate::refresh::RefreshOptions;
 use crate::status;
 
 /// The routes, as the 404 lists them.
@@ -93,22 +94,15 @@ async fn refresh(
     };
     let options = RefreshOptions::http(deadline.0, forced(&extensions, &uri));
     let report = shared.deployment.refresher.refresh(feed, options).await;
+    // The message is the outcome's one wording; the status code and headers say the rest.
+    let message = report.outcome.to_string();
     match &report.outcome {
         Outcome::Updated | Outcome::Unchanged => json_response(StatusCode::OK, &report),
-        Outcome::Skipped { retry_after_s } => {
+        // Backoff is not asked for by this route's options; answered like a skip should that
+        // change.
+        Outcome::Skipped { retry_after_s } | Outcome::Backoff { retry_after_s, .. } => {
             let body = json!({
-                "error": format!("refreshed less than min_interval_s ago; retry in {retry_after_s} s, or add ?force=1"),
-                "retry_after_s": retry_after_s,
-            });
-            retry_after(json_response(StatusCode::TOO_MANY_REQUESTS, &body), *retry_after_s)
-        }
-        // Not asked for by this route's options; answered like a skip should that change.
-        Outcome::Backoff {
-            retry_after_s,
-            failures,
-        } => {
-            let body = json!({
-                "error": format!("backing off after {failures} failures; retry in {retry_after_s} s, or add ?force=1"),
+                "error": format!("{message}, or add ?force=1"),
                 "retry_after_s": retry_after_s,
             });
             retry_after(json_response(StatusCode::TOO_MANY_REQUESTS, &body), *retry_after_s)
@@ -116,14 +110,14 @@ async fn refresh(
         // Even with ?force=1: force lifts min_interval_s, never the one-refresh-at-a-time rule.
         Outcome::Busy { retry_after_s, started } => {
             let body = json!({
-                "error": format!("a refresh of {name} started at {started} is still in flight; it ends within {retry_after_s} s, then retry"),
-                "in_flight_since": started,
+                "error": format!("{name}: {message}, then retry"),
+                "in_flight_since": crate::outcome::rfc3339(*started),
                 "retry_after_s": retry_after_s,
             });
             retry_after(json_response(StatusCode::CONFLICT, &body), *retry_after_s)
         }
-        Outcome::Failed { stage, error } => {
-            let body = json!({"error": error.to_string(), "stage": stage, "report": report});
+        Outcome::Failed { stage, .. } => {
+            let body = json!({"error": message, "stage": stage, "report": report});
             json_response(StatusCode::BAD_GATEWAY, &body)
         }
     }

@@ -1,20 +1,19 @@
 //! Where published feeds and status records live: the port, and its two adapters, an S3
-//! bucket ([`s3`]) and a local folder ([`local`]).
+//! bucket ([`S3Store`]) and a local folder ([`LocalStore`]); and, for tests (feature `test-util`),
+//! one in memory ([`MemoryStore`]).
 
 mod local;
-#[cfg(test)]
-pub(crate) mod memory;
+#[cfg(any(test, feature = "test-util"))]
+mod memory;
 mod s3;
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use local::LocalStore;
+#[cfg(any(test, feature = "test-util"))]
+pub use memory::MemoryStore;
 pub use s3::S3Store;
-
-use crate::config::{StoreConfig, StoreLocation};
 
 /// Why a read or write of the store failed. Each message names the object and what to check.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -107,12 +106,4 @@ pub trait Store: Send + Sync {
     async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError>;
     /// Where `key` is, for messages (`s3://bucket/prefix/key`, `/srv/public/key`).
     fn locate(&self, key: &str) -> String;
-}
-
-/// Builds the store the configuration names, with the AWS SDK's default chain for S3.
-pub async fn from_config(config: &StoreConfig) -> Arc<dyn Store> {
-    match &config.location {
-        StoreLocation::Dir(dir) => Arc::new(LocalStore::new(dir, &config.prefix)),
-        StoreLocation::Bucket(bucket) => Arc::new(S3Store::connect(bucket, &config.prefix).await),
-    }
 }

@@ -156,8 +156,8 @@ async fn a_tick_without_a_queue_fails_and_says_how_to_give_one() {
 async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() {
     use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
     use flarefeed::config::remote::{ConfigUrl, Watched};
+    use flarefeed::deployment::Deployment;
     use flarefeed::handler::App;
-    use flarefeed::refresh::Deployment;
 
     let moto = MotoServer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -189,7 +189,12 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
 
     let url = ConfigUrl::parse(&format!("s3://{BUCKET}/config/flarefeed.toml")).unwrap();
     let (watched, first) = Watched::open_with(url, Some(moto.client())).await.unwrap();
-    let app = App::watching(Deployment::connect((*first).clone()).await, watched, Some(TOKEN));
+    let app = App::watching(
+        Deployment::connect((*first).clone(), None).await,
+        watched,
+        Some(TOKEN),
+        None,
+    );
     let feeds = async |app: &App| {
         let mut request = event("url-status.json");
         request["rawPath"] = json!("/feeds");
@@ -224,7 +229,8 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
 #[tokio::test]
 async fn feeds_stick_to_their_solver_and_fall_over_when_it_is_down() {
     use crate::helpers::fake_solver::FakeSolver;
-    use flarefeed::refresh::{Deployment, RefreshOptions};
+    use flarefeed::deployment::Deployment;
+    use flarefeed::refresh::RefreshOptions;
     use flarefeed::solver::{SessionPolicy, SolverPool, SolverSettings};
 
     let up = [FakeSolver::start().await, FakeSolver::start().await];
@@ -248,7 +254,7 @@ async fn feeds_stick_to_their_solver_and_fall_over_when_it_is_down() {
     let test = TestApp::builder().feeds(feeds.clone()).start().await;
     let mut config = (*test.config).clone();
     config.solver = settings.clone();
-    let deployment = Deployment::connect(config).await;
+    let deployment = Deployment::connect(config, None).await;
 
     let mut fell_over = 0;
     for feed in &feeds {
@@ -267,46 +273,12 @@ async fn feeds_stick_to_their_solver_and_fall_over_when_it_is_down() {
     assert_eq!(served, feeds.len());
 }
 
-/// A solver for `flarefeed run`'s test: answers every feed after a short while, except `sick`,
-/// and records how many refreshes of each feed ran at once.
-#[derive(Default)]
-struct Counting {
-    calls: std::sync::Mutex<std::collections::HashMap<String, (usize, usize, usize)>>,
-}
-
-#[async_trait::async_trait]
-impl flarefeed::solver::Solver for Counting {
-    async fn solve(
-        &self,
-        feed: &str,
-        url: &str,
-        _deadline: Option<tokio::time::Instant>,
-    ) -> Result<flarefeed::solver::Solution, flarefeed::solver::SolverError> {
-        {
-            let mut calls = self.calls.lock().unwrap();
-            let (total, now, most) = calls.entry(feed.to_string()).or_default();
-            *total += 1;
-            *now += 1;
-            *most = (*most).max(*now);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        self.calls.lock().unwrap().get_mut(feed).unwrap().1 -= 1;
-        if feed == "sick" {
-            return Err(flarefeed::solver::SolverError::Blocked {
-                message: "Cloudflare has blocked this request".into(),
-            });
-        }
-        let text = crate::helpers::fixtures::recorded_response("pypi-3.3.21/rss_nosession.json");
-        Ok(serde_json::from_value(json!({"url": url, "status": 200, "response": text})).unwrap())
-    }
-}
-
 /// `flarefeed run`'s engine: 50 feeds every 2 s, 4 at once, for 7 s. Each feed is refreshed
 /// about once per interval, never two at once, and the failing one backs off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_local_fleet_refreshes_each_feed_on_its_interval_one_at_a_time() {
-    use flarefeed::refresh::{Deployment, Refresher};
-    use flarefeed::run::{Progress, run};
+    use flarefeed::fleet::local::{Progress, serve};
+    use flarefeed::solver::{ScriptedSolver, SolverError};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -320,30 +292,48 @@ async fn the_local_fleet_refreshes_each_feed_on_its_interval_one_at_a_time() {
         interval: Duration::from_secs(2),
         ..FeedConfig::new("sick", "https://site.test/sick")
     });
-    let test = TestApp::builder().feeds(feeds).start().await;
-    let mut config = (*test.config).clone();
-    config.fleet.tick = Duration::from_secs(1);
-    let config = Arc::new(config);
-    let solver = Arc::new(Counting::default());
-    let deployment = Deployment {
-        refresher: Refresher::new(solver.clone(), test.store.clone(), config.clone()),
-        config,
-        store: test.store.clone(),
-        queue: None,
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Every feed answers after a short while, except `sick`.
+    let solver = Arc::new(ScriptedSolver::default());
+    solver.delay(Duration::from_millis(150));
+    let page = crate::helpers::fixtures::recorded_response("pypi-3.3.21/rss_nosession.json");
+    for feed in &feeds[..49] {
+        solver.always(&feed.url, &page);
+    }
+    solver.always_fail(
+        "https://site.test/sick",
+        SolverError::Blocked {
+            message: "Cloudflare has blocked this request".into(),
+        },
+    );
+    let test = TestApp::builder()
+        .backend(crate::helpers::Backend::Memory)
+        .feeds(feeds)
+        .tick(Duration::from_secs(1))
+        .solver(solver.clone())
+        .start()
+        .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let progress = Arc::new(Progress::default());
-    let running = tokio::spawn(run(deployment, 4, stopped, progress.clone()));
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let running = tokio::spawn(serve(
+        test.config.clone(),
+        test.refresher.clone(),
+        4,
+        shutdown,
+        progress.clone(),
+    ));
     tokio::time::sleep(Duration::from_secs(7)).await;
-    stop.send(true).unwrap();
+    stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), running)
         .await
         .expect("the run stops once the refreshes in flight finish")
         .unwrap();
 
-    let calls = solver.calls.lock().unwrap();
     for i in 0..49 {
-        let (total, running, most) = calls[&format!("feed-{i}")];
+        let calls = solver.calls(&format!("feed-{i}"));
+        let (total, running, most) = (calls.total, calls.running, calls.most);
         // 7 s at one slot every 2 s: 3 or 4 slots, and the first tick takes the slot before it.
         assert!((3..=5).contains(&total), "feed-{i} was refreshed {total} times in 7 s");
         assert_eq!(
@@ -353,7 +343,7 @@ async fn the_local_fleet_refreshes_each_feed_on_its_interval_one_at_a_time() {
         );
     }
     // The failing feed: once, then 2 x 2^1 = 4 s of backoff, then at most once more.
-    let (sick, _, _) = calls["sick"];
+    let sick = solver.calls("sick").total;
     assert!((1..=2).contains(&sick), "the failing feed was fetched {sick} times");
     assert!(progress.failed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     assert_eq!(progress.in_flight.load(std::sync::atomic::Ordering::Relaxed), 0);

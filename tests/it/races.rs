@@ -66,7 +66,7 @@ impl Race {
     /// holder has run past its deadline (a hung process, a clock far off).
     async fn expire_lease(&self) {
         let mut status = self.status().await;
-        status.in_flight.as_mut().expect("a refresh in flight").expires = "2001-01-01T00:00:00Z".into();
+        status.in_flight.as_mut().expect("a refresh in flight").expires = time::macros::datetime!(2001-01-01 0:00 UTC);
         let options = PutOptions {
             content_type: "application/json",
             cache_control: "no-cache",

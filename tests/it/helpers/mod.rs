@@ -6,19 +6,21 @@
 pub mod fake_solver;
 pub mod fixtures;
 pub mod s3_server;
+pub mod tools;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use flarefeed::config::{Config, FeedConfig, StoreConfig, StoreLocation};
+use flarefeed::deployment::{self, Adapters, Deployment};
 use flarefeed::feed;
+use flarefeed::fleet::queue::{Queue, SqsQueue};
 use flarefeed::handler::App;
-use flarefeed::queue::{Queue, SqsQueue};
-use flarefeed::refresh::{Deployment, RefreshOptions, Refresher, Report};
-use flarefeed::solver::{FlareSolverr, SessionPolicy, SolverSettings};
+use flarefeed::refresh::{RefreshOptions, Refresher, Report};
+use flarefeed::solver::{SessionPolicy, Solver, SolverSettings};
 use flarefeed::status::StatusRecord;
-use flarefeed::store::{LocalStore, S3Store, Store};
+use flarefeed::store::{LocalStore, MemoryStore, S3Store, Store};
 use lambda_http::RequestExt;
 use serde_json::Value;
 
@@ -41,6 +43,8 @@ pub enum Backend {
     S3s,
     /// moto's S3 server, a subprocess.
     Moto,
+    /// [`MemoryStore`]: no server, no folder.
+    Memory,
 }
 
 /// Keeps whichever server or folder backs the store alive as long as the app.
@@ -49,6 +53,7 @@ enum Backing {
     Folder(tempfile::TempDir),
     S3s(S3Server),
     Moto(MotoServer),
+    Memory,
 }
 
 /// A flarefeed on loopback: the fake solver, the store, and the refresher over both.
@@ -61,6 +66,8 @@ pub struct TestApp {
     pub feed: FeedConfig,
     /// The fleet's queue, on moto, when the builder asked for one.
     pub queue_url: Option<String>,
+    /// What the entry points run on: built by the composition root over the test's adapters.
+    pub deployment: Deployment,
     backing: Backing,
 }
 
@@ -75,6 +82,8 @@ pub struct Builder {
     feeds: Vec<FeedConfig>,
     wrap: Option<StoreWrapper>,
     queue: bool,
+    solver: Option<Arc<dyn Solver>>,
+    tick: Option<std::time::Duration>,
 }
 
 impl Builder {
@@ -97,6 +106,18 @@ impl Builder {
     pub fn with_queue(mut self) -> Self {
         self.backend = Backend::Moto;
         self.queue = true;
+        self
+    }
+
+    /// The refresher asks `solver` (a `ScriptedSolver`, say) instead of the fake FlareSolverr.
+    pub fn solver(mut self, solver: Arc<dyn Solver>) -> Self {
+        self.solver = Some(solver);
+        self
+    }
+
+    /// `[fleet] tick`.
+    pub fn tick(mut self, tick: std::time::Duration) -> Self {
+        self.tick = Some(tick);
         self
     }
 
@@ -135,33 +156,52 @@ impl Builder {
                 ));
                 (config, store, Backing::Moto(moto))
             }
+            Backend::Memory => (
+                StoreConfig::default(),
+                Arc::new(MemoryStore::default()),
+                Backing::Memory,
+            ),
         };
         let solver = SolverSettings {
             url: fake.url.clone(),
             session: SessionPolicy::None,
             ..SolverSettings::default()
         };
+        let defaults = flarefeed::config::FleetConfig::default();
         let config = Arc::new(Config {
             solver,
             store: store_config,
             feeds: self.feeds,
-            fleet: flarefeed::config::FleetConfig::default(),
+            fleet: flarefeed::config::FleetConfig {
+                tick: self.tick.unwrap_or(defaults.tick),
+                ..defaults
+            },
         });
         let seen = match self.wrap {
             Some(wrap) => wrap(store.clone()),
             None => store.clone(),
         };
-        let refresher = Refresher::new(Arc::new(FlareSolverr::new(config.solver.clone())), seen, config.clone());
         let queue_url = match (&backing, self.queue) {
             (Backing::Moto(moto), true) => Some(moto.fifo_queue("flarefeed-refresh.fifo").await),
             _ => None,
         };
+        let queue = queue_url.as_ref().map(|url| match &backing {
+            Backing::Moto(moto) => Arc::new(SqsQueue::with_sdk_config(&moto.sqs_sdk_config(), url)) as Arc<dyn Queue>,
+            _ => unreachable!("a queue is on moto"),
+        });
+        let adapters = Adapters {
+            solver: self.solver.unwrap_or_else(|| deployment::solver(&config.solver)),
+            store: seen,
+            queue,
+        };
+        let deployment = Deployment::assemble(config.clone(), adapters, None);
         TestApp {
             fake,
             feed: config.feeds[0].clone(),
             config,
             store,
-            refresher,
+            refresher: deployment.refresher.clone(),
+            deployment,
             queue_url,
             backing,
         }
@@ -176,6 +216,8 @@ impl TestApp {
             feeds: vec![FeedConfig::new("news", FEED_URL)],
             wrap: None,
             queue: false,
+            solver: None,
+            tick: None,
         }
     }
 
@@ -190,16 +232,7 @@ impl TestApp {
     }
 
     pub fn deployment(&self) -> Deployment {
-        let queue = self.queue_url.as_ref().map(|url| {
-            let queue = SqsQueue::with_sdk_config(&self.moto().sqs_sdk_config(), url);
-            Arc::new(queue) as Arc<dyn Queue>
-        });
-        Deployment {
-            config: self.config.clone(),
-            store: self.store.clone(),
-            refresher: self.refresher.clone(),
-            queue,
-        }
+        self.deployment.clone()
     }
 
     /// The Lambda function over this app, with `token` as FLAREFEED_TOKEN.
@@ -213,18 +246,12 @@ impl TestApp {
             solver,
             ..(*self.config).clone()
         });
-        let refresher = Refresher::new(
-            Arc::new(FlareSolverr::new(config.solver.clone())),
-            self.store.clone(),
-            config.clone(),
-        );
-        let deployment = Deployment {
-            config,
+        let adapters = Adapters {
+            solver: deployment::solver(&config.solver),
             store: self.store.clone(),
-            refresher,
             queue: None,
         };
-        App::new(deployment, token)
+        App::new(Deployment::assemble(config, adapters, None), token)
     }
 
     /// Publishes the probe feed, and returns its bytes: the last good copy.

@@ -183,8 +183,8 @@ fn client(endpoint: &str) -> aws_sdk_s3::Client {
 
 /// moto's S3 server, a second S3 implementation written independently of s3s (and of
 /// flarefeed): it answers an `If-Match` on a missing key with 404 NoSuchKey as AWS does, where
-/// s3s answers 412. Started with `python3 -m moto.server` on a free loopback port; `.ci/run`
-/// installs it.
+/// s3s answers 412. Started with `python -m moto.server` on a free loopback port, from the
+/// venv the tests provision ([`super::tools`]).
 pub struct MotoServer {
     pub endpoint: String,
     _child: tokio::process::Child,
@@ -193,7 +193,7 @@ pub struct MotoServer {
 impl MotoServer {
     pub async fn start() -> Self {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new("python3")
+        let mut child = tokio::process::Command::new(super::tools::python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -210,9 +210,7 @@ impl MotoServer {
                 seen.push_str(&line);
                 seen.push('\n');
             }
-            panic!(
-                "moto's server did not start; install it with python3 -m pip install 'moto[server]==5.2.5' (.ci/run does):\n{seen}"
-            )
+            panic!("moto's server did not start:\n{seen}")
         })
         .await
         .expect("moto's server starts within 60 s");

@@ -14,9 +14,10 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+use super::plan::due_in;
+use crate::config::Config;
 use crate::config::FeedConfig;
-use crate::fleet;
-use crate::refresh::{Deployment, Outcome, RefreshOptions};
+use crate::refresh::{RefreshOptions, Refresher};
 
 /// What the run has done so far; the CLI draws it on a terminal.
 #[derive(Debug, Default)]
@@ -43,9 +44,21 @@ impl Progress {
     }
 }
 
-/// Runs the planner and `jobs` workers until `stop` turns true, then lets the refreshes in
-/// flight finish. Feeds queued but not started when it stops are left for the next run.
-pub async fn run(deployment: Deployment, jobs: usize, mut stop: watch::Receiver<bool>, progress: Arc<Progress>) {
+/// Runs the planner over `config` and `jobs` workers on `refresher` until `shutdown` completes (the CLI passes Ctrl-C and
+/// SIGTERM), then lets the refreshes in flight finish. Feeds queued but not started when it
+/// stops are left for the next run.
+pub async fn serve(
+    config: Arc<Config>,
+    refresher: Refresher,
+    jobs: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    progress: Arc<Progress>,
+) {
+    let (stopping, mut stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    });
     let jobs = jobs.max(1);
     let (queue, waiting) = mpsc::unbounded_channel::<FeedConfig>();
     let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
@@ -54,8 +67,8 @@ pub async fn run(deployment: Deployment, jobs: usize, mut stop: watch::Receiver<
 
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..jobs {
-        let (deployment, waiting, pending, progress, stop) = (
-            deployment.clone(),
+        let (refresher, waiting, pending, progress, stop) = (
+            refresher.clone(),
             waiting.clone(),
             pending.clone(),
             progress.clone(),
@@ -73,10 +86,10 @@ pub async fn run(deployment: Deployment, jobs: usize, mut stop: watch::Receiver<
                 };
                 let Some(feed) = next else { return };
                 progress.in_flight.fetch_add(1, Ordering::Relaxed);
-                let report = deployment.refresher.refresh(&feed, RefreshOptions::queued(None)).await;
+                let report = refresher.refresh(&feed, RefreshOptions::queued(None)).await;
                 progress.in_flight.fetch_sub(1, Ordering::Relaxed);
                 progress.done.fetch_add(1, Ordering::Relaxed);
-                if matches!(report.outcome, Outcome::Failed { .. }) {
+                if report.outcome.is_failure() {
                     progress.failed.fetch_add(1, Ordering::Relaxed);
                 }
                 pending.lock().expect("not poisoned").remove(&feed.name);
@@ -85,13 +98,13 @@ pub async fn run(deployment: Deployment, jobs: usize, mut stop: watch::Receiver<
     }
 
     // The planner: each tick queues the feeds with a slot since the last one.
-    let tick = deployment.config.fleet.tick;
+    let tick = config.fleet.tick;
     let mut last = OffsetDateTime::now_utc().unix_timestamp() - tick.as_secs() as i64;
     loop {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let window = Duration::from_secs(now.saturating_sub(last).max(0) as u64);
         if !window.is_zero() {
-            for (feed, _) in fleet::due_in(&deployment.config, now, window) {
+            for (feed, _) in due_in(&config, now, window) {
                 if pending.lock().expect("not poisoned").insert(feed.name.clone()) {
                     progress.due.fetch_add(1, Ordering::Relaxed);
                     let _ = queue.send(feed.clone());

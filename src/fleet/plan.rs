@@ -1,5 +1,4 @@
-//! Many feeds on one schedule: which feeds a tick makes due, and how long a failing feed is
-//! left alone.
+//! Which feeds a tick makes due.
 //!
 //! A feed's refreshes fall on fixed slots: a phase derived from a hash of its name, plus
 //! multiples of its `interval`. So load spreads evenly over each interval, every planner (one
@@ -8,11 +7,8 @@
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::config::{Config, FeedConfig};
-use crate::status::StatusRecord;
 
 /// One feed a tick made due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,25 +59,6 @@ pub fn plan(config: &Config, at: i64) -> Vec<Due> {
             slot,
         })
         .collect()
-}
-
-/// How long a failing feed is still left alone: after `k` consecutive failures, no attempt
-/// before `last_attempt + min(interval × 2^k, max_backoff)`.
-pub fn backing_off(
-    record: &StatusRecord,
-    interval: Duration,
-    max_backoff: Duration,
-    now: OffsetDateTime,
-) -> Option<Duration> {
-    let failures = record.consecutive_failures;
-    if failures == 0 {
-        return None;
-    }
-    let last = OffsetDateTime::parse(record.last_attempt.as_deref()?, &Rfc3339).ok()?;
-    let factor = 2u32.checked_pow(failures).unwrap_or(u32::MAX);
-    let wait = interval.checked_mul(factor).unwrap_or(max_backoff).min(max_backoff);
-    let until = last + wait;
-    (until > now).then(|| (until - now).try_into().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -143,32 +120,5 @@ mod tests {
             .map(|d| d.feed)
             .collect();
         assert_eq!(names.len(), 1000);
-    }
-
-    #[test]
-    fn backoff_doubles_per_failure_up_to_the_cap() {
-        let mut record = StatusRecord::never(&feed("news", 900));
-        let now = OffsetDateTime::parse("2026-11-22T12:00:00Z", &Rfc3339).unwrap();
-        let interval = Duration::from_secs(900);
-        let cap = Duration::from_secs(24 * 3600);
-        record.last_attempt = Some("2026-11-22T12:00:00Z".into());
-        assert_eq!(backing_off(&record, interval, cap, now), None, "no failure, no backoff");
-        for (failures, wait) in [(1, 1800), (2, 3600), (3, 7200), (7, 86_400), (40, 86_400)] {
-            record.consecutive_failures = failures;
-            assert_eq!(
-                backing_off(&record, interval, cap, now),
-                Some(Duration::from_secs(wait)),
-                "{failures}"
-            );
-        }
-        record.consecutive_failures = 1;
-        assert_eq!(
-            backing_off(&record, interval, cap, now + time::Duration::minutes(29)),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            backing_off(&record, interval, cap, now + time::Duration::minutes(30)),
-            None
-        );
     }
 }

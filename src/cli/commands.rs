@@ -1,0 +1,198 @@
+//! The commands: `format` and `check` are plain computation; `refresh`, `run` and `status` talk
+//! to the solver or the store, through a deployment built by [`crate::deployment`].
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::print::status_table;
+use super::terminal::{clear_live_line, draw_live_line, shutdown_signal, spinning};
+use crate::config::{Config, ConfigError};
+use crate::deployment::{self, Deployment};
+use crate::feed::{self, GuardOptions};
+use crate::refresh::RefreshOptions;
+use crate::status;
+
+/// `flarefeed format`: the document pretty-printed to stdout.
+pub(super) fn format(file: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let input = read_input(file)?;
+    let text = match feed::decode(&input) {
+        Ok(text) => text,
+        Err(e) => return fail(e),
+    };
+    match feed::format(&text) {
+        Ok(formatted) => {
+            formatted
+                .write_to(std::io::stdout().lock())
+                .context("writing to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `flarefeed check`: the guard's verdict on a document.
+pub(super) fn check(file: Option<&PathBuf>, min_items: usize) -> anyhow::Result<ExitCode> {
+    let input = read_input(file)?;
+    let options = GuardOptions {
+        min_items,
+        ..GuardOptions::default()
+    };
+    match feed::decode(&input).and_then(|text| feed::check(&text, options)) {
+        Ok(info) => {
+            println!("{info}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `flarefeed refresh`: one line (or JSON object) per feed; exit 1 if any failed.
+pub(super) async fn refresh(
+    feeds: Vec<String>,
+    config: Option<PathBuf>,
+    force: bool,
+    url: Option<String>,
+    name: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let env = crate::config::process_env;
+    let config = match url {
+        Some(url) => Config::for_url(&url, name.as_deref(), config.as_deref(), &env)?,
+        None => deployment::load(config.as_deref()).await?.config,
+    };
+    let selected = match feeds.is_empty() {
+        true => config.feeds.clone(),
+        false => feeds
+            .iter()
+            .map(|name| config.feed(name).cloned())
+            .collect::<Result<_, _>>()?,
+    };
+    let deployment = Deployment::connect(config, None).await;
+    let options = RefreshOptions::cli(force);
+    let mut failed = false;
+    for feed in &selected {
+        let report = spinning(&feed.name, deployment.refresher.refresh(feed, options)).await;
+        failed |= report.outcome.is_failure();
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{report}");
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `flarefeed run`: until Ctrl-C (or SIGTERM), then the refreshes in flight finish and it exits 0.
+pub(super) async fn run(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let config = deployment::load(config.as_deref()).await?.config;
+    let jobs = jobs.unwrap_or(config.solver.urls.len()).max(1);
+    let feeds = config.feeds.len();
+    let deployment = Deployment::connect(config, None).await;
+    // Registered before the first refresh starts, so that an early Ctrl-C is not lost.
+    let shutdown = shutdown_signal()?;
+    let progress = std::sync::Arc::new(crate::fleet::local::Progress::default());
+    eprintln!("flarefeed: {feeds} feeds, {jobs} at once; Ctrl-C stops after the refreshes in flight");
+    let live = std::io::stderr().is_terminal().then(|| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                draw_live_line(&progress.line());
+            }
+        })
+    });
+    crate::fleet::local::serve(
+        deployment.config,
+        deployment.refresher,
+        jobs,
+        shutdown,
+        progress.clone(),
+    )
+    .await;
+    if let Some(live) = live {
+        live.abort();
+        clear_live_line();
+    }
+    println!("{}", progress.line());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flarefeed status`: each feed's record. It builds only the store.
+pub(super) async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let env = crate::config::process_env;
+    let records = match deployment::load(config.as_deref()).await {
+        Ok(loaded) => {
+            let store = deployment::store(&loaded.config.store).await;
+            status::all(store.as_ref(), &loaded.config).await?
+        }
+        // As `refresh --url` does: the default folder, whatever feeds it has records for.
+        Err(ConfigError::Missing) => {
+            let defaults = Config::parse("", "defaults", &env)?;
+            let store = deployment::store(&defaults.store).await;
+            let records = status::found(store.as_ref()).await?;
+            if records.is_empty() {
+                anyhow::bail!(
+                    "{}; and {} holds no status records from `refresh --url`",
+                    ConfigError::Missing,
+                    store.locate("status/")
+                );
+            }
+            records
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        print!("{}", status_table(&records));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fail(error: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("flarefeed: {error}");
+    Ok(ExitCode::FAILURE)
+}
+
+/// The input document: a regular file is memory-mapped (no copy, and far fewer page faults than
+/// reading a large feed into fresh memory); stdin, "-" and anything else is read.
+enum Input {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(map) => map,
+            Input::Read(bytes) => bytes,
+        }
+    }
+}
+
+fn read_input(file: Option<&PathBuf>) -> anyhow::Result<Input> {
+    let Some(path) = file.filter(|f| f.as_os_str() != "-") else {
+        let mut input = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut input)
+            .context("reading stdin")?;
+        return Ok(Input::Read(input));
+    };
+    let context = || format!("reading {}", path.display());
+    let file = std::fs::File::open(path).with_context(context)?;
+    let metadata = file.metadata().with_context(context)?;
+    if !metadata.is_file() || metadata.len() == 0 {
+        return Ok(Input::Read(std::fs::read(path).with_context(context)?));
+    }
+    // SAFETY: the map is only read, for the life of this command. A file truncated by another
+    // process meanwhile is outside what `format`/`check` promise, as for any tool that maps input.
+    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(context)?;
+    Ok(Input::Mapped(map))
+}

@@ -1,0 +1,118 @@
+//! The composition root: where the configuration is found, and the one place the adapters (the
+//! solver or solver pool, the store, the queue) and the [`Refresher`] over them are built.
+//!
+//! Every entry point (the CLI's commands, the Lambda function, the tests and the bench) gets its
+//! [`Deployment`] here, so each builds what it needs once and nothing else: `flarefeed status`
+//! builds only the store ([`store`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::remote::{ConfigUrl, Watched};
+use crate::config::{Config, ConfigError, StoreConfig, process_env};
+use crate::fleet::queue::{Queue, SqsQueue};
+use crate::refresh::{Observer, Refresher};
+use crate::solver::{FlareSolverr, Solver, SolverPool, SolverSettings};
+use crate::store::{LocalStore, S3Store, Store};
+
+/// A configuration as found, and, when it came from `FLAREFEED_CONFIG_URL`, the watch that
+/// follows it as it changes.
+pub struct Loaded {
+    pub config: Config,
+    pub watched: Option<Watched>,
+}
+
+/// Finds the configuration, in this order, the first source present winning:
+/// 1. `--config FILE` (the CLI only);
+/// 2. `FLAREFEED_CONFIG`, inline TOML;
+/// 3. `FLAREFEED_CONFIG_FILE`, a path;
+/// 4. `FLAREFEED_CONFIG_URL`, an `s3://bucket/key` object or a path, read now and, on Lambda,
+///    followed as it changes.
+///
+/// Then the single-setting overrides apply (`FLAREFEED_SOLVER_URL`, `FLAREFEED_BUCKET`,
+/// `FLAREFEED_QUEUE_URL`). With none of the four, [`ConfigError::Missing`].
+pub async fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
+    match Config::load(file, &process_env) {
+        Err(ConfigError::Missing) if let Some(url) = process_env("FLAREFEED_CONFIG_URL") => {
+            let (watched, config) = Watched::open(ConfigUrl::parse(&url)?).await?;
+            Ok(Loaded {
+                config: (*config).clone(),
+                watched: Some(watched),
+            })
+        }
+        loaded => Ok(Loaded {
+            config: loaded?,
+            watched: None,
+        }),
+    }
+}
+
+/// What an entry point runs on: the configuration, the store, the refresher over the solver and
+/// the store, and the fleet's queue when one is configured.
+#[derive(Clone)]
+pub struct Deployment {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub refresher: Refresher,
+    pub queue: Option<Arc<dyn Queue>>,
+}
+
+/// The ports a deployment runs on: the real adapters ([`Adapters::connect`]) or a test's.
+#[derive(Clone)]
+pub struct Adapters {
+    pub solver: Arc<dyn Solver>,
+    pub store: Arc<dyn Store>,
+    pub queue: Option<Arc<dyn Queue>>,
+}
+
+impl Adapters {
+    /// The real adapters for `config`: FlareSolverr over HTTP (a pool for several urls), S3 or
+    /// a folder, and SQS when `[fleet] queue_url` is set. Expensive clients are built here, once.
+    pub async fn connect(config: &Config) -> Self {
+        let queue = match &config.fleet.queue_url {
+            Some(url) => Some(SqsQueue::connect(url).await),
+            None => None,
+        };
+        Self {
+            solver: solver(&config.solver),
+            store: store(&config.store).await,
+            queue,
+        }
+    }
+}
+
+impl Deployment {
+    /// The real adapters for `config`; `observer` hears of every refresh (the Lambda's metrics).
+    pub async fn connect(config: Config, observer: Option<Arc<dyn Observer>>) -> Self {
+        let adapters = Adapters::connect(&config).await;
+        Self::assemble(Arc::new(config), adapters, observer)
+    }
+
+    /// A deployment over the given adapters: the one place a [`Refresher`] is built.
+    pub fn assemble(config: Arc<Config>, adapters: Adapters, observer: Option<Arc<dyn Observer>>) -> Self {
+        let refresher = Refresher::new(adapters.solver, adapters.store.clone(), config.clone(), observer);
+        Self {
+            config,
+            store: adapters.store,
+            refresher,
+            queue: adapters.queue,
+        }
+    }
+}
+
+/// The solver the settings name: one FlareSolverr, or a pool of them.
+pub fn solver(settings: &SolverSettings) -> Arc<dyn Solver> {
+    match settings.urls.len() {
+        0 | 1 => Arc::new(FlareSolverr::new(settings.clone())),
+        _ => Arc::new(SolverPool::new(settings)),
+    }
+}
+
+/// Only the store, for commands that read records: the AWS SDK's default chain for S3.
+pub async fn store(config: &StoreConfig) -> Arc<dyn Store> {
+    use crate::config::StoreLocation;
+    match &config.location {
+        StoreLocation::Dir(dir) => Arc::new(LocalStore::new(dir, &config.prefix)),
+        StoreLocation::Bucket(bucket) => Arc::new(S3Store::connect(bucket, &config.prefix).await),
+    }
+}

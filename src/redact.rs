@@ -1,0 +1,52 @@
+//! Text fit for messages, status records, replies and logs: urls without their secrets.
+//!
+//! Every module that shows a url (the solver's, a feed's, a queue's) takes it from here, so
+//! the rule is written once and nothing below the configuration depends on the configuration.
+
+use reqwest::Url;
+
+/// A url fit for messages, status records, replies and logs: credentials (`user:pass@`, a
+/// common way to put FlareSolverr behind a proxy) and the query (often a token) become `…`.
+/// Text that is not a url is cut at any `@` or `?` the same way.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        let cut = url.rfind('@').map_or(url, |at| &url[at + 1..]);
+        return match cut.split_once('?') {
+            Some((before, _)) => format!("{before}?…"),
+            None => cut.to_string(),
+        };
+    };
+    let had_credentials = !parsed.username().is_empty() || parsed.password().is_some();
+    let had_query = parsed.query().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let mut text = parsed.to_string();
+    if had_credentials && let Some(at) = text.find("://") {
+        text.insert_str(at + 3, "…@");
+    }
+    if had_query {
+        text.push_str("?…");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact_url("http://user:pa55@solver.lan:8191/v1"),
+            "http://…@solver.lan:8191/v1"
+        );
+        assert_eq!(
+            redact_url("https://site.test/rss.xml?key=s3cret#x"),
+            "https://site.test/rss.xml?…"
+        );
+        assert_eq!(redact_url("http://localhost:8191/v1"), "http://localhost:8191/v1");
+        assert_eq!(redact_url("not a url user:pa55@host?token=1"), "host?…");
+    }
+}

@@ -1,0 +1,229 @@
+//! The real adapter: one FlareSolverr over HTTP, with the per-feed session policy.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::wire::{Command, Reply, parse_reply};
+use super::{MIN_REQUEST_TIME, STARTUP_MARGIN, SessionPolicy, Solution, Solver, SolverError, SolverSettings};
+use crate::error_chain;
+use crate::redact::redact_url;
+
+/// The smallest maxTimeout worth asking for when a deadline squeezes it.
+const MIN_MAX_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The real adapter: FlareSolverr over HTTP.
+#[derive(Debug, Clone)]
+pub struct FlareSolverr {
+    http: reqwest::Client,
+    settings: SolverSettings,
+}
+
+impl FlareSolverr {
+    /// The `/v1` endpoint it talks to.
+    pub fn url(&self) -> &str {
+        &self.settings.url
+    }
+
+    /// Builds the HTTP client once; clone the result rather than building another.
+    pub fn new(settings: SolverSettings) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("a plain rustls client always builds");
+        Self { http, settings }
+    }
+
+    /// `request.get` for `url`, in `session` if given.
+    pub async fn request_get(
+        &self,
+        url: &str,
+        session: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Solution, SolverError> {
+        let (max_timeout, http_timeout) = self.budget(deadline)?;
+        let command = Command::get(url, max_timeout, session, self.settings.session_ttl_minutes);
+        let reply = self.send(&command, http_timeout).await?;
+        let mut solution = reply.solution.ok_or_else(|| SolverError::Malformed {
+            detail: "\"ok\" reply without a solution".into(),
+        })?;
+        solution.solver = Some(redact_url(&self.settings.url));
+        if let Some(status) = solution.status.filter(|s| *s >= 400) {
+            return Err(SolverError::Upstream {
+                status,
+                url: redact_url(solution.url.as_deref().unwrap_or(url)),
+            });
+        }
+        if solution.response.is_none() {
+            return Err(SolverError::Malformed {
+                detail: "the solution has no response (was returnOnlyCookies set?)".into(),
+            });
+        }
+        Ok(solution)
+    }
+
+    /// `sessions.create` with a fixed id; an existing session is fine.
+    pub async fn sessions_create(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
+        let command = Command::session("sessions.create", id);
+        self.send(&command, self.short_timeout(deadline)?).await.map(drop)
+    }
+
+    /// `sessions.destroy`: stops that session's Chrome.
+    pub async fn sessions_destroy(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
+        let command = Command::session("sessions.destroy", id);
+        self.send(&command, self.short_timeout(deadline)?).await.map(drop)
+    }
+
+    /// maxTimeout to ask for and the HTTP timeout to wait, both within the deadline.
+    fn budget(&self, deadline: Option<Instant>) -> Result<(Duration, Duration), SolverError> {
+        let wanted = self.settings.max_timeout + STARTUP_MARGIN;
+        let Some(deadline) = deadline else {
+            return Ok((self.settings.max_timeout, wanted));
+        };
+        let left = self.time_left(deadline)?;
+        // The deadline may squeeze maxTimeout (not below a useful minimum), never raise it.
+        let squeezed = left.saturating_sub(STARTUP_MARGIN).max(MIN_MAX_TIMEOUT);
+        let max_timeout = self.settings.max_timeout.min(squeezed);
+        Ok((max_timeout, wanted.min(left)))
+    }
+
+    fn short_timeout(&self, deadline: Option<Instant>) -> Result<Duration, SolverError> {
+        match deadline {
+            Some(deadline) => Ok(STARTUP_MARGIN.min(self.time_left(deadline)?)),
+            None => Ok(STARTUP_MARGIN),
+        }
+    }
+
+    fn time_left(&self, deadline: Instant) -> Result<Duration, SolverError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < MIN_REQUEST_TIME {
+            return Err(SolverError::NoTimeLeft {
+                left_ms: left.as_millis() as u64,
+            });
+        }
+        Ok(left)
+    }
+
+    async fn send(&self, command: &Command<'_>, timeout: Duration) -> Result<Reply, SolverError> {
+        let url = &self.settings.url;
+        let started = Instant::now();
+        let timed_out = || SolverError::Timeout {
+            url: redact_url(url),
+            seconds: timeout.as_secs_f64().ceil() as u64,
+        };
+        let exchange = async {
+            let response = self
+                .http
+                .post(url)
+                .json(command)
+                .send()
+                .await
+                .map_err(|e| transport_error(url, e, &timed_out))?;
+            let status = response.status();
+            let body = read_capped(response, self.settings.max_reply_bytes)
+                .await
+                .map_err(|e| match e {
+                    ReadError::TooLarge => SolverError::TooLarge {
+                        limit: self.settings.max_reply_bytes,
+                        memory_mb: self.settings.function_memory_mb,
+                    },
+                    ReadError::Transport(e) if e.is_timeout() => timed_out(),
+                    ReadError::Transport(e) => SolverError::Malformed {
+                        detail: format!("the reply was cut off: {}", error_chain(&e.without_url())),
+                    },
+                })?;
+            Ok::<_, SolverError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| timed_out())??;
+        debug!(
+            cmd = command.cmd,
+            status = status.as_u16(),
+            bytes = body.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "solver replied"
+        );
+        parse_reply(status, &body)
+    }
+}
+
+fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> SolverError) -> SolverError {
+    // reqwest's messages name the url, credentials and all.
+    let error = error.without_url();
+    if error.is_timeout() {
+        timed_out()
+    } else if error.is_connect() || error.is_request() {
+        SolverError::Unreachable {
+            url: redact_url(url),
+            detail: error_chain(&error),
+        }
+    } else {
+        SolverError::Malformed {
+            detail: error_chain(&error),
+        }
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n as usize > cap) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(response.content_length().map_or(64 * 1024, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[async_trait]
+impl Solver for FlareSolverr {
+    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError> {
+        if self.settings.session == SessionPolicy::None {
+            return self.request_get(url, None, deadline).await;
+        }
+        let session = format!("{}-{feed}", self.settings.session_prefix);
+        let in_session = || async {
+            self.sessions_create(&session, deadline).await?;
+            self.request_get(url, Some(&session), deadline).await
+        };
+        let first = match in_session().await {
+            Err(e) if e.may_be_session_failure() => e,
+            other => return other,
+        };
+        warn!(feed, session, error = %first, "session failed; recreating it and retrying once");
+        self.destroy_quietly(&session, deadline).await;
+        let second = match in_session().await {
+            Err(e) if e.may_be_session_failure() => e,
+            other => return other,
+        };
+        warn!(feed, session, error = %second, "session failed again; dropping it and fetching without a session");
+        self.destroy_quietly(&session, deadline).await;
+        let result = self.request_get(url, None, deadline).await;
+        if result.is_ok() {
+            info!(
+                feed,
+                "fetched without a session; the session is recreated on the next refresh"
+            );
+        }
+        result
+    }
+}
+
+impl FlareSolverr {
+    async fn destroy_quietly(&self, session: &str, deadline: Option<Instant>) {
+        if let Err(e) = self.sessions_destroy(session, deadline).await {
+            debug!(session, error = %e, "destroying the session failed (it may already be gone)");
+        }
+    }
+}

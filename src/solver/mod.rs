@@ -1,0 +1,189 @@
+//! The solver port and its adapters: FlareSolverr over HTTP ([`client`]), a pool of them
+//! ([`pool`]), and, for tests (feature `test-util`), a scripted one. The wire format, both
+//! builds' reply shapes and the sorting of their errors are in [`wire`].
+
+mod client;
+mod pool;
+#[cfg(any(test, feature = "test-util"))]
+mod scripted;
+mod wire;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::time::Instant;
+
+pub use client::FlareSolverr;
+pub use pool::SolverPool;
+#[cfg(any(test, feature = "test-util"))]
+pub use scripted::{Calls, ScriptedSolver};
+
+/// Time FlareSolverr may need beyond `maxTimeout`: it does not count starting Chrome, and a
+/// 5 s maxTimeout was seen to take 17 s of wall time.
+pub const STARTUP_MARGIN: Duration = Duration::from_secs(30);
+
+/// Below this much time before the deadline no request is sent at all.
+pub const MIN_REQUEST_TIME: Duration = Duration::from_secs(1);
+
+/// How a feed uses FlareSolverr sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionPolicy {
+    /// Every request starts a fresh Chrome (slow, but nothing to go stale).
+    None,
+    /// A named session per feed (`flarefeed-<feed>`) keeps Chrome warm between refreshes.
+    #[default]
+    Reuse,
+}
+
+/// What the client needs to know about the solver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SolverSettings {
+    /// The `/v1` endpoint, e.g. `http://localhost:8191/v1` (the first of `urls`).
+    pub url: String,
+    /// Every solver, in configuration order: `[url]`, or `[solver] urls`.
+    pub urls: Vec<String>,
+    pub max_timeout: Duration,
+    pub session: SessionPolicy,
+    pub session_ttl_minutes: u64,
+    /// Session names are `<session_prefix>-<feed>`: a prefix per deployment keeps two
+    /// deployments that share one FlareSolverr out of each other's sessions.
+    pub session_prefix: String,
+    /// The largest reply body read, in bytes.
+    pub max_reply_bytes: usize,
+    /// The Lambda function's memory in MB, when the cap was derived from it.
+    pub function_memory_mb: Option<u64>,
+}
+
+impl Default for SolverSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://localhost:8191/v1".into(),
+            urls: vec!["http://localhost:8191/v1".into()],
+            max_timeout: Duration::from_secs(60),
+            session: SessionPolicy::Reuse,
+            session_ttl_minutes: 60,
+            session_prefix: "flarefeed".into(),
+            max_reply_bytes: crate::feed::DEFAULT_MAX_BYTES,
+            function_memory_mb: None,
+        }
+    }
+}
+
+/// Why no page came back. Each message tells the operator where to look.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum SolverError {
+    #[error(
+        "cannot reach FlareSolverr at {url}: {detail}; is it running? (docker run -p 8191:8191 ghcr.io/flaresolverr/flaresolverr) Check [solver] url or FLAREFEED_SOLVER_URL"
+    )]
+    Unreachable { url: String, detail: String },
+    #[error(
+        "FlareSolverr at {url} did not answer within {seconds} s; it may be stuck or overloaded: check its logs, or give the request more time (max_timeout_ms, Lambda timeout)"
+    )]
+    Timeout { url: String, seconds: u64 },
+    #[error(
+        "FlareSolverr could not solve the challenge in time: {message}; raise [solver] max_timeout_ms, or try again later"
+    )]
+    ChallengeTimeout { message: String },
+    #[error(
+        "only {left_ms} ms were left before the deadline, too little to ask FlareSolverr: raise the Lambda function's timeout (it needs max_timeout_ms plus about 40 s)"
+    )]
+    NoTimeLeft { left_ms: u64 },
+    #[error(
+        "Cloudflare blocked FlareSolverr: {message}; the site refuses the solver's IP address: run FlareSolverr from another address"
+    )]
+    Blocked { message: String },
+    #[error("FlareSolverr's browser session failed: {message}")]
+    Session { message: String },
+    #[error("FlareSolverr reported an error: {message}")]
+    Failed { message: String },
+    #[error(
+        "FlareSolverr rejected the request as malformed: {message}; this flarefeed and this FlareSolverr disagree on the API"
+    )]
+    Rejected { message: String },
+    #[error("the site answered HTTP {status} for {url} (as FlareSolverr reports it); check the feed url")]
+    Upstream { status: u16, url: String },
+    #[error("FlareSolverr's reply is malformed: {detail}; is [solver] url really FlareSolverr's /v1 endpoint?")]
+    Malformed { detail: String },
+    #[error("FlareSolverr's reply is larger than {limit} bytes; refused to protect memory: {}", too_large_hint(*memory_mb))]
+    TooLarge { limit: usize, memory_mb: Option<u64> },
+}
+
+/// What to raise when a reply is over the cap.
+fn too_large_hint(memory_mb: Option<u64>) -> String {
+    match memory_mb {
+        Some(mb) => format!(
+            "the cap follows the Lambda function's memory ({mb} MB); raise its MemorySize (the template's MemorySize parameter): every 3 MB more admits 1 MB more reply"
+        ),
+        None => "if the feed really is this large, raise [solver] max_reply_mb".to_string(),
+    }
+}
+
+impl SolverError {
+    /// Whether a failed request made in a session may be the session's fault, so that
+    /// recreating it could help.
+    ///
+    /// Decided by what says the *site* failed, not by how a broken session is worded: builds
+    /// and languages word that differently (the PyPI build says "浏览器未开启或已关闭。" or
+    /// "'NoneType' object has no attribute 'send'" for the same dead Chrome). The site's own
+    /// failures are the challenge not solved in time, a Cloudflare block, and Chrome's
+    /// `net::ERR_…` for the url; every other error FlareSolverr reports gets the one retry.
+    pub fn may_be_session_failure(&self) -> bool {
+        match self {
+            SolverError::Session { .. } => true,
+            SolverError::Failed { message } => !message.contains("net::ERR_"),
+            _ => false,
+        }
+    }
+}
+
+/// `solution` of a `request.get` reply.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Solution {
+    /// The url Chrome ended on (after redirects).
+    pub url: Option<String>,
+    /// Which solver answered (its url, without secrets): with several, the status record says.
+    pub solver: Option<String>,
+    /// The upstream status; always 200 in the official build, real in the PyPI build.
+    pub status: Option<u16>,
+    pub response: Option<Body>,
+}
+
+/// `solution.response`: Chrome's page source as a string, or, from the PyPI build, a JSON value.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Body {
+    Text(String),
+    Json(serde_json::Value),
+}
+
+/// The port: one page of a feed through the solver.
+#[async_trait]
+pub trait Solver: Send + Sync {
+    /// Fetches `url` for feed `feed`, finishing by `deadline` if one is given.
+    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_reply_names_the_setting_to_raise() {
+        let lambda = SolverError::TooLarge {
+            limit: 72 * 1024 * 1024,
+            memory_mb: Some(256),
+        };
+        assert!(
+            lambda.to_string().contains("memory (256 MB); raise its MemorySize"),
+            "{lambda}"
+        );
+        let local = SolverError::TooLarge {
+            limit: 1024,
+            memory_mb: None,
+        };
+        assert!(local.to_string().contains("raise [solver] max_reply_mb"), "{local}");
+    }
+}

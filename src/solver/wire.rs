@@ -1,0 +1,307 @@
+//! FlareSolverr's `/v1` on the wire: the commands, both builds' reply shapes, and what an error
+//! message means for the operator.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Body, Solution, SolverError};
+
+/// One command to `/v1`. Field names are FlareSolverr's.
+#[derive(Debug, Serialize)]
+pub(super) struct Command<'a> {
+    pub(super) cmd: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(rename = "maxTimeout", skip_serializing_if = "Option::is_none")]
+    max_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_ttl_minutes: Option<u64>,
+}
+
+impl<'a> Command<'a> {
+    /// `request.get` of `url`, in `session` if one is given.
+    pub(super) fn get(url: &'a str, max_timeout: Duration, session: Option<&'a str>, ttl_minutes: u64) -> Self {
+        Self {
+            cmd: "request.get",
+            url: Some(url),
+            max_timeout: Some(max_timeout.as_millis() as u64),
+            session,
+            session_ttl_minutes: session.map(|_| ttl_minutes),
+        }
+    }
+
+    /// A `sessions.*` command on session `id`.
+    pub(super) fn session(cmd: &'a str, id: &'a str) -> Self {
+        Self {
+            cmd,
+            url: None,
+            max_timeout: None,
+            session: Some(id),
+            session_ttl_minutes: None,
+        }
+    }
+}
+
+/// A reply of either build; every field may be missing.
+#[derive(Debug)]
+pub(super) struct Reply {
+    pub(super) status: Option<String>,
+    pub(super) message: Option<String>,
+    pub(super) solution: Option<Solution>,
+    /// The shape a malformed request gets instead of `status`/`message`.
+    error: Option<serde_json::Value>,
+}
+
+/// [`Reply`] as read, with `solution.response` still the JSON text inside the body: the page
+/// is the reply's bulk, and decoding it once, straight into its own string, keeps a refresh's
+/// memory at the body plus the page (serde_json would add a scratch copy).
+#[derive(Deserialize)]
+struct RawReply<'a> {
+    status: Option<String>,
+    message: Option<String>,
+    #[serde(borrow)]
+    solution: Option<RawSolution<'a>>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawSolution<'a> {
+    url: Option<String>,
+    status: Option<u16>,
+    #[serde(borrow)]
+    response: Option<&'a serde_json::value::RawValue>,
+}
+
+impl RawReply<'_> {
+    fn decode(self) -> Result<Reply, serde_json::Error> {
+        let solution = match self.solution {
+            None => None,
+            Some(raw) => Some(Solution {
+                url: raw.url,
+                solver: None,
+                status: raw.status,
+                response: match raw.response.map(serde_json::value::RawValue::get) {
+                    None | Some("null") => None,
+                    Some(text) if text.starts_with('"') => Some(Body::Text(json_string(text)?)),
+                    Some(json) => Some(Body::Json(serde_json::from_str(json)?)),
+                },
+            }),
+        };
+        Ok(Reply {
+            status: self.status,
+            message: self.message,
+            solution,
+            error: self.error,
+        })
+    }
+}
+
+/// Decodes a JSON string literal (already checked by serde_json) into one exactly sized string.
+fn json_string(literal: &str) -> Result<String, serde_json::Error> {
+    use serde::de::Error;
+    let bad = |what: &str| serde_json::Error::custom(format!("bad string in solution.response: {what}"));
+    let inner = &literal[1..literal.len() - 1];
+    let escapes = memchr::memchr_iter(b'\\', inner.as_bytes()).count();
+    let mut out = String::with_capacity(inner.len() - escapes);
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = &rest[at + 1..];
+        let mut chars = escape.chars();
+        let used = match chars.next() {
+            Some('"') => {
+                out.push('"');
+                1
+            }
+            Some('\\') => {
+                out.push('\\');
+                1
+            }
+            Some('/') => {
+                out.push('/');
+                1
+            }
+            Some('b') => {
+                out.push('\u{8}');
+                1
+            }
+            Some('f') => {
+                out.push('\u{c}');
+                1
+            }
+            Some('n') => {
+                out.push('\n');
+                1
+            }
+            Some('r') => {
+                out.push('\r');
+                1
+            }
+            Some('t') => {
+                out.push('\t');
+                1
+            }
+            Some('u') => {
+                let unit = |from: usize| {
+                    escape
+                        .get(from..from + 4)
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .ok_or_else(|| bad("a short \\u escape"))
+                };
+                let first = unit(1)?;
+                match first {
+                    0xD800..=0xDBFF => {
+                        let second = if escape.get(5..7) == Some("\\u") { unit(7)? } else { 0 };
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return Err(bad("a lone surrogate"));
+                        }
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        out.push(char::from_u32(code).ok_or_else(|| bad("a surrogate pair"))?);
+                        11
+                    }
+                    0xDC00..=0xDFFF => return Err(bad("a lone surrogate")),
+                    code => {
+                        out.push(char::from_u32(code).ok_or_else(|| bad("an escape"))?);
+                        5
+                    }
+                }
+            }
+            _ => return Err(bad("an unknown escape")),
+        };
+        rest = &escape[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub(super) fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Reply, SolverError> {
+    let reply: Reply = serde_json::from_slice::<RawReply<'_>>(body)
+        .and_then(RawReply::decode)
+        .map_err(|e| {
+            let head: String = String::from_utf8_lossy(&body[..body.len().min(200)]).chars().collect();
+            SolverError::Malformed {
+                detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
+            }
+        })?;
+    if let Some(error) = reply.error {
+        let message = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+        return Err(SolverError::Rejected { message });
+    }
+    match reply.status.as_deref() {
+        Some("ok") if status.is_success() => Ok(reply),
+        Some("error") | Some("ok") => Err(classify(reply.message.as_deref().unwrap_or("(no message)"))),
+        other => Err(SolverError::Malformed {
+            detail: format!("HTTP {status} with status {other:?}"),
+        }),
+    }
+}
+
+/// Sorts an error message into what the operator should do about it.
+fn classify(message: &str) -> SolverError {
+    let message = short_message(message);
+    let lower = message.to_lowercase();
+    const SESSION_MARKERS: [&str; 11] = [
+        "session doesn't exist",
+        "invalid session id",
+        "no such window",
+        "chrome not reachable",
+        "target window already closed",
+        "not connected to devtools",
+        "session deleted",
+        "browser has closed",
+        "tab crashed",
+        "浏览器未开启或已关闭",
+        "disconnected",
+    ];
+    if lower.contains("timeout after") {
+        SolverError::ChallengeTimeout { message }
+    } else if lower.contains("cloudflare has blocked this request") {
+        SolverError::Blocked { message }
+    } else if SESSION_MARKERS.iter().any(|m| lower.contains(m)) {
+        SolverError::Session { message }
+    } else {
+        SolverError::Failed { message }
+    }
+}
+
+/// The message without `Error: ` and without the Chrome stack trace FlareSolverr appends.
+fn short_message(message: &str) -> String {
+    let message = message.strip_prefix("Error: ").unwrap_or(message);
+    let cut = ["\\n", "\n", "Stacktrace:"]
+        .iter()
+        .filter_map(|m| message.find(m))
+        .min()
+        .unwrap_or(message.len());
+    message[..cut].trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_decode_as_serde_json_does() {
+        for value in [
+            "",
+            "plain",
+            "a\"b\\c/d\n\r\t\u{8}\u{c}",
+            "中文 😀 \u{1f}",
+            "&lt;rss&gt; <pre>\\u0041",
+        ] {
+            let literal = serde_json::to_string(value).unwrap();
+            assert_eq!(json_string(&literal).unwrap(), value, "{literal}");
+        }
+        assert_eq!(json_string(r#""\u00e9\ud83d\ude00\/""#).unwrap(), "é😀/");
+        assert!(json_string(r#""\ud800""#).is_err());
+        assert!(json_string(r#""\udc00x""#).is_err());
+    }
+
+    #[test]
+    fn stack_traces_are_cut() {
+        let e = classify(
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED\\n  (Session info: chrome=156)\\nStacktrace:\\n#0 0x55",
+        );
+        assert_eq!(
+            e,
+            SolverError::Failed {
+                message: "Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED".into()
+            }
+        );
+    }
+
+    #[test]
+    fn messages_are_sorted() {
+        assert!(matches!(
+            classify("Error: Error solving the challenge. Timeout after 5.0 seconds."),
+            SolverError::ChallengeTimeout { .. }
+        ));
+        assert!(matches!(
+            classify("Error: Error solving the challenge. Cloudflare has blocked this request. Probably"),
+            SolverError::Blocked { .. }
+        ));
+        assert!(classify("Error: 浏览器未开启或已关闭。").may_be_session_failure());
+        assert!(classify("Error: The session doesn't exist.").may_be_session_failure());
+    }
+
+    #[test]
+    fn session_retries_are_decided_by_what_says_the_site_failed() {
+        for unseen in [
+            "Error: Error solving the challenge. 'NoneType' object has no attribute 'send'",
+            "Error: something no build has said yet",
+            "Error: セッションが壊れました",
+        ] {
+            assert!(classify(unseen).may_be_session_failure(), "{unseen}");
+        }
+        for site in [
+            "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+            "Error: Error solving the challenge. Cloudflare has blocked this request. Probably your IP is banned for this site, check in your web browser.",
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_NAME_NOT_RESOLVED\\n  (Session info: chrome=156)",
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED",
+        ] {
+            assert!(!classify(site).may_be_session_failure(), "{site}");
+        }
+    }
+}
