@@ -128,3 +128,146 @@ impl Shared {
 pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The tick and the worker on the in-memory adapters; `tests/it/fleet.rs` runs the same on
+    //! moto's SQS, as proof against a real queue.
+
+    use std::sync::Arc;
+
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    use super::*;
+    use crate::config::{Config, FeedConfig};
+    use crate::deployment::Adapters;
+    use crate::fleet::queue::MemoryQueue;
+    use crate::solver::{ScriptedSolver, SolverError};
+    use crate::store::MemoryStore;
+
+    const PAGE: &str = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>t</title><item><title>a</title></item></channel></rss>";
+
+    struct Fleet {
+        shared: Shared,
+        queue: Arc<MemoryQueue>,
+        solver: Arc<ScriptedSolver>,
+    }
+
+    fn fleet(feeds: &[&str]) -> Fleet {
+        let feeds: Vec<FeedConfig> = feeds
+            .iter()
+            .map(|name| FeedConfig::new(name, &format!("https://{name}.test/feed")))
+            .collect();
+        let config = Config {
+            solver: Default::default(),
+            store: Default::default(),
+            feeds,
+            fleet: Default::default(),
+        };
+        let queue = Arc::new(MemoryQueue::default());
+        let solver = Arc::new(ScriptedSolver::default());
+        let adapters = Adapters {
+            solver: solver.clone(),
+            store: Arc::new(MemoryStore::default()),
+            queue: Some(queue.clone()),
+        };
+        let deployment = Deployment::assemble(Arc::new(config), adapters, None);
+        Fleet {
+            shared: Shared {
+                deployment,
+                token: None,
+            },
+            queue,
+            solver,
+        }
+    }
+
+    fn message(id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.into());
+        message.body = Some(body.into());
+        message.event_source = Some("aws:sqs".into());
+        message
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    /// Over one interval of ticks every feed is queued exactly once, and a tick planned twice
+    /// queues nothing more (the FIFO deduplication id).
+    #[tokio::test]
+    async fn ticks_queue_each_feed_once_per_interval() {
+        let names: Vec<String> = (0..40).map(|i| format!("feed-{i}")).collect();
+        let f = fleet(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let start = 1_800_000_000;
+        let mut planned = 0;
+        for minute in 1..=15 {
+            let tick = TickInput {
+                tick: super::super::events::Tick::At(crate::outcome::rfc3339(
+                    time::OffsetDateTime::from_unix_timestamp(start + minute * 60).unwrap(),
+                )),
+            };
+            planned += f.shared.tick(&tick).await.unwrap().enqueued;
+            f.shared.tick(&tick).await.unwrap();
+        }
+        assert_eq!(planned, 40);
+        let mut queued: Vec<String> = f.queue.waiting().into_iter().map(|d| d.feed).collect();
+        queued.sort();
+        let mut expected = names.clone();
+        expected.sort();
+        assert_eq!(queued, expected);
+    }
+
+    #[tokio::test]
+    async fn a_tick_without_a_queue_says_which_setting_is_missing() {
+        let mut f = fleet(&["a"]);
+        f.shared.deployment.queue = None;
+        let error = f
+            .shared
+            .tick(&TickInput {
+                tick: super::super::events::Tick::Now(true),
+            })
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("[fleet] queue_url"), "{error}");
+    }
+
+    /// The worker: a refresh that ran is consumed whatever its outcome; a message that was not
+    /// attempted (bad body, unknown feed, a refresh in flight) comes back.
+    #[tokio::test]
+    async fn the_worker_consumes_what_ran_and_returns_what_did_not() {
+        let f = fleet(&["good", "sick"]);
+        f.solver.always("https://good.test/feed", PAGE);
+        f.solver.always_fail(
+            "https://sick.test/feed",
+            SolverError::Blocked {
+                message: "Cloudflare has blocked this request".into(),
+            },
+        );
+        let event = batch(vec![
+            message("1", r#"{"feed": "good"}"#),
+            message("2", r#"{"feed": "sick"}"#),
+            message("3", r#"{"feed": "nope"}"#),
+            message("4", "not json"),
+        ]);
+        let response = f.shared.work(event, None).await;
+        let returned: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(returned, ["3", "4"]);
+        assert_eq!((f.solver.calls("good").total, f.solver.calls("sick").total), (1, 1));
+
+        // The failing feed now backs off: consumed, and the solver is not asked.
+        let response = f
+            .shared
+            .work(batch(vec![message("5", r#"{"feed": "sick"}"#)]), None)
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(f.solver.calls("sick").total, 1);
+    }
+}
