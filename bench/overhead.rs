@@ -333,15 +333,14 @@ async fn fleet_capacity() {
         (0..1000)
             .map(|i| FeedConfig {
                 interval,
+                fetch: flarefeed::config::FetchMode::Solver,
                 ..FeedConfig::new(&format!("feed-{i}"), &format!("https://site-{i}.test/feed"))
             })
             .collect()
     };
     let config = Config {
-        solver: Default::default(),
-        store: Default::default(),
         feeds: feeds(Duration::from_secs(900)),
-        fleet: FleetConfig::default(),
+        ..Config::default()
     };
     let start = 1_800_000_000;
     let mut plans = Vec::new();
@@ -386,6 +385,7 @@ async fn fleet_capacity() {
                 tick: Duration::from_secs(1),
                 ..FleetConfig::default()
             },
+            ..Config::default()
         });
         // A solver at 50 ms a request, answering every feed with the same page.
         let solver = Arc::new(ScriptedSolver::default());
@@ -395,6 +395,7 @@ async fn fleet_capacity() {
         }
         let adapters = Adapters {
             solver,
+            fetcher: Arc::new(flarefeed::fetch::ScriptedFetcher::default()),
             store,
             queue: None,
         };

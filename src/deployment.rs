@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::config::remote::{ConfigUrl, Watched};
 use crate::config::{Config, ConfigError, StoreConfig, process_env};
+use crate::fetch::{Fetcher, HttpFetcher};
 use crate::fleet::queue::{Queue, SqsQueue};
 use crate::refresh::{Observer, Refresher};
 use crate::solver::{FlareSolverr, Solver, SolverPool, SolverSettings};
@@ -61,6 +62,8 @@ pub struct Deployment {
 #[derive(Clone)]
 pub struct Adapters {
     pub solver: Arc<dyn Solver>,
+    /// Direct requests to the sites.
+    pub fetcher: Arc<dyn Fetcher>,
     pub store: Arc<dyn Store>,
     pub queue: Option<Arc<dyn Queue>>,
 }
@@ -75,6 +78,7 @@ impl Adapters {
         };
         Self {
             solver: solver(&config.solver),
+            fetcher: Arc::new(HttpFetcher::new()),
             store: store(&config.store).await,
             queue,
         }
@@ -90,7 +94,13 @@ impl Deployment {
 
     /// A deployment over the given adapters: the one place a [`Refresher`] is built.
     pub fn assemble(config: Arc<Config>, adapters: Adapters, observer: Option<Arc<dyn Observer>>) -> Self {
-        let refresher = Refresher::new(adapters.solver, adapters.store.clone(), config.clone(), observer);
+        let refresher = Refresher::new(
+            adapters.solver,
+            adapters.fetcher,
+            adapters.store.clone(),
+            config.clone(),
+            observer,
+        );
         Self {
             config,
             store: adapters.store,

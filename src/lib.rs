@@ -16,9 +16,9 @@
 //! - [`refresh`]: one refresh of one feed: claim, fetch, check, format, publish, record.
 //! - [`status`]: the per-feed status record, its claim, and the gate before a refresh.
 //! - [`outcome`]: what a refresh did, worded once.
-//! - Ports and their adapters: [`solver`] (FlareSolverr, a pool of them) and [`store`] (S3, a
-//!   folder). With the `test-util` feature each port has a public fake: `ScriptedSolver`,
-//!   `MemoryStore` and `MemoryQueue`, as tokio's `test-util` does for time.
+//! - Ports and their adapters: [`fetch`] (a direct GET), [`solver`] (FlareSolverr, a pool of
+//!   them) and [`store`] (S3, a folder). With the `test-util` feature each port has a public fake: `ScriptedFetcher`,
+//!   `ScriptedSolver`, `MemoryStore` and `MemoryQueue`, as tokio's `test-util` does for time.
 //! - [`config`]: the TOML configuration, validated, and its S3 watch.
 //! - [`feed`]: extracting the feed from a solver's page, the guard, and the formatter.
 //! - [`redact`]: urls without their secrets, for every message.
@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod deployment;
 pub mod feed;
+pub mod fetch;
 pub mod fleet;
 pub mod handler;
 pub mod metrics;

@@ -50,6 +50,17 @@ pub fn emf(report: &Report, record: &StatusRecord, now: OffsetDateTime) -> Value
         }
     }
     document.insert("Feed".into(), report.feed.clone().into());
+    if let Some(route) = report.route {
+        // A property, and a count per route: the share of direct refreshes is Direct / (Direct
+        // + Solver).
+        document.insert("Route".into(), route.to_string().into());
+        let name = match route {
+            crate::fetch::Route::Direct => "Direct",
+            crate::fetch::Route::Solver => "Solver",
+        };
+        declared.push(json!({"Name": name, "Unit": "Count"}));
+        document.insert(name.into(), 1.into());
+    }
     document.insert("outcome".into(), report.outcome.name().into());
     document.insert(
         "_aws".into(),
@@ -88,6 +99,7 @@ mod tests {
             total_ms: 6_200,
             final_url: None,
             solver: None,
+            route: None,
         };
         let now = time::macros::datetime!(2026-11-22 10:05 UTC);
         let doc = emf(&report, &record, now);

@@ -11,6 +11,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::feed::FeedError;
+use crate::fetch::{FetchError, Route};
 use crate::solver::SolverError;
 use crate::store::StoreError;
 
@@ -19,6 +20,8 @@ use crate::store::StoreError;
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Status,
+    /// The direct request (`fetch = "direct"`).
+    Fetch,
     Solver,
     Extract,
     Guard,
@@ -65,6 +68,8 @@ pub enum RefreshError {
     Solver(#[from] SolverError),
     #[error(transparent)]
     Feed(#[from] FeedError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     #[error("the feed was handled ({handled}), but its status record could not be written: {source}")]
     StatusNotWritten { handled: Recorded, source: StoreError },
     #[error(
@@ -195,6 +200,9 @@ pub struct Report {
     /// The solver that answered (its url without secrets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub solver: Option<String>,
+    /// How the feed was fetched, when it was: `direct` or `solver`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
 }
 
 /// The CLI's line: `name  outcome`, and for a good feed what it holds and where it went.
@@ -203,14 +211,21 @@ impl fmt::Display for Report {
         let seconds = self.total_ms as f64 / 1000.0;
         write!(f, "{}  {}", self.feed, self.outcome)?;
         match &self.outcome {
-            Outcome::Updated | Outcome::Unchanged => write!(
-                f,
-                "  {}, {} items, {} bytes, {seconds:.1} s  -> {}",
-                self.kind.as_deref().unwrap_or("?"),
-                self.items.unwrap_or(0),
-                self.bytes.unwrap_or(0),
-                self.location,
-            ),
+            Outcome::Updated | Outcome::Unchanged => {
+                match (&self.kind, self.items) {
+                    (Some(kind), Some(items)) => write!(
+                        f,
+                        "  {kind}, {items} items, {} bytes, {seconds:.1} s",
+                        self.bytes.unwrap_or(0)
+                    )?,
+                    // A 304: nothing was read, so nothing to count.
+                    _ => write!(f, "  not modified, {seconds:.1} s")?,
+                }
+                if let Some(route) = self.route {
+                    write!(f, " ({route})")?;
+                }
+                write!(f, "  -> {}", self.location)
+            }
             Outcome::Failed { .. } => write!(f, " ({seconds:.1} s)"),
             _ => Ok(()),
         }

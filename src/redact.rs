@@ -50,3 +50,31 @@ mod tests {
         assert_eq!(redact_url("not a url user:pa55@host?token=1"), "host?…");
     }
 }
+
+/// A value that must never be shown: a header value (an API key) or a proxy url with its
+/// credentials. Its `Debug` and `Display` say `…`; [`Secret::expose`] is for the request itself.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("…")
+    }
+}

@@ -23,13 +23,14 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FeedConfig};
+use crate::config::{Config, FeedConfig, FetchMode};
 use crate::feed::{self, FeedError, GuardOptions};
+use crate::fetch::{DirectClass, DirectReply, DirectRequest, FetchError, Fetcher, Route, Validators};
 use crate::outcome::Recorded;
 pub use crate::outcome::{Outcome, RefreshError, Report, Stage};
 use crate::redact::redact_url;
-use crate::solver::{Body, MIN_REQUEST_TIME, STARTUP_MARGIN, Solver, SolverError};
-use crate::status::{self, Backoff, Gate, InFlight, StatusRecord, Trigger};
+use crate::solver::{Body, MIN_REQUEST_TIME, STARTUP_MARGIN, SolveRequest, Solver, SolverError};
+use crate::status::{self, Backoff, Gate, InFlight, RecordedValidators, StatusRecord, Trigger};
 use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version};
 
 /// The status record may still be written this long after the refresh's deadline; the Lambda
@@ -119,6 +120,7 @@ impl RefreshOptions {
 #[derive(Clone)]
 pub struct Refresher {
     solver: Arc<dyn Solver>,
+    fetcher: Arc<dyn Fetcher>,
     store: Arc<dyn Store>,
     config: Arc<Config>,
     /// Told of every refresh that made an attempt (the Lambda's metrics).
@@ -156,6 +158,14 @@ struct Found {
     final_url: Option<String>,
     /// The feed that passed the guard.
     checked: Option<Checked>,
+    /// Which way the feed was fetched, once it was.
+    route: Option<Route>,
+    /// The direct reply's class, when it was not the feed and the solver was asked instead.
+    direct: Option<DirectClass>,
+    /// A direct 200's validators.
+    validators: Option<Validators>,
+    /// The feed goes straight to the solver until then.
+    solver_until: Option<OffsetDateTime>,
 }
 
 #[derive(Debug)]
@@ -172,6 +182,21 @@ struct Published {
     /// The fingerprint of the feed readers now get.
     sha256: String,
 }
+
+/// What every path to a publish shares: the feed, the policy, and the published copy as it was
+/// at the claim.
+struct Publish<'a> {
+    feed: &'a FeedConfig,
+    options: RefreshOptions,
+    deadline: Instant,
+    published: Option<&'a ObjectInfo>,
+    /// The published feed's fingerprint.
+    published_sha: Option<&'a str>,
+}
+
+/// With `fetch = "auto"`, a direct request leaves at least this much of the deadline to the
+/// solver: its smallest useful maxTimeout and the time Chrome needs to start.
+const MIN_SOLVER_TIME: Duration = Duration::from_secs(35);
 
 /// A feed that passed the guard and was formatted.
 struct Candidate {
@@ -204,8 +229,25 @@ impl Attempt {
         record.total_ms = Some(total_ms);
         record.final_url = self.found.final_url.clone();
         record.solver = self.found.solver.clone();
+        record.fetched_by = self.found.route;
+        if self.found.direct.is_some() {
+            record.direct = self.found.direct;
+        }
+        if let Some(until) = self.found.solver_until {
+            record.solver_until = Some(until);
+        }
         match &self.result {
             Ok(published) => {
+                if self.found.route == Some(Route::Direct) {
+                    // Direct works: no reason to go to the solver, and validators for the next.
+                    record.direct = None;
+                    record.solver_until = None;
+                    if let Some(validators) = &self.found.validators {
+                        record.validators = RecordedValidators::new(&feed.url, validators.clone());
+                    }
+                } else {
+                    record.validators = None;
+                }
                 record.outcome = published.outcome;
                 record.last_success = record.last_attempt;
                 record.last_error = None;
@@ -215,6 +257,8 @@ impl Attempt {
                 record.sha256 = Some(published.sha256.clone());
             }
             Err((stage, error)) => {
+                // Validators name a copy this failure may have left behind.
+                record.validators = None;
                 record.outcome = Recorded::Failed;
                 record.last_error = Some(format!("{stage}: {error}"));
                 record.consecutive_failures += 1;
@@ -255,6 +299,7 @@ impl Report {
             total_ms,
             final_url: found.and_then(|f| f.final_url.clone()),
             solver: found.and_then(|f| f.solver.clone()),
+            route: found.and_then(|f| f.route),
         }
     }
 }
@@ -263,12 +308,14 @@ impl Refresher {
     /// Only [`crate::deployment`] builds one: the composition root.
     pub(crate) fn new(
         solver: Arc<dyn Solver>,
+        fetcher: Arc<dyn Fetcher>,
         store: Arc<dyn Store>,
         config: Arc<Config>,
         observer: Option<Arc<dyn Observer>>,
     ) -> Self {
         Self {
             solver,
+            fetcher,
             store,
             config,
             observer,
@@ -380,21 +427,163 @@ impl Refresher {
         }
     }
 
-    /// Fetch, prepare and publish, under a claim.
+    /// Fetch, prepare and publish, under a claim: directly first where the feed's `fetch` allows
+    /// and its record does not send it straight to the solver; the solver when the direct
+    /// reply is not a publishable feed (`auto`), or always (`solver`).
     async fn attempt(&self, feed: &FeedConfig, options: RefreshOptions, deadline: Instant, claim: &Claim) -> Attempt {
         // The feed as it is at the claim: it is replaced only if it is still this one.
         let published: Option<ObjectInfo> = match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
             Ok(published) => published,
             Err(e) => return Attempt::failed(Found::default(), Stage::Store, e),
         };
+        // A folder keeps no fingerprint beside the feed; the status record's describes it.
+        let published_sha = published
+            .as_ref()
+            .and_then(|info| info.sha256.clone().or_else(|| claim.previous_sha256.clone()));
+        let publish = Publish {
+            feed,
+            options,
+            deadline,
+            published: published.as_ref(),
+            published_sha: published_sha.as_deref(),
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut found = Found::default();
+        let direct_first = match feed.fetch {
+            FetchMode::Direct => true,
+            FetchMode::Solver => false,
+            FetchMode::Auto => claim.record.solver_until.is_none_or(|until| until <= now),
+        };
+        if direct_first && let Some(timeout) = self.direct_timeout(feed.fetch, deadline) {
+            let error = match self.direct(&publish, &claim.record, timeout, &mut found).await {
+                Ok(attempt) => return attempt,
+                Err(error) => error,
+            };
+            if feed.fetch == FetchMode::Direct {
+                return Attempt::failed(found, Stage::Fetch, error);
+            }
+            info!(
+                feed = %feed.name, class = ?error.class(), reason = %error,
+                "not a feed directly; asking the solver"
+            );
+            found.direct = Some(error.class());
+            found.solver_until = Some(now + self.config.fetch.reprobe_after);
+            found.validators = None;
+        }
+        self.through_solver(&publish, found).await
+    }
 
+    /// The direct request's time: `[fetch] timeout`, within the deadline, and with `auto`
+    /// leaving the solver's fallback room for a useful maxTimeout. `None`: no time for it.
+    fn direct_timeout(&self, mode: FetchMode, deadline: Instant) -> Option<Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let reserve = match mode {
+            FetchMode::Auto => MIN_SOLVER_TIME,
+            _ => Duration::ZERO,
+        };
+        let timeout = self.config.fetch.timeout.min(left.saturating_sub(reserve));
+        (timeout >= MIN_REQUEST_TIME).then_some(timeout)
+    }
+
+    /// The direct GET, conditional when the record has validators for this url. `Ok` is the
+    /// attempt's end (published, unchanged, or failed at the store); `Err` is a reply that was
+    /// not a publishable feed.
+    async fn direct(
+        &self,
+        publish: &Publish<'_>,
+        record: &StatusRecord,
+        timeout: Duration,
+        found: &mut Found,
+    ) -> Result<Attempt, FetchError> {
+        let feed = publish.feed;
+        // A forced refresh reads the feed whole; without a published copy to stand for, a 304
+        // would say nothing.
+        let validators = record
+            .validators_for(&feed.url)
+            .filter(|_| !publish.options.publish_unchanged && publish.published_sha.is_some());
+        let request = DirectRequest {
+            url: &feed.url,
+            user_agent: feed
+                .request
+                .user_agent
+                .as_deref()
+                .unwrap_or(&self.config.fetch.user_agent),
+            headers: &feed.request.headers,
+            proxy: feed.request.proxy.as_ref(),
+            validators,
+            timeout,
+            max_bytes: self.config.solver.max_reply_bytes,
+        };
+        let fetching = Instant::now();
+        let reply = self.fetcher.get(&request).await;
+        info!(feed = %feed.name, stage = "fetch", ms = elapsed_ms(fetching), ok = reply.is_ok(), "direct reply");
+        let (body, charset, validators, final_url) = match reply? {
+            DirectReply::NotModified { final_url } => {
+                found.route = Some(Route::Direct);
+                found.final_url = Some(final_url).filter(|url| *url != redact_url(&feed.url));
+                found.validators = record.validators_for(&feed.url).cloned();
+                info!(feed = %feed.name, stage = "fetch", "304 not modified: nothing read or written");
+                let sha256 = publish.published_sha.unwrap_or_default().to_string();
+                return Ok(Attempt::published(std::mem::take(found), Recorded::Unchanged, sha256));
+            }
+            DirectReply::Document {
+                body,
+                charset,
+                validators,
+                final_url,
+            } => (body, charset, validators, final_url),
+        };
+        let not_a_feed = |source: FeedError| FetchError::NotAFeed {
+            url: final_url.clone(),
+            source,
+        };
+        // The same entity as last time (Miniflux's rule): unchanged, nothing to read.
+        let same_entity = validators.etag.is_some()
+            && record.validators_for(&feed.url).and_then(|v| v.etag.as_ref()) == validators.etag.as_ref();
+        found.route = Some(Route::Direct);
+        found.final_url = Some(final_url.clone()).filter(|url| *url != redact_url(&feed.url));
+        found.validators = Some(validators);
+        if same_entity
+            && !publish.options.publish_unchanged
+            && let Some(sha256) = publish.published_sha
+        {
+            info!(feed = %feed.name, stage = "fetch", "same ETag as the published feed: nothing written");
+            return Ok(Attempt::published(
+                std::mem::take(found),
+                Recorded::Unchanged,
+                sha256.to_string(),
+            ));
+        }
+        let text = feed::decode_with_charset(&body, charset.as_deref()).map_err(not_a_feed)?;
+        let candidate = self
+            .check_and_format(feed, &text, None)
+            .map_err(|(_, error)| match error {
+                RefreshError::Feed(source) => not_a_feed(source),
+                other => unreachable!("the guard and the formatter fail with feed errors, not {other}"),
+            })?;
+        drop(text);
+        drop(body);
+        Ok(self.publish(publish, candidate, std::mem::take(found)).await)
+    }
+
+    /// Through the solver: today's path, with the feed's own maxTimeout and proxy.
+    async fn through_solver(&self, publish: &Publish<'_>, found: Found) -> Attempt {
+        let feed = publish.feed;
         let solving = Instant::now();
-        let solved = self.solver.solve(&feed.name, &feed.url, Some(deadline)).await;
+        let request = SolveRequest {
+            feed: &feed.name,
+            url: &feed.url,
+            deadline: Some(publish.deadline),
+            max_timeout: feed.request.max_timeout,
+            proxy: feed.request.proxy.as_ref(),
+        };
+        let solved = self.solver.solve(&request).await;
         let solver_ms = elapsed_ms(solving);
         info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
         let found = Found {
             solver_ms: Some(solver_ms),
-            ..Found::default()
+            route: Some(Route::Solver),
+            ..found
         };
         let solution = match solved {
             Ok(solution) => solution,
@@ -409,11 +598,16 @@ impl Refresher {
             solver: solution.solver.clone(),
             ..found
         };
-
         let candidate = match self.prepare(feed, solution.response) {
             Ok(candidate) => candidate,
             Err((stage, error)) => return Attempt::failed(found, stage, error),
         };
+        self.publish(publish, candidate, found).await
+    }
+
+    /// Writes a good feed, unless it is the one published: the one write of a refresh's feed.
+    async fn publish(&self, publish: &Publish<'_>, candidate: Candidate, found: Found) -> Attempt {
+        let feed = publish.feed;
         let checked = Checked {
             kind: candidate.info.kind.to_string(),
             items: candidate.info.items,
@@ -423,13 +617,8 @@ impl Refresher {
             checked: Some(checked),
             ..found
         };
-
         let publishing = Instant::now();
-        // A folder keeps no fingerprint beside the feed; the status record's describes it.
-        let published_sha = published
-            .as_ref()
-            .and_then(|info| info.sha256.clone().or_else(|| claim.previous_sha256.clone()));
-        if !options.publish_unchanged && published_sha.as_deref() == Some(candidate.sha256.as_str()) {
+        if !publish.options.publish_unchanged && publish.published_sha == Some(candidate.sha256.as_str()) {
             info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
             return Attempt::published(found, Recorded::Unchanged, candidate.sha256);
         }
@@ -437,10 +626,10 @@ impl Refresher {
             content_type: candidate.info.kind.content_type(),
             cache_control: &self.config.store.cache_control,
             sha256: Some(&candidate.sha256),
-            condition: Condition::unchanged_since(published.as_ref().map(|info| &info.version)),
+            condition: Condition::unchanged_since(publish.published.map(|info| &info.version)),
         };
         let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
-        if let Err(e) = self.by(deadline, &feed.key, put).await {
+        if let Err(e) = self.by(publish.deadline, &feed.key, put).await {
             return Attempt::failed(found, Stage::Store, e);
         }
         info!(
@@ -452,7 +641,6 @@ impl Refresher {
 
     /// Extract, guard, format and fingerprint: everything between the solver and the store.
     fn prepare(&self, feed: &FeedConfig, response: Option<Body>) -> Result<Candidate, (Stage, RefreshError)> {
-        let started = Instant::now();
         let extract = |e: FeedError| (Stage::Extract, e.into());
         let text = match response {
             Some(Body::Text(text)) => text,
@@ -476,17 +664,27 @@ impl Refresher {
                 text
             }
         };
-        // The solver already refused a reply over the cap, and the feed is part of the reply:
-        // the guard's own size check could never trip here. The formatter's cap still bounds
-        // what the pretty form may grow to.
+        self.check_and_format(feed, &text, Some(wrapper))
+    }
+
+    /// Guard, format and fingerprint a feed document, from the solver's page or the site itself.
+    fn check_and_format(
+        &self,
+        feed: &FeedConfig,
+        text: &str,
+        wrapper: Option<feed::Wrapper>,
+    ) -> Result<Candidate, (Stage, RefreshError)> {
+        let started = Instant::now();
+        // The solver or the direct request already refused a reply over the cap, and the feed
+        // is part of the reply: the guard's own size check could never trip here. The
+        // formatter's cap still bounds what the pretty form may grow to.
         let guard = GuardOptions {
             min_items: feed.min_items,
             max_bytes: usize::MAX,
         };
         let guarded = |e: FeedError| (Stage::Guard, e.into());
-        let info = feed::check(&text, guard).map_err(guarded)?;
-        let formatted = feed::format_within(&text, self.config.solver.max_reply_bytes).map_err(guarded)?;
-        drop(text);
+        let info = feed::check(text, guard).map_err(guarded)?;
+        let formatted = feed::format_within(text, self.config.solver.max_reply_bytes).map_err(guarded)?;
         let sha256 = formatted.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = elapsed_ms(started),
@@ -541,6 +739,7 @@ mod tests {
 
     use super::*;
     use crate::deployment::{Adapters, Deployment};
+    use crate::fetch::ScriptedFetcher;
     use crate::solver::ScriptedSolver;
     use crate::store::MemoryStore;
 
@@ -555,29 +754,39 @@ mod tests {
 
     struct Unit {
         solver: Arc<ScriptedSolver>,
+        fetcher: Arc<ScriptedFetcher>,
         store: Arc<MemoryStore>,
         refresher: Refresher,
         feed: FeedConfig,
     }
 
+    /// A feed fetched through the solver only, as before direct fetching.
     fn unit() -> Unit {
+        unit_with(FetchMode::Solver)
+    }
+
+    fn unit_with(fetch: FetchMode) -> Unit {
         let solver = Arc::new(ScriptedSolver::default());
+        let fetcher = Arc::new(ScriptedFetcher::default());
         let store = Arc::new(MemoryStore::default());
-        let feed = FeedConfig::new("news", URL);
+        let feed = FeedConfig {
+            fetch,
+            ..FeedConfig::new("news", URL)
+        };
         let config = Config {
-            solver: crate::solver::SolverSettings::default(),
-            store: crate::config::StoreConfig::default(),
             feeds: vec![feed.clone()],
-            fleet: crate::config::FleetConfig::default(),
+            ..Config::default()
         };
         let adapters = Adapters {
             solver: solver.clone(),
+            fetcher: fetcher.clone(),
             store: store.clone(),
             queue: None,
         };
         let refresher = Deployment::assemble(Arc::new(config), adapters, None).refresher;
         Unit {
             solver,
+            fetcher,
             store,
             refresher,
             feed,
@@ -798,5 +1007,132 @@ mod tests {
         }
         // No answer was scripted: the solver was never asked.
         assert_eq!(u.store.puts("status/news.json"), 1);
+    }
+
+    fn not_modified() -> Result<DirectReply, FetchError> {
+        Ok(DirectReply::NotModified { final_url: URL.into() })
+    }
+
+    /// A plain feed: fetched directly, the solver never asked; its validators come back on the
+    /// next refresh, whose 304 writes no feed; a forced refresh sends none.
+    #[tokio::test]
+    async fn a_plain_feed_is_fetched_directly_and_conditionally() {
+        let u = unit_with(FetchMode::Auto);
+        u.fetcher
+            .then(URL, ScriptedFetcher::document(URL, &rss("one"), Some("\"v1\"")));
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert_eq!(
+            (report.outcome.clone(), report.route),
+            (Outcome::Updated, Some(Route::Direct))
+        );
+        let record = u.record().await;
+        assert_eq!(record.fetched_by, Some(Route::Direct));
+        assert_eq!(
+            record.validators_for(URL).and_then(|v| v.etag.clone()).as_deref(),
+            Some("\"v1\"")
+        );
+        assert_eq!(u.solver.requests(), 0, "the solver was asked for a plain feed");
+
+        u.fetcher.then(URL, not_modified());
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert_eq!(report.outcome, Outcome::Unchanged);
+        assert_eq!(
+            u.fetcher.last_validators(URL).and_then(|v| v.etag).as_deref(),
+            Some("\"v1\"")
+        );
+        assert_eq!(u.store.puts("news.xml"), 1, "a 304 writes no feed");
+        let record = u.record().await;
+        assert_eq!((record.outcome, record.sha256.is_some()), (Recorded::Unchanged, true));
+
+        // The same ETag on a 200 is unchanged too.
+        u.fetcher
+            .then(URL, ScriptedFetcher::document(URL, &rss("two"), Some("\"v1\"")));
+        assert_eq!(
+            u.refresh(RefreshOptions::scheduled(None)).await.outcome,
+            Outcome::Unchanged
+        );
+        // Forced: no validators, the feed read whole.
+        u.fetcher
+            .then(URL, ScriptedFetcher::document(URL, &rss("two"), Some("\"v2\"")));
+        assert_eq!(u.refresh(RefreshOptions::cli(true)).await.outcome, Outcome::Updated);
+        assert_eq!(u.fetcher.last_validators(URL), None);
+        assert_eq!(u.solver.requests(), 0);
+    }
+
+    /// A challenged feed: the solver once per refresh, and no direct request until the reprobe
+    /// time; then direct again.
+    #[tokio::test]
+    async fn a_challenged_feed_goes_to_the_solver_until_the_reprobe_time() {
+        let u = unit_with(FetchMode::Auto);
+        let challenge = crate::fetch::classify_status(URL, 403, Some("cloudflare"), Some("challenge"), None, "");
+        u.fetcher.always(URL, Err(challenge));
+        u.solver.always(URL, &rss("one"));
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert_eq!(
+            (report.outcome.clone(), report.route),
+            (Outcome::Updated, Some(Route::Solver))
+        );
+        let record = u.record().await;
+        assert_eq!(record.direct, Some(DirectClass::Challenge));
+        let until = record.solver_until.expect("the solver is remembered");
+        let day = until - record.last_attempt.unwrap();
+        assert!(
+            (day - time::Duration::hours(24)).abs() < time::Duration::seconds(2),
+            "{day}"
+        );
+        assert_eq!((u.fetcher.requests(URL), u.solver.requests()), (1, 1));
+
+        for _ in 0..3 {
+            assert_eq!(
+                u.refresh(RefreshOptions::scheduled(None)).await.outcome,
+                Outcome::Unchanged
+            );
+        }
+        assert_eq!(
+            (u.fetcher.requests(URL), u.solver.requests()),
+            (1, 4),
+            "direct again before the reprobe time"
+        );
+
+        // The reprobe time passes: direct is tried again, and works now.
+        let mut record = u.record().await;
+        record.solver_until = Some(OffsetDateTime::now_utc() - time::Duration::seconds(1));
+        status::write(u.store.as_ref(), &u.feed, &record, Condition::Any)
+            .await
+            .unwrap();
+        u.fetcher.then(URL, ScriptedFetcher::document(URL, &rss("one"), None));
+        let report = u.refresh(RefreshOptions::scheduled(None)).await;
+        assert_eq!(report.route, Some(Route::Direct));
+        let record = u.record().await;
+        assert_eq!((record.direct, record.solver_until), (None, None));
+        assert_eq!(u.solver.requests(), 4);
+    }
+
+    /// `fetch = "direct"` never asks the solver; `fetch = "solver"` never fetches directly.
+    #[tokio::test]
+    async fn a_fixed_route_is_the_only_one_taken() {
+        let u = unit_with(FetchMode::Direct);
+        u.fetcher.then(
+            URL,
+            ScriptedFetcher::document(URL, "<html><title>Just a moment...</title></html>", None),
+        );
+        match u.refresh(RefreshOptions::scheduled(None)).await.outcome {
+            Outcome::Failed {
+                stage: Stage::Fetch,
+                error: RefreshError::Fetch(FetchError::NotAFeed { .. }),
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(u.solver.requests(), 0);
+        let record = u.record().await;
+        assert_eq!((record.fetched_by, record.validators), (Some(Route::Direct), None));
+
+        let u = unit_with(FetchMode::Solver);
+        u.solver.page(URL, &rss("one"));
+        assert_eq!(
+            u.refresh(RefreshOptions::scheduled(None)).await.outcome,
+            Outcome::Updated
+        );
+        assert_eq!(u.fetcher.requests(URL), 0);
     }
 }

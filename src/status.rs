@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use crate::config::{Config, FeedConfig};
+use crate::fetch::{DirectClass, Route, Validators};
 pub use crate::outcome::Recorded;
 use crate::outcome::{Outcome, RefreshError};
 use crate::redact::redact_url;
@@ -55,6 +56,46 @@ pub struct StatusRecord {
     /// The solver that answered the last fetch, without secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver: Option<String>,
+    /// How the last fetch went: `direct` or `solver`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_by: Option<Route>,
+    /// What the last direct reply was, when it was not the feed and the solver was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectClass>,
+    /// Until then the feed goes straight to the solver (`fetch = "auto"`, after the site needed
+    /// it); then direct is tried again.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub solver_until: Option<OffsetDateTime>,
+    /// The last direct 200's validators, for a conditional GET of the same url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validators: Option<RecordedValidators>,
+}
+
+/// Validators, and the url they belong to (its SHA-256, so the record holds no query): a
+/// changed url drops them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedValidators {
+    #[serde(flatten)]
+    pub validators: Validators,
+    pub url_sha256: String,
+}
+
+impl RecordedValidators {
+    pub fn new(url: &str, validators: Validators) -> Option<Self> {
+        (!validators.is_empty()).then(|| Self {
+            validators,
+            url_sha256: url_digest(url),
+        })
+    }
+}
+
+fn url_digest(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(url.as_bytes()))
 }
 
 /// A refresh's claim on its feed, kept in the record while it runs.
@@ -110,7 +151,17 @@ impl StatusRecord {
             final_url: None,
             in_flight: None,
             solver: None,
+            fetched_by: None,
+            direct: None,
+            solver_until: None,
+            validators: None,
         }
+    }
+
+    /// The validators to send for `url`: only those recorded for that same url.
+    pub fn validators_for(&self, url: &str) -> Option<&Validators> {
+        let recorded = self.validators.as_ref()?;
+        (recorded.url_sha256 == url_digest(url)).then_some(&recorded.validators)
     }
 
     /// May a refresh start now? `None` if it may; otherwise the outcome of a refresh that stops

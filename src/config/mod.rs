@@ -11,7 +11,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::feed::DEFAULT_MAX_BYTES;
-use crate::redact::redact_url;
+use crate::redact::{Secret, redact_url};
 use crate::solver::{SessionPolicy, SolverSettings};
 
 /// Why the configuration cannot be used. The message names the key and the problem.
@@ -96,6 +96,69 @@ pub struct FeedConfig {
     pub min_interval: Duration,
     /// How often the fleet's planner refreshes it, and the base of its backoff.
     pub interval: Duration,
+    /// Directly, through the solver, or directly first (`fetch`; default `[fetch] mode`).
+    pub fetch: FetchMode,
+    /// What its requests carry, directly and through the solver.
+    pub request: RequestOptions,
+}
+
+/// How a feed is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FetchMode {
+    /// Directly first; the solver only when the site needs it, remembered for `reprobe_after`.
+    #[default]
+    Auto,
+    /// Only directly: the solver is never asked.
+    Direct,
+    /// Only through the solver, as before direct fetching.
+    Solver,
+}
+
+/// A feed's own request options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestOptions {
+    /// The direct request's `User-Agent`; else `[fetch] user_agent`.
+    pub user_agent: Option<String>,
+    /// Extra headers of the direct request (an API key, say). Values are secrets: never logged,
+    /// recorded or reported.
+    pub headers: Vec<(String, Secret)>,
+    /// An http, https or socks5 proxy, for the direct request and the solver's.
+    pub proxy: Option<Secret>,
+    /// The solver's maxTimeout for this feed, instead of `[solver] max_timeout_ms`.
+    pub max_timeout: Option<Duration>,
+}
+
+/// `[fetch]`: how feeds are fetched unless they say otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchConfig {
+    /// Every feed's `fetch` unless it sets its own.
+    pub mode: FetchMode,
+    /// After the solver was needed, how long a feed goes straight to it before direct is tried
+    /// again.
+    pub reprobe_after: Duration,
+    /// The longest a direct request may take, redirects and body included.
+    pub timeout: Duration,
+    /// The direct request's `User-Agent`.
+    pub user_agent: String,
+}
+
+/// The default `User-Agent`: it names flarefeed and its version, honestly.
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "flarefeed/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/flarefeed/flarefeed; feed mirror)"
+);
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            mode: FetchMode::Auto,
+            reprobe_after: Duration::from_secs(24 * 3600),
+            timeout: Duration::from_secs(20),
+            user_agent: DEFAULT_USER_AGENT.to_string(),
+        }
+    }
 }
 
 /// A feed's `interval` when the configuration gives none.
@@ -153,6 +216,8 @@ impl FeedConfig {
             min_items: 1,
             min_interval: Duration::from_secs(60),
             interval: DEFAULT_INTERVAL,
+            fetch: FetchMode::default(),
+            request: RequestOptions::default(),
         }
     }
 
@@ -169,6 +234,20 @@ pub struct Config {
     pub store: StoreConfig,
     pub feeds: Vec<FeedConfig>,
     pub fleet: FleetConfig,
+    pub fetch: FetchConfig,
+}
+
+/// Every default and no feed.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            solver: SolverSettings::default(),
+            store: StoreConfig::default(),
+            feeds: Vec::new(),
+            fleet: FleetConfig::default(),
+            fetch: FetchConfig::default(),
+        }
+    }
 }
 
 impl Config {
@@ -216,7 +295,10 @@ impl Config {
             Some(name) => name.to_string(),
             None => name_from_url(url).ok_or_else(|| invalid("--url", format!("{url:?} is not an http(s) url")))?,
         };
-        let feed = FeedConfig::new(&name, url);
+        let feed = FeedConfig {
+            fetch: config.fetch.mode,
+            ..FeedConfig::new(&name, url)
+        };
         check_feed(&feed, "--url")?;
         config.feeds = vec![feed];
         Ok(config)
@@ -235,6 +317,19 @@ impl Config {
         }
         if let Some(queue) = env("FLAREFEED_QUEUE_URL").filter(|s| !s.is_empty()) {
             raw.fleet.queue_url = Some(queue);
+        }
+        if let Some(mode) = env("FLAREFEED_FETCH").filter(|s| !s.is_empty()) {
+            raw.fetch.mode = Some(match mode.trim() {
+                "auto" => FetchMode::Auto,
+                "direct" => FetchMode::Direct,
+                "solver" => FetchMode::Solver,
+                other => {
+                    return Err(invalid(
+                        "FLAREFEED_FETCH",
+                        format!("{other:?} is none of auto, direct, solver"),
+                    ));
+                }
+            });
         }
         if let Some(bucket) = env("FLAREFEED_BUCKET").filter(|s| !s.is_empty()) {
             raw.store.bucket = Some(bucket);
@@ -299,6 +394,17 @@ struct RawConfig {
     feeds: Vec<RawFeed>,
     #[serde(default)]
     fleet: RawFleet,
+    #[serde(default)]
+    fetch: RawFetch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    mode: Option<FetchMode>,
+    reprobe_after: Option<String>,
+    timeout: Option<String>,
+    user_agent: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -402,6 +508,12 @@ struct RawFeed {
     min_items: Option<usize>,
     min_interval_s: Option<u64>,
     interval: Option<String>,
+    fetch: Option<FetchMode>,
+    user_agent: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    proxy: Option<String>,
+    max_timeout_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -434,12 +546,7 @@ impl RawConfig {
                 return Err(invalid(key, format!("{url:?} is listed twice")));
             }
         }
-        if !(1_000..=600_000).contains(&solver.max_timeout_ms) {
-            return Err(invalid(
-                "solver.max_timeout_ms",
-                "must be between 1000 and 600000 (milliseconds)",
-            ));
-        }
+        check_max_timeout("solver.max_timeout_ms", solver.max_timeout_ms)?;
         if solver.session_ttl_minutes == 0 {
             return Err(invalid("solver.session_ttl_minutes", "must be at least 1"));
         }
@@ -470,6 +577,7 @@ impl RawConfig {
             max_reply_bytes,
             function_memory_mb,
         };
+        let fetch = self.fetch.validate()?;
         let mut feeds: Vec<FeedConfig> = Vec::with_capacity(self.feeds.len());
         for (i, raw) in self.feeds.into_iter().enumerate() {
             let at = format!("feeds[{i}]");
@@ -486,6 +594,25 @@ impl RawConfig {
             }
             if let Some(interval) = &raw.interval {
                 feed.interval = duration_at(&format!("{at}.interval"), interval, MIN_INTERVAL)?;
+            }
+            feed.fetch = raw.fetch.unwrap_or(fetch.mode);
+            if let Some(agent) = raw.user_agent {
+                check_header_value(&format!("{at}.user_agent"), &agent)?;
+                feed.request.user_agent = Some(agent);
+            }
+            for (name, value) in raw.headers {
+                let key = format!("{at}.headers.{name}");
+                check_header_name(&key, &name)?;
+                check_header_value(&key, &value)?;
+                feed.request.headers.push((name, Secret::new(value)));
+            }
+            if let Some(proxy) = raw.proxy {
+                check_proxy(&format!("{at}.proxy"), &proxy)?;
+                feed.request.proxy = Some(Secret::new(proxy));
+            }
+            if let Some(ms) = raw.max_timeout_ms {
+                check_max_timeout(&format!("{at}.max_timeout_ms"), ms)?;
+                feed.request.max_timeout = Some(Duration::from_millis(ms));
             }
             check_feed(&feed, &at)?;
             if feeds.iter().any(|f| f.name == feed.name) {
@@ -522,6 +649,7 @@ impl RawConfig {
             store,
             feeds,
             fleet,
+            fetch,
         })
     }
 }
@@ -619,6 +747,80 @@ fn check_feed(feed: &FeedConfig, at: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+impl RawFetch {
+    fn validate(self) -> Result<FetchConfig, ConfigError> {
+        let defaults = FetchConfig::default();
+        let user_agent = self.user_agent.unwrap_or(defaults.user_agent);
+        check_header_value("fetch.user_agent", &user_agent)?;
+        Ok(FetchConfig {
+            mode: self.mode.unwrap_or(defaults.mode),
+            reprobe_after: match &self.reprobe_after {
+                Some(text) => duration_at("fetch.reprobe_after", text, MIN_INTERVAL)?,
+                None => defaults.reprobe_after,
+            },
+            timeout: match &self.timeout {
+                Some(text) => duration_at("fetch.timeout", text, Duration::from_secs(1))?,
+                None => defaults.timeout,
+            },
+            user_agent,
+        })
+    }
+}
+
+fn check_max_timeout(key: &str, ms: u64) -> Result<(), ConfigError> {
+    if !(1_000..=600_000).contains(&ms) {
+        return Err(invalid(key, "must be between 1000 and 600000 (milliseconds)"));
+    }
+    Ok(())
+}
+
+/// A header name is an RFC 9110 token.
+fn check_header_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    const SEPARATORS: &[u8] = b"!#$%&'*+-.^_`|~";
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || SEPARATORS.contains(&b));
+    if !token {
+        return Err(invalid(
+            key,
+            "is not a valid header name: use letters, digits and !#$%&'*+-.^_`|~ only",
+        ));
+    }
+    Ok(())
+}
+
+/// A header value is one line of visible characters, spaces and tabs (RFC 9110 field-value).
+/// The value itself is never repeated in the message: it may be a secret.
+fn check_header_value(key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);
+    if !ok {
+        return Err(invalid(
+            key,
+            "holds a control character (a line break, say), which a header value cannot",
+        ));
+    }
+    Ok(())
+}
+
+/// A proxy is an http, https, socks5 or socks5h url with a host.
+fn check_proxy(key: &str, proxy: &str) -> Result<(), ConfigError> {
+    match Url::parse(proxy) {
+        Ok(u) if matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") && u.host_str().is_some() => Ok(()),
+        Ok(u) => Err(invalid(
+            key,
+            format!(
+                "{:?} has scheme {:?}: a proxy is http://, https://, socks5:// or socks5h://",
+                redact_url(proxy),
+                u.scheme()
+            ),
+        )),
+        Err(e) => Err(invalid(key, format!("{:?} is not a url: {e}", redact_url(proxy)))),
+    }
 }
 
 fn check_http_url(url: &str, key: &str) -> Result<(), ConfigError> {

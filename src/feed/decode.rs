@@ -23,6 +23,23 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, FeedError> {
     }
 }
 
+/// [`decode`] for a document from a site: the BOM wins, then the declaration's `encoding`, then
+/// `charset` (the `Content-Type`'s), then UTF-8.
+pub fn decode_with_charset<'b>(bytes: &'b [u8], charset: Option<&str>) -> Result<Cow<'b, str>, FeedError> {
+    if Encoding::for_bom(bytes).is_some() || declared_encoding(bytes).is_some() {
+        return decode(bytes);
+    }
+    match charset {
+        Some(label) => match Encoding::for_label(label.trim().as_bytes()) {
+            Some(encoding) => decode_as(encoding, bytes),
+            None => Err(FeedError::UnknownEncoding {
+                label: label.chars().take(40).collect(),
+            }),
+        },
+        None => decode_as(UTF_8, bytes),
+    }
+}
+
 fn decode_as<'b>(encoding: &'static Encoding, bytes: &'b [u8]) -> Result<Cow<'b, str>, FeedError> {
     if encoding == UTF_8 {
         // The SIMD validator is several times faster on feeds; std finds the offset on failure.

@@ -10,7 +10,7 @@ mod guard;
 mod pages;
 mod xml;
 
-pub use decode::decode;
+pub use decode::{decode, decode_with_charset};
 pub use extract::{Extracted, Wrapper, extract};
 pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};

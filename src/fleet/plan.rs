@@ -75,10 +75,9 @@ mod tests {
 
     fn config(feeds: Vec<FeedConfig>) -> Config {
         Config {
-            solver: Default::default(),
-            store: Default::default(),
             feeds,
             fleet: FleetConfig::default(),
+            ..Config::default()
         }
     }
 

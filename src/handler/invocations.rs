@@ -139,8 +139,9 @@ mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
 
     use super::*;
-    use crate::config::{Config, FeedConfig};
+    use crate::config::{Config, FeedConfig, FetchMode};
     use crate::deployment::Adapters;
+    use crate::fetch::ScriptedFetcher;
     use crate::fleet::queue::MemoryQueue;
     use crate::solver::{ScriptedSolver, SolverError};
     use crate::store::MemoryStore;
@@ -156,18 +157,20 @@ mod tests {
     fn fleet(feeds: &[&str]) -> Fleet {
         let feeds: Vec<FeedConfig> = feeds
             .iter()
-            .map(|name| FeedConfig::new(name, &format!("https://{name}.test/feed")))
+            .map(|name| FeedConfig {
+                fetch: FetchMode::Solver,
+                ..FeedConfig::new(name, &format!("https://{name}.test/feed"))
+            })
             .collect();
         let config = Config {
-            solver: Default::default(),
-            store: Default::default(),
             feeds,
-            fleet: Default::default(),
+            ..Config::default()
         };
         let queue = Arc::new(MemoryQueue::default());
         let solver = Arc::new(ScriptedSolver::default());
         let adapters = Adapters {
             solver: solver.clone(),
+            fetcher: Arc::new(ScriptedFetcher::default()),
             store: Arc::new(MemoryStore::default()),
             queue: Some(queue.clone()),
         };

@@ -6,8 +6,10 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::wire::{Command, Reply, parse_reply};
-use super::{MIN_REQUEST_TIME, STARTUP_MARGIN, SessionPolicy, Solution, Solver, SolverError, SolverSettings};
+use super::wire::{Command, Proxy, Reply, parse_reply};
+use super::{
+    MIN_REQUEST_TIME, STARTUP_MARGIN, SessionPolicy, Solution, SolveRequest, Solver, SolverError, SolverSettings,
+};
 use crate::error_chain;
 use crate::redact::redact_url;
 
@@ -39,12 +41,14 @@ impl FlareSolverr {
     /// `request.get` for `url`, in `session` if given.
     pub async fn request_get(
         &self,
-        url: &str,
+        request: &SolveRequest<'_>,
         session: Option<&str>,
-        deadline: Option<Instant>,
     ) -> Result<Solution, SolverError> {
-        let (max_timeout, http_timeout) = self.budget(deadline)?;
-        let command = Command::get(url, max_timeout, session, self.settings.session_ttl_minutes);
+        let (url, deadline) = (request.url, request.deadline);
+        let wanted = request.max_timeout.unwrap_or(self.settings.max_timeout);
+        let (max_timeout, http_timeout) = self.budget(wanted, deadline)?;
+        let proxy = request.proxy.map(|p| Proxy::from_url(p.expose()));
+        let command = Command::get(url, max_timeout, session, self.settings.session_ttl_minutes, proxy);
         let reply = self.send(&command, http_timeout).await?;
         let mut solution = reply.solution.ok_or_else(|| SolverError::Malformed {
             detail: "\"ok\" reply without a solution".into(),
@@ -66,26 +70,33 @@ impl FlareSolverr {
 
     /// `sessions.create` with a fixed id; an existing session is fine.
     pub async fn sessions_create(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
-        let command = Command::session("sessions.create", id);
+        self.create_session(id, &SolveRequest::new("", "", deadline)).await
+    }
+
+    /// `sessions.create` for `request`'s feed: a session keeps the proxy it is created with.
+    async fn create_session(&self, id: &str, request: &SolveRequest<'_>) -> Result<(), SolverError> {
+        let deadline = request.deadline;
+        let proxy = request.proxy.map(|p| Proxy::from_url(p.expose()));
+        let command = Command::session("sessions.create", id, proxy);
         self.send(&command, self.short_timeout(deadline)?).await.map(drop)
     }
 
     /// `sessions.destroy`: stops that session's Chrome.
     pub async fn sessions_destroy(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
-        let command = Command::session("sessions.destroy", id);
+        let command = Command::session("sessions.destroy", id, None);
         self.send(&command, self.short_timeout(deadline)?).await.map(drop)
     }
 
     /// maxTimeout to ask for and the HTTP timeout to wait, both within the deadline.
-    fn budget(&self, deadline: Option<Instant>) -> Result<(Duration, Duration), SolverError> {
-        let wanted = self.settings.max_timeout + STARTUP_MARGIN;
+    fn budget(&self, max_timeout: Duration, deadline: Option<Instant>) -> Result<(Duration, Duration), SolverError> {
+        let wanted = max_timeout + STARTUP_MARGIN;
         let Some(deadline) = deadline else {
-            return Ok((self.settings.max_timeout, wanted));
+            return Ok((max_timeout, wanted));
         };
         let left = self.time_left(deadline)?;
         // The deadline may squeeze maxTimeout (not below a useful minimum), never raise it.
         let squeezed = left.saturating_sub(STARTUP_MARGIN).max(MIN_MAX_TIMEOUT);
-        let max_timeout = self.settings.max_timeout.min(squeezed);
+        let max_timeout = max_timeout.min(squeezed);
         Ok((max_timeout, wanted.min(left)))
     }
 
@@ -188,14 +199,15 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
 
 #[async_trait]
 impl Solver for FlareSolverr {
-    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError> {
+    async fn solve(&self, request: &SolveRequest<'_>) -> Result<Solution, SolverError> {
+        let (feed, deadline) = (request.feed, request.deadline);
         if self.settings.session == SessionPolicy::None {
-            return self.request_get(url, None, deadline).await;
+            return self.request_get(request, None).await;
         }
         let session = format!("{}-{feed}", self.settings.session_prefix);
         let in_session = || async {
-            self.sessions_create(&session, deadline).await?;
-            self.request_get(url, Some(&session), deadline).await
+            self.create_session(&session, request).await?;
+            self.request_get(request, Some(&session)).await
         };
         let first = match in_session().await {
             Err(e) if e.may_be_session_failure() => e,
@@ -209,7 +221,7 @@ impl Solver for FlareSolverr {
         };
         warn!(feed, session, error = %second, "session failed again; dropping it and fetching without a session");
         self.destroy_quietly(&session, deadline).await;
-        let result = self.request_get(url, None, deadline).await;
+        let result = self.request_get(request, None).await;
         if result.is_ok() {
             info!(
                 feed,

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use crate::redact::Secret;
+
 pub use client::FlareSolverr;
 pub use pool::SolverPool;
 #[cfg(any(test, feature = "test-util"))]
@@ -159,11 +161,37 @@ pub enum Body {
     Json(serde_json::Value),
 }
 
+/// One page asked of the solver, with the feed's own options.
+#[derive(Debug, Clone, Copy)]
+pub struct SolveRequest<'a> {
+    /// The feed's name: its session, and its place in a pool.
+    pub feed: &'a str,
+    pub url: &'a str,
+    /// Finish by then, if given.
+    pub deadline: Option<Instant>,
+    /// The feed's own maxTimeout, instead of `[solver] max_timeout_ms`.
+    pub max_timeout: Option<Duration>,
+    /// The feed's proxy, for Chrome.
+    pub proxy: Option<&'a Secret>,
+}
+
+impl<'a> SolveRequest<'a> {
+    /// `url` for `feed`, with the solver's defaults.
+    pub fn new(feed: &'a str, url: &'a str, deadline: Option<Instant>) -> Self {
+        Self {
+            feed,
+            url,
+            deadline,
+            max_timeout: None,
+            proxy: None,
+        }
+    }
+}
+
 /// The port: one page of a feed through the solver.
 #[async_trait]
 pub trait Solver: Send + Sync {
-    /// Fetches `url` for feed `feed`, finishing by `deadline` if one is given.
-    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError>;
+    async fn solve(&self, request: &SolveRequest<'_>) -> Result<Solution, SolverError>;
 }
 
 #[cfg(test)]

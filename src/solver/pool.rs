@@ -1,10 +1,9 @@
 //! Several FlareSolverrs behind one [`Solver`].
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 use tracing::warn;
 
-use super::{FlareSolverr, Solution, Solver, SolverError, SolverSettings};
+use super::{FlareSolverr, Solution, SolveRequest, Solver, SolverError, SolverSettings};
 
 /// Several FlareSolverrs. Each feed sticks to one, chosen by rendezvous (highest random
 /// weight) hashing of its name over the urls, so that its session stays warm there, and adding
@@ -51,10 +50,11 @@ fn rendezvous(feed: &str, url: &str) -> u64 {
 
 #[async_trait]
 impl Solver for SolverPool {
-    async fn solve(&self, feed: &str, url: &str, deadline: Option<Instant>) -> Result<Solution, SolverError> {
+    async fn solve(&self, request: &SolveRequest<'_>) -> Result<Solution, SolverError> {
+        let feed = request.feed;
         let mut unreachable = None;
         for member in self.ranked(feed) {
-            match member.solve(feed, url, deadline).await {
+            match member.solve(request).await {
                 Err(e @ SolverError::Unreachable { .. }) => {
                     warn!(feed, error = %e, "solver unreachable; trying the feed's next one");
                     unreachable = Some(e);

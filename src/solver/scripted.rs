@@ -7,9 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 
-use super::{Body, Solution, Solver, SolverError};
+use super::{Body, Solution, SolveRequest, Solver, SolverError};
 
 /// Answers, in order: the next scripted answer ([`ScriptedSolver::page`],
 /// [`ScriptedSolver::error`]) if there is one, else the standing answer for the url
@@ -92,7 +91,8 @@ impl ScriptedSolver {
 
 #[async_trait]
 impl Solver for ScriptedSolver {
-    async fn solve(&self, feed: &str, url: &str, _deadline: Option<Instant>) -> Result<Solution, SolverError> {
+    async fn solve(&self, request: &SolveRequest<'_>) -> Result<Solution, SolverError> {
+        let (feed, url) = (request.feed, request.url);
         {
             let mut calls = self.calls.lock().unwrap();
             let calls = calls.entry(feed.to_string()).or_default();

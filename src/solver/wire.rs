@@ -19,28 +19,76 @@ pub(super) struct Command<'a> {
     session: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     session_ttl_minutes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy: Option<Proxy>,
+}
+
+/// FlareSolverr's `proxy`: the url without its credentials, which go in their own fields
+/// (FlareSolverr's README, `sessions.create` and `request.get`: "Authorization
+/// (username/password) is supported").
+#[derive(Debug, Serialize)]
+pub(super) struct Proxy {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+}
+
+impl Proxy {
+    /// From a configured proxy url (already checked to be a url).
+    pub(super) fn from_url(url: &str) -> Self {
+        match reqwest::Url::parse(url) {
+            Ok(mut parsed) => {
+                let username = Some(parsed.username().to_string()).filter(|u| !u.is_empty());
+                let password = parsed.password().map(str::to_string);
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+                Self {
+                    url: parsed.to_string().trim_end_matches('/').to_string(),
+                    username,
+                    password,
+                }
+            }
+            Err(_) => Self {
+                url: url.to_string(),
+                username: None,
+                password: None,
+            },
+        }
+    }
 }
 
 impl<'a> Command<'a> {
     /// `request.get` of `url`, in `session` if one is given.
-    pub(super) fn get(url: &'a str, max_timeout: Duration, session: Option<&'a str>, ttl_minutes: u64) -> Self {
+    pub(super) fn get(
+        url: &'a str,
+        max_timeout: Duration,
+        session: Option<&'a str>,
+        ttl_minutes: u64,
+        proxy: Option<Proxy>,
+    ) -> Self {
         Self {
             cmd: "request.get",
             url: Some(url),
             max_timeout: Some(max_timeout.as_millis() as u64),
             session,
             session_ttl_minutes: session.map(|_| ttl_minutes),
+            // A session keeps the proxy it was created with, and FlareSolverr ignores one sent
+            // with a request in it: the proxy goes to `sessions.create` then.
+            proxy: if session.is_some() { None } else { proxy },
         }
     }
 
     /// A `sessions.*` command on session `id`.
-    pub(super) fn session(cmd: &'a str, id: &'a str) -> Self {
+    pub(super) fn session(cmd: &'a str, id: &'a str, proxy: Option<Proxy>) -> Self {
         Self {
             cmd,
             url: None,
             max_timeout: None,
             session: Some(id),
             session_ttl_minutes: None,
+            proxy,
         }
     }
 }

@@ -326,6 +326,7 @@ async fn on_a_terminal_logs_are_coloured_unless_no_color_and_a_spinner_runs() {
             .args(["-qec", &format!("'{binary}' refresh --url '{FEED_URL}'"), "/dev/null"])
             .current_dir(dir.path())
             .env("FLAREFEED_SOLVER_URL", &fake.url)
+            .envs(crate::helpers::SOLVER_ONLY)
             .env("TERM", "xterm")
             .env_remove("RUST_LOG")
             .env_remove("NO_COLOR");

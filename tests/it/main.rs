@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cli;
+mod direct;
 mod faults;
 mod feed;
 mod fleet;

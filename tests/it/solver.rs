@@ -28,7 +28,7 @@ async fn solved_after_errors(errors: &[&str]) -> FakeSolver {
         fake.then(error_reply(error));
     }
     let solution = client(&fake.url, SessionPolicy::Reuse)
-        .solve("news", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("news", FEED_URL, None))
         .await
         .unwrap();
     assert!(solution.response.is_some());
@@ -51,7 +51,7 @@ fn recorded_action(path: &str, status: u16) -> Action {
 async fn solve_err(fake: &FakeSolver, action: Action) -> SolverError {
     fake.then(action);
     client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap_err()
 }
@@ -61,7 +61,7 @@ async fn success_returns_the_page_source() {
     let fake = FakeSolver::start().await;
     fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
     let solution = client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap();
     assert_eq!(
@@ -80,14 +80,14 @@ async fn pypi_shapes_are_understood() {
     let fake = FakeSolver::start().await;
     fake.then(recorded_action("pypi-3.3.21/json_nosession.json", 200));
     let json = client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap();
     assert!(matches!(json.response, Some(Body::Json(ref v)) if v["name"] == "probe"));
 
     fake.then(recorded_action("pypi-3.3.21/rss_nosession.json", 200));
     let rss = client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap();
     assert!(matches!(rss.response, Some(Body::Text(ref t)) if t.starts_with("<?xml")));
@@ -183,7 +183,7 @@ async fn unreachable_solver_names_its_url() {
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
     let error = client(&url, SessionPolicy::None)
-        .solve("f", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap_err();
     assert!(matches!(error, SolverError::Unreachable { .. }), "{error:?}");
@@ -196,7 +196,11 @@ async fn a_silent_solver_is_ended_by_the_deadline() {
     fake.then(Action::Hang);
     let started = Instant::now();
     let error = client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(2)))
+        .solve(&flarefeed::solver::SolveRequest::new(
+            "f",
+            FEED_URL,
+            Some(Instant::now() + Duration::from_secs(2)),
+        ))
         .await
         .unwrap_err();
     assert!(matches!(error, SolverError::Timeout { .. }), "{error:?}");
@@ -214,7 +218,7 @@ async fn a_slow_answer_within_the_deadline_is_taken() {
     fake.then(Action::Delay(Duration::from_millis(300), Box::new(page)));
     let deadline = Some(Instant::now() + Duration::from_secs(20));
     let solution = client(&fake.url, SessionPolicy::None)
-        .solve("f", FEED_URL, deadline)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, deadline))
         .await
         .unwrap();
     assert!(solution.response.is_some());
@@ -231,7 +235,11 @@ async fn a_deadline_lowers_max_timeout() {
         ..SolverSettings::default()
     };
     FlareSolverr::new(settings)
-        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(50)))
+        .solve(&flarefeed::solver::SolveRequest::new(
+            "f",
+            FEED_URL,
+            Some(Instant::now() + Duration::from_secs(50)),
+        ))
         .await
         .unwrap();
     let sent = fake.log()[0]["maxTimeout"].as_u64().unwrap();
@@ -252,7 +260,7 @@ async fn oversized_reply_is_refused() {
         ..SolverSettings::default()
     };
     let error = FlareSolverr::new(settings)
-        .solve("f", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap_err();
     assert_eq!(
@@ -270,8 +278,14 @@ async fn reuse_keeps_one_named_session_per_feed() {
     let fake = FakeSolver::start().await;
     fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
     let solver = client(&fake.url, SessionPolicy::Reuse);
-    solver.solve("news", FEED_URL, None).await.unwrap();
-    solver.solve("news", FEED_URL, None).await.unwrap();
+    solver
+        .solve(&flarefeed::solver::SolveRequest::new("news", FEED_URL, None))
+        .await
+        .unwrap();
+    solver
+        .solve(&flarefeed::solver::SolveRequest::new("news", FEED_URL, None))
+        .await
+        .unwrap();
     assert_eq!(
         fake.commands(),
         [
@@ -312,7 +326,7 @@ async fn chromes_network_error_for_the_url_is_the_sites_and_not_retried() {
     let fake = FakeSolver::start().await;
     fake.then(recorded_action("upstream-3.5.0/err_conn_refused.json", 500));
     let error = client(&fake.url, SessionPolicy::Reuse)
-        .solve("news", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("news", FEED_URL, None))
         .await
         .unwrap_err();
     assert!(!error.may_be_session_failure(), "{error:?}");
@@ -327,7 +341,7 @@ async fn other_errors_do_not_retry() {
     let fake = FakeSolver::start().await;
     fake.then(recorded_action("upstream-3.5.0/err_timeout_slow.json", 500));
     let error = client(&fake.url, SessionPolicy::Reuse)
-        .solve("news", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("news", FEED_URL, None))
         .await
         .unwrap_err();
     assert!(matches!(error, SolverError::ChallengeTimeout { .. }));
@@ -342,7 +356,7 @@ async fn policy_none_never_touches_sessions() {
     let fake = FakeSolver::start().await;
     fake.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
     client(&fake.url, SessionPolicy::None)
-        .solve("news", FEED_URL, None)
+        .solve(&flarefeed::solver::SolveRequest::new("news", FEED_URL, None))
         .await
         .unwrap();
     assert_eq!(fake.commands(), ["request.get"]);
@@ -374,11 +388,19 @@ async fn a_deadline_never_raises_a_small_max_timeout() {
     };
     let solver = FlareSolverr::new(settings);
     solver
-        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(15)))
+        .solve(&flarefeed::solver::SolveRequest::new(
+            "f",
+            FEED_URL,
+            Some(Instant::now() + Duration::from_secs(15)),
+        ))
         .await
         .unwrap();
     solver
-        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_secs(300)))
+        .solve(&flarefeed::solver::SolveRequest::new(
+            "f",
+            FEED_URL,
+            Some(Instant::now() + Duration::from_secs(300)),
+        ))
         .await
         .unwrap();
     let sent: Vec<u64> = fake.log().iter().map(|c| c["maxTimeout"].as_u64().unwrap()).collect();
@@ -389,7 +411,11 @@ async fn a_deadline_never_raises_a_small_max_timeout() {
 async fn a_spent_deadline_sends_nothing_and_says_to_raise_the_timeout() {
     let fake = FakeSolver::start().await;
     let error = client(&fake.url, SessionPolicy::Reuse)
-        .solve("f", FEED_URL, Some(Instant::now() + Duration::from_millis(300)))
+        .solve(&flarefeed::solver::SolveRequest::new(
+            "f",
+            FEED_URL,
+            Some(Instant::now() + Duration::from_millis(300)),
+        ))
         .await
         .unwrap_err();
     assert!(matches!(error, SolverError::NoTimeLeft { .. }), "{error:?}");

@@ -5,6 +5,7 @@
 
 pub mod fake_solver;
 pub mod fixtures;
+pub mod origin;
 pub mod s3_server;
 pub mod tools;
 
@@ -12,9 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use flarefeed::config::{Config, FeedConfig, StoreConfig, StoreLocation};
+use flarefeed::config::{Config, FeedConfig, FetchMode, StoreConfig, StoreLocation};
 use flarefeed::deployment::{self, Adapters, Deployment};
 use flarefeed::feed;
+use flarefeed::fetch::HttpFetcher;
 use flarefeed::fleet::queue::{Queue, SqsQueue};
 use flarefeed::handler::App;
 use flarefeed::refresh::{RefreshOptions, Refresher, Report};
@@ -168,10 +170,22 @@ impl Builder {
             ..SolverSettings::default()
         };
         let defaults = flarefeed::config::FleetConfig::default();
+        // Feeds go through the solver unless the test asks for direct fetching: no test may
+        // reach a site's (made-up) address.
+        let fetch = FetchMode::Solver;
+        let feeds = self
+            .feeds
+            .into_iter()
+            .map(|feed| FeedConfig { fetch, ..feed })
+            .collect();
         let config = Arc::new(Config {
             solver,
             store: store_config,
-            feeds: self.feeds,
+            feeds,
+            fetch: flarefeed::config::FetchConfig {
+                mode: fetch,
+                ..Default::default()
+            },
             fleet: flarefeed::config::FleetConfig {
                 tick: self.tick.unwrap_or(defaults.tick),
                 ..defaults
@@ -191,6 +205,7 @@ impl Builder {
         });
         let adapters = Adapters {
             solver: self.solver.unwrap_or_else(|| deployment::solver(&config.solver)),
+            fetcher: Arc::new(HttpFetcher::new()),
             store: seen,
             queue,
         };
@@ -248,6 +263,7 @@ impl TestApp {
         });
         let adapters = Adapters {
             solver: deployment::solver(&config.solver),
+            fetcher: Arc::new(HttpFetcher::new()),
             store: self.store.clone(),
             queue: None,
         };
@@ -360,15 +376,27 @@ pub async fn parts(response: axum::response::Response) -> (u16, Value, HeaderMap
     (parts.status.as_u16(), body, parts.headers)
 }
 
+/// The environment that keeps the binary off every address but loopback: feeds go through the
+/// solver (`FLAREFEED_FETCH`), and any direct request that still happens goes to a closed
+/// loopback port as its proxy, never to a made-up site's address (loopback itself bypasses it).
+pub const SOLVER_ONLY: [(&str, &str); 5] = [
+    ("FLAREFEED_FETCH", "solver"),
+    ("HTTP_PROXY", "http://127.0.0.1:9"),
+    ("HTTPS_PROXY", "http://127.0.0.1:9"),
+    ("ALL_PROXY", "http://127.0.0.1:9"),
+    ("NO_PROXY", "127.0.0.1,localhost"),
+];
+
 /// The binary as a child process in `dir`, with no FLAREFEED_* or AWS_* settings from the
-/// outside.
+/// outside, and [`SOLVER_ONLY`] (a test of direct fetching sets `FLAREFEED_FETCH` itself).
 pub fn flarefeed_async(dir: &Path) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flarefeed"));
     command.current_dir(dir).env("RUST_LOG", "flarefeed=warn");
     for (key, _) in std::env::vars() {
-        if key.starts_with("FLAREFEED_") || key.starts_with("AWS_") {
+        if key.starts_with("FLAREFEED_") || key.starts_with("AWS_") || key.to_ascii_lowercase().ends_with("_proxy") {
             command.env_remove(key);
         }
     }
+    command.envs(SOLVER_ONLY);
     command
 }

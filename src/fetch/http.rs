@@ -1,0 +1,247 @@
+//! The real adapter: a direct GET through reqwest, with the limits a hostile site cannot lift.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::redirect::{Attempt, Policy};
+
+use super::{ACCEPT, DirectReply, DirectRequest, FetchError, Fetcher, MAX_REDIRECTS, Validators, classify_status};
+use crate::error_chain;
+use crate::redact::{Secret, redact_url};
+
+/// How much of an error page is read to class it.
+const ERROR_HEAD_BYTES: usize = 16 * 1024;
+
+/// Direct GETs. One reqwest client per proxy (none, or a feed's own), built on first use and
+/// kept: connections and TLS sessions are reused across refreshes.
+#[derive(Default)]
+pub struct HttpFetcher {
+    clients: Mutex<HashMap<Option<Secret>, reqwest::Client>>,
+}
+
+impl HttpFetcher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn client(&self, proxy: Option<&Secret>) -> Result<reqwest::Client, FetchError> {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        if let Some(client) = clients.get(&proxy.cloned()) {
+            return Ok(client.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            .redirect(Policy::custom(follow))
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(proxy) = proxy {
+            // A proxy of the feed's own replaces the environment's (HTTPS_PROXY and the like).
+            let proxy = reqwest::Proxy::all(proxy.expose()).map_err(|e| FetchError::Network {
+                url: redact_url(proxy.expose()),
+                detail: format!("the proxy is not usable: {}", error_chain(&e)),
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder.build().map_err(|e| FetchError::Network {
+            url: "(client)".into(),
+            detail: error_chain(&e),
+        })?;
+        clients.insert(proxy.cloned(), client.clone());
+        Ok(client)
+    }
+}
+
+/// At most [`MAX_REDIRECTS`] redirects, to http or https only, and never in a loop.
+fn follow(attempt: Attempt<'_>) -> reqwest::redirect::Action {
+    if attempt.previous().len() > MAX_REDIRECTS {
+        let error = format!("more than {MAX_REDIRECTS} redirects");
+        return attempt.error(error);
+    }
+    if !matches!(attempt.url().scheme(), "http" | "https") {
+        let error = format!("a redirect to a {} url", attempt.url().scheme());
+        return attempt.error(error);
+    }
+    if attempt.previous().contains(attempt.url()) {
+        return attempt.error("a redirect loop");
+    }
+    attempt.follow()
+}
+
+fn headers(request: &DirectRequest<'_>) -> Result<HeaderMap, FetchError> {
+    let bad = |what: &str| FetchError::Network {
+        url: redact_url(request.url),
+        detail: format!("{what} is not a valid header"),
+    };
+    let mut map = HeaderMap::new();
+    map.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+    map.insert(
+        header::USER_AGENT,
+        HeaderValue::from_str(request.user_agent).map_err(|_| bad("the user agent"))?,
+    );
+    for (name, value) in request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("a configured header name"))?;
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| bad("a configured header value"))?;
+        // Never shown by Debug, nor by anything that logs headers.
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    if let Some(validators) = request.validators {
+        if let Some(etag) = validators.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            map.insert(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(at) = validators
+            .last_modified
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            map.insert(header::IF_MODIFIED_SINCE, at);
+        }
+    }
+    Ok(map)
+}
+
+#[async_trait]
+impl Fetcher for HttpFetcher {
+    async fn get(&self, request: &DirectRequest<'_>) -> Result<DirectReply, FetchError> {
+        let url = redact_url(request.url);
+        let client = self.client(request.proxy)?;
+        let headers = headers(request)?;
+        let exchange = async {
+            let response = client
+                .get(request.url)
+                .headers(headers)
+                .send()
+                .await
+                .map_err(|e| transport(&url, e, request.timeout))?;
+            let status = response.status();
+            let final_url = redact_url(response.url().as_str());
+            if status == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(DirectReply::NotModified { final_url });
+            }
+            let text_of = |name: header::HeaderName| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            if !status.is_success() {
+                let server = text_of(header::SERVER);
+                let mitigated = response
+                    .headers()
+                    .get("cf-mitigated")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let retry_after = text_of(header::RETRY_AFTER);
+                let head = read_capped(response, ERROR_HEAD_BYTES, true).await.unwrap_or_default();
+                let head = String::from_utf8_lossy(&head);
+                return Err(classify_status(
+                    &final_url,
+                    status.as_u16(),
+                    server.as_deref(),
+                    mitigated.as_deref(),
+                    retry_after.as_deref(),
+                    &head,
+                ));
+            }
+            let charset = text_of(header::CONTENT_TYPE).and_then(|t| charset(&t));
+            let validators = Validators {
+                etag: text_of(header::ETAG),
+                last_modified: text_of(header::LAST_MODIFIED),
+            };
+            // reqwest drops Content-Length when it decompresses; when it is there, it is the
+            // body's own length, refused before a byte is read.
+            if response.content_length().is_some_and(|n| n > request.max_bytes as u64) {
+                return Err(FetchError::TooLarge {
+                    url: final_url,
+                    limit: request.max_bytes,
+                });
+            }
+            let body = read_capped(response, request.max_bytes, false)
+                .await
+                .map_err(|e| match e {
+                    None => FetchError::TooLarge {
+                        url: final_url.clone(),
+                        limit: request.max_bytes,
+                    },
+                    Some(e) => transport(&final_url, e, request.timeout),
+                })?;
+            Ok(DirectReply::Document {
+                body,
+                charset,
+                validators,
+                final_url,
+            })
+        };
+        tokio::time::timeout(request.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    url: url.clone(),
+                    seconds: request.timeout.as_secs_f64().ceil() as u64,
+                })
+            })
+    }
+}
+
+/// The body, decompressed, chunk by chunk: a stream (chunked, or a small gzip that inflates to
+/// gigabytes) stops at `cap`, so memory stays bounded. `Err(None)` is over the cap; with
+/// `truncate`, the first `cap` bytes are kept instead.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    truncate: bool,
+) -> Result<Vec<u8>, Option<reqwest::Error>> {
+    let mut body = Vec::with_capacity(response.content_length().map_or(64 * 1024, |n| n as usize).min(cap));
+    while let Some(chunk) = response.chunk().await.map_err(Some)? {
+        if body.len() + chunk.len() > cap {
+            if truncate {
+                body.extend_from_slice(&chunk[..cap - body.len()]);
+                return Ok(body);
+            }
+            return Err(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn transport(url: &str, error: reqwest::Error, timeout: Duration) -> FetchError {
+    // reqwest's messages name the url, query and all.
+    let error = error.without_url();
+    if error.is_timeout() {
+        FetchError::Timeout {
+            url: url.to_string(),
+            seconds: timeout.as_secs_f64().ceil() as u64,
+        }
+    } else {
+        FetchError::Network {
+            url: url.to_string(),
+            detail: error_chain(&error),
+        }
+    }
+}
+
+/// `charset=` of a `Content-Type`, unquoted.
+fn charset(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn charsets_are_read_off_the_content_type() {
+        assert_eq!(
+            super::charset("text/xml; charset=ISO-8859-1").as_deref(),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(super::charset("text/xml;Charset=\"utf-8\"").as_deref(), Some("utf-8"));
+        assert_eq!(super::charset("application/rss+xml"), None);
+    }
+}
