@@ -1114,4 +1114,59 @@ mod tests {
         .unwrap();
         assert!(config.feed("c").unwrap_err().to_string().contains("configured: a, b"));
     }
+
+    #[test]
+    fn fetch_settings_and_request_options_are_read_and_checked() {
+        let feeds = "[[feeds]]\nname = \"a\"\nurl = \"https://a.test/f\"\n";
+        let config = parse(feeds).unwrap();
+        assert_eq!(
+            (config.fetch.mode, config.feeds[0].fetch),
+            (FetchMode::Auto, FetchMode::Auto)
+        );
+        assert!(
+            config
+                .fetch
+                .user_agent
+                .starts_with(concat!("flarefeed/", env!("CARGO_PKG_VERSION")))
+        );
+        let text = format!(
+            "[fetch]\nmode = \"solver\"\nreprobe_after = \"6h\"\ntimeout = \"5s\"\n{feeds}\
+             fetch = \"direct\"\nuser_agent = \"r/1\"\nproxy = \"socks5://u:p@127.0.0.1:1080\"\nmax_timeout_ms = 9000\n\
+             [feeds.headers]\nX-Api-Key = \"k3y\"\n[[feeds]]\nname = \"b\"\nurl = \"https://b.test/f\"\n"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.fetch.reprobe_after, Duration::from_secs(6 * 3600));
+        assert_eq!(config.fetch.timeout, Duration::from_secs(5));
+        let (a, b) = (&config.feeds[0], &config.feeds[1]);
+        assert_eq!((a.fetch, b.fetch), (FetchMode::Direct, FetchMode::Solver));
+        assert_eq!(a.request.headers[0].1.expose(), "k3y");
+        assert_eq!(a.request.max_timeout, Some(Duration::from_millis(9000)));
+        assert!(
+            !format!("{a:?}").contains("k3y") && !format!("{a:?}").contains("u:p"),
+            "{a:?}"
+        );
+        let env = |key: &str| (key == "FLAREFEED_FETCH").then(|| "direct".to_string());
+        assert_eq!(
+            Config::parse(feeds, "test", &env).unwrap().feeds[0].fetch,
+            FetchMode::Direct
+        );
+        for (bad, key) in [
+            (
+                format!("{feeds}[feeds.headers]\n\"Bad Name\" = \"x\"\n"),
+                "feeds[0].headers.Bad Name",
+            ),
+            (
+                format!("{feeds}[feeds.headers]\nX-A = \"a\\r\\nInjected: 1\"\n"),
+                "feeds[0].headers.X-A",
+            ),
+            (format!("{feeds}proxy = \"ftp://p:1\"\n"), "feeds[0].proxy"),
+            (format!("{feeds}max_timeout_ms = 10\n"), "feeds[0].max_timeout_ms"),
+            (format!("{feeds}fetch = \"sometimes\"\n"), "sometimes"),
+            (format!("[fetch]\ntimeout = \"0s\"\n{feeds}"), "fetch.timeout"),
+        ] {
+            let error = parse(&bad).unwrap_err().to_string();
+            assert!(error.contains(key), "{bad:?} gave {error}");
+            assert!(!error.contains("Injected: 1"), "a header value is repeated: {error}");
+        }
+    }
 }
