@@ -233,11 +233,13 @@ impl Attempt {
         if self.found.direct.is_some() {
             record.direct = self.found.direct;
         }
-        if let Some(until) = self.found.solver_until {
-            record.solver_until = Some(until);
-        }
         match &self.result {
             Ok(published) => {
+                // Only a solver that succeeded where direct did not sends the next refreshes
+                // straight to it; a failing solver proves nothing about direct.
+                if let Some(until) = self.found.solver_until {
+                    record.solver_until = Some(until);
+                }
                 if self.found.route == Some(Route::Direct) {
                     // Direct works: no reason to go to the solver, and validators for the next.
                     record.direct = None;
@@ -468,21 +470,23 @@ impl Refresher {
             );
             found.direct = Some(error.class());
             found.solver_until = Some(now + self.config.fetch.reprobe_after);
-            found.validators = None;
         }
         self.through_solver(&publish, found).await
     }
 
-    /// The direct request's time: `[fetch] timeout`, within the deadline, and with `auto`
-    /// leaving the solver's fallback room for a useful maxTimeout. `None`: no time for it.
+    /// The direct request's time: `[fetch] timeout`, within the deadline. With `auto` it leaves
+    /// the solver's fallback room for a useful maxTimeout, and is `None` when that leaves too
+    /// little for a request (the solver is asked straight away). With `direct` it is whatever
+    /// is left: the solver is never the answer, so a deadline too close fails as a timeout.
     fn direct_timeout(&self, mode: FetchMode, deadline: Instant) -> Option<Duration> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let reserve = match mode {
-            FetchMode::Auto => MIN_SOLVER_TIME,
-            _ => Duration::ZERO,
-        };
-        let timeout = self.config.fetch.timeout.min(left.saturating_sub(reserve));
-        (timeout >= MIN_REQUEST_TIME).then_some(timeout)
+        match mode {
+            FetchMode::Auto => {
+                let timeout = self.config.fetch.timeout.min(left.saturating_sub(MIN_SOLVER_TIME));
+                (timeout >= MIN_REQUEST_TIME).then_some(timeout)
+            }
+            _ => Some(self.config.fetch.timeout.min(left)),
+        }
     }
 
     /// The direct GET, conditional when the record has validators for this url. `Ok` is the
@@ -1106,6 +1110,45 @@ mod tests {
         let record = u.record().await;
         assert_eq!((record.direct, record.solver_until), (None, None));
         assert_eq!(u.solver.requests(), 4);
+    }
+
+    /// The solver failing too proves nothing about direct: the next refresh tries direct again.
+    #[tokio::test]
+    async fn a_failing_solver_does_not_send_the_feed_straight_to_it() {
+        let u = unit_with(FetchMode::Auto);
+        let challenge = crate::fetch::classify_status(URL, 403, Some("cloudflare"), Some("challenge"), None, "");
+        u.fetcher.always(URL, Err(challenge));
+        u.solver.error(SolverError::Blocked {
+            message: "Cloudflare has blocked this request".into(),
+        });
+        assert!(u.refresh(RefreshOptions::scheduled(None)).await.outcome.is_failure());
+        let record = u.record().await;
+        assert_eq!(
+            (record.direct, record.solver_until),
+            (Some(DirectClass::Challenge), None)
+        );
+        u.solver.page(URL, &rss("one"));
+        u.refresh(RefreshOptions::scheduled(None)).await;
+        assert_eq!(u.fetcher.requests(URL), 2, "direct was not tried again");
+    }
+
+    /// `fetch = "direct"` gets a direct request however little time is left (it fails as a
+    /// timeout, never by asking the solver); `auto` keeps the solver's room or skips direct.
+    #[test]
+    fn direct_time_leaves_the_solver_room_only_in_auto() {
+        let u = unit_with(FetchMode::Auto);
+        let soon = Instant::now() + Duration::from_millis(500);
+        assert_eq!(u.refresher.direct_timeout(FetchMode::Auto, soon), None);
+        let direct = u.refresher.direct_timeout(FetchMode::Direct, soon).unwrap();
+        assert!(direct <= Duration::from_millis(500), "{direct:?}");
+        let later = Instant::now() + Duration::from_secs(40);
+        let auto = u.refresher.direct_timeout(FetchMode::Auto, later).unwrap();
+        assert!(auto <= Duration::from_secs(5) && auto >= MIN_REQUEST_TIME, "{auto:?}");
+        let ample = Instant::now() + Duration::from_secs(600);
+        assert_eq!(
+            u.refresher.direct_timeout(FetchMode::Auto, ample),
+            Some(Duration::from_secs(20))
+        );
     }
 
     /// `fetch = "direct"` never asks the solver; `fetch = "solver"` never fetches directly.
