@@ -32,25 +32,6 @@ pub fn redact_url(url: &str) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_lose_their_secrets() {
-        assert_eq!(
-            redact_url("http://user:pa55@solver.lan:8191/v1"),
-            "http://…@solver.lan:8191/v1"
-        );
-        assert_eq!(
-            redact_url("https://site.test/rss.xml?key=s3cret#x"),
-            "https://site.test/rss.xml?…"
-        );
-        assert_eq!(redact_url("http://localhost:8191/v1"), "http://localhost:8191/v1");
-        assert_eq!(redact_url("not a url user:pa55@host?token=1"), "host?…");
-    }
-}
-
 /// A value that must never be shown: a header value (an API key) or a proxy url with its
 /// credentials. Its `Debug` and `Display` say `…`; [`Secret::expose`] is for the request itself.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -76,5 +57,24 @@ impl std::fmt::Debug for Secret {
 impl std::fmt::Display for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact_url("http://user:pa55@solver.lan:8191/v1"),
+            "http://…@solver.lan:8191/v1"
+        );
+        assert_eq!(
+            redact_url("https://site.test/rss.xml?key=s3cret#x"),
+            "https://site.test/rss.xml?…"
+        );
+        assert_eq!(redact_url("http://localhost:8191/v1"), "http://localhost:8191/v1");
+        assert_eq!(redact_url("not a url user:pa55@host?token=1"), "host?…");
     }
 }

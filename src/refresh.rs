@@ -500,11 +500,10 @@ impl Refresher {
         found: &mut Found,
     ) -> Result<Attempt, FetchError> {
         let feed = publish.feed;
+        let recorded = record.validators_for(&feed.url);
         // A forced refresh reads the feed whole; without a published copy to stand for, a 304
         // would say nothing.
-        let validators = record
-            .validators_for(&feed.url)
-            .filter(|_| !publish.options.publish_unchanged && publish.published_sha.is_some());
+        let validators = recorded.filter(|_| !publish.options.publish_unchanged && publish.published_sha.is_some());
         let request = DirectRequest {
             url: &feed.url,
             user_agent: feed
@@ -525,7 +524,7 @@ impl Refresher {
             DirectReply::NotModified { final_url } => {
                 found.route = Some(Route::Direct);
                 found.final_url = Some(final_url).filter(|url| *url != redact_url(&feed.url));
-                found.validators = record.validators_for(&feed.url).cloned();
+                found.validators = recorded.cloned();
                 info!(feed = %feed.name, stage = "fetch", "304 not modified: nothing read or written");
                 let sha256 = publish.published_sha.unwrap_or_default().to_string();
                 return Ok(Attempt::published(std::mem::take(found), Recorded::Unchanged, sha256));
@@ -542,8 +541,8 @@ impl Refresher {
             source,
         };
         // The same entity as last time (Miniflux's rule): unchanged, nothing to read.
-        let same_entity = validators.etag.is_some()
-            && record.validators_for(&feed.url).and_then(|v| v.etag.as_ref()) == validators.etag.as_ref();
+        let same_entity =
+            validators.etag.is_some() && recorded.and_then(|v| v.etag.as_ref()) == validators.etag.as_ref();
         found.route = Some(Route::Direct);
         found.final_url = Some(final_url.clone()).filter(|url| *url != redact_url(&feed.url));
         found.validators = Some(validators);

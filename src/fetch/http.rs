@@ -134,7 +134,7 @@ impl Fetcher for HttpFetcher {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 let retry_after = text_of(header::RETRY_AFTER);
-                let head = read_capped(response, ERROR_HEAD_BYTES, true).await.unwrap_or_default();
+                let head = read_head(response, ERROR_HEAD_BYTES).await;
                 let head = String::from_utf8_lossy(&head);
                 return Err(classify_status(
                     &final_url,
@@ -150,23 +150,13 @@ impl Fetcher for HttpFetcher {
                 etag: text_of(header::ETAG),
                 last_modified: text_of(header::LAST_MODIFIED),
             };
-            // reqwest drops Content-Length when it decompresses; when it is there, it is the
-            // body's own length, refused before a byte is read.
-            if response.content_length().is_some_and(|n| n > request.max_bytes as u64) {
-                return Err(FetchError::TooLarge {
-                    url: final_url,
+            let body = read_capped(response, request.max_bytes).await.map_err(|e| match e {
+                ReadError::TooLarge => FetchError::TooLarge {
+                    url: final_url.clone(),
                     limit: request.max_bytes,
-                });
-            }
-            let body = read_capped(response, request.max_bytes, false)
-                .await
-                .map_err(|e| match e {
-                    None => FetchError::TooLarge {
-                        url: final_url.clone(),
-                        limit: request.max_bytes,
-                    },
-                    Some(e) => transport(&final_url, e, request.timeout),
-                })?;
+                },
+                ReadError::Transport(e) => transport(&final_url, e, request.timeout),
+            })?;
             Ok(DirectReply::Document {
                 body,
                 charset,
@@ -185,26 +175,40 @@ impl Fetcher for HttpFetcher {
     }
 }
 
-/// The body, decompressed, chunk by chunk: a stream (chunked, or a small gzip that inflates to
-/// gigabytes) stops at `cap`, so memory stays bounded. `Err(None)` is over the cap; with
-/// `truncate`, the first `cap` bytes are kept instead.
-async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-    truncate: bool,
-) -> Result<Vec<u8>, Option<reqwest::Error>> {
-    let mut body = Vec::with_capacity(response.content_length().map_or(64 * 1024, |n| n as usize).min(cap));
-    while let Some(chunk) = response.chunk().await.map_err(Some)? {
+/// Why [`read_capped`] read no body.
+pub(crate) enum ReadError {
+    /// Over the cap: by `Content-Length`, or as it streamed.
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// The whole body, or [`ReadError::TooLarge`]: a `Content-Length` over `cap` before a byte is
+/// read (reqwest drops the header when it decompresses, and where it is left it is the body's
+/// own length), and a stream (chunked, or a small gzip that inflates to gigabytes) as soon as
+/// it passes `cap`, so memory stays bounded. The solver's replies are read with it too.
+pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(response.content_length().map_or(64 * 1024, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
         if body.len() + chunk.len() > cap {
-            if truncate {
-                body.extend_from_slice(&chunk[..cap - body.len()]);
-                return Ok(body);
-            }
-            return Err(None);
+            return Err(ReadError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The first `limit` bytes of an error page, enough to class it; the rest is not read.
+async fn read_head(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut head = Vec::new();
+    while head.len() < limit
+        && let Ok(Some(chunk)) = response.chunk().await
+    {
+        head.extend_from_slice(&chunk[..chunk.len().min(limit - head.len())]);
+    }
+    head
 }
 
 fn transport(url: &str, error: reqwest::Error, timeout: Duration) -> FetchError {

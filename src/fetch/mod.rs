@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use http::HttpFetcher;
+pub(crate) use http::{ReadError, read_capped};
 #[cfg(any(test, feature = "test-util"))]
 pub use scripted::ScriptedFetcher;
 

@@ -11,6 +11,7 @@ use super::{
     MIN_REQUEST_TIME, STARTUP_MARGIN, SessionPolicy, Solution, SolveRequest, Solver, SolverError, SolverSettings,
 };
 use crate::error_chain;
+use crate::fetch::{ReadError, read_capped};
 use crate::redact::redact_url;
 
 /// The smallest maxTimeout worth asking for when a deadline squeezes it.
@@ -176,25 +177,6 @@ fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> Sol
             detail: error_chain(&error),
         }
     }
-}
-
-enum ReadError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
-    if response.content_length().is_some_and(|n| n as usize > cap) {
-        return Err(ReadError::TooLarge);
-    }
-    let mut body = Vec::with_capacity(response.content_length().map_or(64 * 1024, |n| n as usize));
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
-        if body.len() + chunk.len() > cap {
-            return Err(ReadError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::fake_solver::FakeSolver;
-use crate::helpers::origin::{ETAG, Origin, feed_xml};
+use crate::helpers::origin::{ETAG, Origin};
 use crate::helpers::{flarefeed_async, rss_page};
 
 /// The binary, feeds fetched as the configuration says (`FLAREFEED_FETCH` unset).
@@ -30,15 +30,25 @@ fn record(dir: &Path, name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join(format!("public/status/{name}.json"))).unwrap()).unwrap()
 }
 
+/// Writes `flarefeed.toml` in `dir` (`solver` is the `[solver]` table's body) and returns its
+/// path.
 fn config(dir: &Path, solver: &str, feeds: &str) -> String {
     let path = dir.join("flarefeed.toml");
     std::fs::write(
         &path,
-        format!("[solver]\nurl = \"{solver}\"\nsession = \"none\"\n[store]\ndir = \"public\"\n{feeds}"),
+        format!("[solver]\n{solver}\nsession = \"none\"\n[store]\ndir = \"public\"\n{feeds}"),
     )
     .unwrap();
     path.display().to_string()
 }
+
+/// `[solver]` at `url`.
+fn solver_at(url: &str) -> String {
+    format!("url = \"{url}\"")
+}
+
+/// No solver listens on this port.
+const NO_SOLVER: &str = "http://127.0.0.1:9/v1";
 
 /// A plain feed needs no solver at all (none runs here), and its second refresh is a 304 that
 /// writes nothing.
@@ -47,8 +57,7 @@ async fn a_plain_feed_never_reaches_the_solver_and_validators_make_the_next_a_30
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = origin.url("/plain.xml");
-    // No solver listens on this port.
-    let no_solver = [("FLAREFEED_SOLVER_URL", "http://127.0.0.1:9/v1")];
+    let no_solver = [("FLAREFEED_SOLVER_URL", NO_SOLVER)];
     let (ok, stdout, stderr) = run(dir.path(), &["refresh", "--url", &url, "--name", "plain"], &no_solver).await;
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.starts_with("plain  updated  rss 2.0, 2 items"), "{stdout}");
@@ -102,7 +111,7 @@ async fn each_route_is_taken_as_configured() {
         origin.url("/cf503"),
         origin.url("/feed.xml"),
     );
-    let config = config(dir.path(), &fake.url, &feeds);
+    let config = config(dir.path(), &solver_at(&fake.url), &feeds);
     for round in 1..=3 {
         let (_, stdout, stderr) = run(dir.path(), &["refresh", "--config", &config], &[]).await;
         assert!(stdout.contains("walled  "), "{stdout}{stderr}");
@@ -165,7 +174,8 @@ async fn each_direct_reply_is_classed() {
     }
     let dir = tempfile::tempdir().unwrap();
     // A 4 MB cap: the oversize replies and the bomb go past it.
-    let config = config(dir.path(), &format!("{}\"\nmax_reply_mb = 4\n#\"", fake.url), &feeds);
+    let solver = format!("{}\nmax_reply_mb = 4", solver_at(&fake.url));
+    let config = config(dir.path(), &solver, &feeds);
     let started = Instant::now();
     let (ok, stdout, stderr) = run(dir.path(), &["refresh", "--config", &config], &[]).await;
     assert!(ok, "{stdout}{stderr}");
@@ -195,7 +205,7 @@ async fn the_sites_own_bytes_are_published_with_the_same_text() {
         origin.url("/hop/9"),
         origin.url("/slow"),
     );
-    let config = config(dir.path(), "http://127.0.0.1:9/v1", &feeds);
+    let config = config(dir.path(), &solver_at(NO_SOLVER), &feeds);
     let (_, stdout, stderr) = run(dir.path(), &["refresh", "--config", &config], &[]).await;
     let published = |name: &str| std::fs::read_to_string(dir.path().join(format!("public/{name}.xml"))).unwrap();
     assert!(published("gzip").contains("<title>gzipped</title>"), "{stdout}{stderr}");
@@ -205,7 +215,6 @@ async fn the_sites_own_bytes_are_published_with_the_same_text() {
         latin1.contains("<title>café crème</title>") && latin1.contains("naïve"),
         "{latin1}"
     );
-    assert_eq!(feed_xml("x").matches("<item>").count(), 2);
     assert_eq!(record(dir.path(), "hops")["final_url"], origin.url("/plain.xml"));
     assert!(stdout.contains("slow  failed at fetch"), "{stdout}");
     assert!(stdout.contains("within 2 s"), "{stdout}");
@@ -223,7 +232,7 @@ async fn request_options_reach_the_site_and_header_values_stay_secret() {
          user_agent = \"my-reader/2.0\"\nproxy = \"{}\"\n[feeds.headers]\nX-Api-Key = \"s3cret-value-42\"\n",
         origin.base
     );
-    let config = config(dir.path(), "http://127.0.0.1:9/v1", &feeds);
+    let config = config(dir.path(), &solver_at(NO_SOLVER), &feeds);
     let (ok, stdout, stderr) = run(
         dir.path(),
         &["refresh", "--config", &config, "--json"],
@@ -250,7 +259,7 @@ async fn request_options_reach_the_site_and_header_values_stay_secret() {
     let (ok, _, _) = run(
         dir.path(),
         &["refresh", "--url", &origin.url("/feed.xml")],
-        &[("FLAREFEED_SOLVER_URL", "http://127.0.0.1:9/v1")],
+        &[("FLAREFEED_SOLVER_URL", NO_SOLVER)],
     )
     .await;
     assert!(ok);

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 pub const ETAG: &str = "\"v1\"";
 pub const LAST_MODIFIED: &str = "Mon, 01 Jan 2024 00:00:00 GMT";
 
-pub fn feed_xml(title: &str) -> String {
+fn feed_xml(title: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>{title}</title>\
          <item><title>one</title><guid>1</guid></item><item><title>two</title><guid>2</guid></item></channel></rss>"

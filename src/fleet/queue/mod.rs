@@ -1,11 +1,18 @@
 //! The fleet's queue: the planner sends the due feeds to an SQS FIFO queue, and Lambda's event
-//! source mapping hands them to the worker one refresh at a time per feed.
+//! source mapping hands them to the worker one refresh at a time per feed. With `test-util`,
+//! `MemoryQueue` stands in for SQS.
+
+#[cfg(any(test, feature = "test-util"))]
+mod memory;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use thiserror::Error;
+
+#[cfg(any(test, feature = "test-util"))]
+pub use memory::MemoryQueue;
 
 use super::plan::Due;
 use crate::error_chain;
@@ -108,57 +115,6 @@ impl Queue for SqsQueue {
                     feeds,
                     detail: format!("{}: {}", first.code(), first.message().unwrap_or("")),
                 });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The test adapter (feature `test-util`): a FIFO queue in memory that drops a message whose
-/// deduplication id it has seen, as SQS FIFO does within its deduplication interval.
-#[cfg(any(test, feature = "test-util"))]
-#[derive(Default)]
-pub struct MemoryQueue {
-    state: std::sync::Mutex<MemoryQueueState>,
-}
-
-#[cfg(any(test, feature = "test-util"))]
-#[derive(Default)]
-struct MemoryQueueState {
-    waiting: std::collections::VecDeque<Due>,
-    seen: std::collections::HashSet<String>,
-    refuse: Option<QueueError>,
-}
-
-#[cfg(any(test, feature = "test-util"))]
-impl MemoryQueue {
-    /// The messages waiting, oldest first.
-    pub fn waiting(&self) -> Vec<Due> {
-        self.state.lock().unwrap().waiting.iter().cloned().collect()
-    }
-
-    /// Takes the oldest message, as a worker's receive would.
-    pub fn receive(&self) -> Option<Due> {
-        self.state.lock().unwrap().waiting.pop_front()
-    }
-
-    /// The next `enqueue` fails with `error`, sending nothing.
-    pub fn refuse_next(&self, error: QueueError) {
-        self.state.lock().unwrap().refuse = Some(error);
-    }
-}
-
-#[cfg(any(test, feature = "test-util"))]
-#[async_trait]
-impl Queue for MemoryQueue {
-    async fn enqueue(&self, due: &[Due]) -> Result<(), QueueError> {
-        let mut state = self.state.lock().unwrap();
-        if let Some(error) = state.refuse.take() {
-            return Err(error);
-        }
-        for due in due {
-            if state.seen.insert(due.deduplication_id()) {
-                state.waiting.push_back(due.clone());
             }
         }
         Ok(())
