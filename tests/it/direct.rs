@@ -187,18 +187,24 @@ async fn each_direct_reply_is_classed() {
     }
 }
 
-/// The site's own bytes: gzip and brotli are decoded, ISO-8859-1 without a declaration
-/// publishes the same text, and a redirect chain's end is recorded.
+/// The site's own bytes: gzip and brotli are decoded, ISO-8859-1 without a declaration and
+/// Windows-1252 by its declaration publish the same text, and a redirect chain's end is recorded.
 #[tokio::test]
 async fn the_sites_own_bytes_are_published_with_the_same_text() {
     let origin = Origin::start().await;
+    // Windows-1252 by its declaration: the euro sign and curly quotes are bytes 0x80, 0x93, 0x94.
+    let mut cp1252 = b"<?xml version=\"1.0\" encoding=\"windows-1252\"?><rss version=\"2.0\"><channel><title>".to_vec();
+    cp1252.extend_from_slice(b"5 \x80, \x93quoted\x94</title><item><title>x</title></item></channel></rss>");
+    origin.page("/cp1252.xml", &cp1252);
     let dir = tempfile::tempdir().unwrap();
     let feeds = format!(
-        "[[feeds]]\nname = \"gzip\"\nurl = \"{}\"\nfetch = \"direct\"\n\
+        "[[feeds]]\nname = \"cp1252\"\nurl = \"{}\"\nfetch = \"direct\"\n\
+         [[feeds]]\nname = \"gzip\"\nurl = \"{}\"\nfetch = \"direct\"\n\
          [[feeds]]\nname = \"brotli\"\nurl = \"{}\"\nfetch = \"direct\"\n\
          [[feeds]]\nname = \"latin1\"\nurl = \"{}\"\nfetch = \"direct\"\nmin_items = 1\n\
          [[feeds]]\nname = \"hops\"\nurl = \"{}\"\nfetch = \"direct\"\n\
          [[feeds]]\nname = \"slow\"\nurl = \"{}\"\nfetch = \"direct\"\n[fetch]\ntimeout = \"2s\"\n",
+        origin.url("/cp1252.xml"),
         origin.url("/gzip.xml"),
         origin.url("/brotli.xml"),
         origin.url("/latin1.xml"),
@@ -214,6 +220,12 @@ async fn the_sites_own_bytes_are_published_with_the_same_text() {
     assert!(
         latin1.contains("<title>café crème</title>") && latin1.contains("naïve"),
         "{latin1}"
+    );
+    let cp1252 = published("cp1252");
+    assert!(cp1252.contains("<title>5 €, “quoted”</title>"), "{cp1252}");
+    assert!(
+        cp1252.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+        "{cp1252}"
     );
     assert_eq!(record(dir.path(), "hops")["final_url"], origin.url("/plain.xml"));
     assert!(stdout.contains("slow  failed at fetch"), "{stdout}");

@@ -44,8 +44,12 @@ pub struct Origin {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    pages: Pages,
     task: JoinHandle<()>,
 }
+
+/// Feeds a test or the bench put at a path, served like `/plain.xml` (ETag, 304).
+type Pages = Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>;
 
 impl Drop for Origin {
     fn drop(&mut self) {
@@ -58,13 +62,24 @@ impl Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let log = seen.clone();
+        let pages: Pages = Arc::default();
+        let (log, served) = (seen.clone(), pages.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, log.clone()));
+                tokio::spawn(serve(stream, log.clone(), served.clone()));
             }
         });
-        Self { base, seen, task }
+        Self {
+            base,
+            seen,
+            pages,
+            task,
+        }
+    }
+
+    /// Serves `body` at `path` as a feed, with [`ETAG`] and 304 for it.
+    pub fn page(&self, path: &str, body: &[u8]) {
+        self.pages.lock().unwrap().insert(path.into(), body.to_vec());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -83,7 +98,7 @@ impl Origin {
     }
 }
 
-async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
+async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, pages: Pages) {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -113,7 +128,11 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
         proxied,
     };
     seen.lock().unwrap().push(request.clone());
-    let _ = respond(&mut stream, &path, &request).await;
+    let page = pages.lock().unwrap().get(&path).cloned();
+    let _ = match page {
+        Some(body) => feed(&mut stream, &request, &body).await,
+        None => respond(&mut stream, &path, &request).await,
+    };
 }
 
 async fn send(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
@@ -138,20 +157,24 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 const CHALLENGE_PAGE: &str = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><script src=\"/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1\"></script></body></html>";
 
+/// A feed as a plain feed server sends it: ETag and Last-Modified, and 304 when the request's
+/// `If-None-Match` names the ETag.
+async fn feed(stream: &mut TcpStream, request: &Seen, body: &[u8]) -> std::io::Result<()> {
+    if request.header("if-none-match") == Some(ETAG) {
+        return send(stream, "304 Not Modified", &[("ETag", ETAG.into())], b"").await;
+    }
+    let headers = [
+        ("Content-Type", "application/rss+xml; charset=utf-8".to_string()),
+        ("ETag", ETAG.into()),
+        ("Last-Modified", LAST_MODIFIED.into()),
+    ];
+    send(stream, "200 OK", &headers, body).await
+}
+
 async fn respond(stream: &mut TcpStream, path: &str, request: &Seen) -> std::io::Result<()> {
     let xml = |t: &str| ("Content-Type", t.to_string());
     match path {
-        "/plain.xml" | "/feed.xml" => {
-            if request.header("if-none-match") == Some(ETAG) {
-                return send(stream, "304 Not Modified", &[("ETag", ETAG.into())], b"").await;
-            }
-            let headers = [
-                xml("application/rss+xml; charset=utf-8"),
-                ("ETag", ETAG.into()),
-                ("Last-Modified", LAST_MODIFIED.into()),
-            ];
-            send(stream, "200 OK", &headers, feed_xml("plain").as_bytes()).await
-        }
+        "/plain.xml" | "/feed.xml" => feed(stream, request, feed_xml("plain").as_bytes()).await,
         "/challenge" => {
             let headers = [
                 ("Server", "cloudflare".into()),
