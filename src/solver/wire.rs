@@ -24,8 +24,11 @@ pub(super) struct Command<'a> {
 }
 
 /// FlareSolverr's `proxy`: the url without its credentials, which go in their own fields
-/// (FlareSolverr's README, `sessions.create` and `request.get`: "Authorization
-/// (username/password) is supported").
+/// (https://github.com/FlareSolverr/FlareSolverr#-sessionscreate and `request.get`:
+/// "Authorization (username/password) is supported"; a request's proxy "is ignored when
+/// `session` names a session that already exists"). Checked by hand against the PyPI build
+/// (3.3.21rc4) with Debian's chromium: a proxy without credentials is used both at
+/// `sessions.create` and on a sessionless `request.get`.
 #[derive(Debug, Serialize)]
 pub(super) struct Proxy {
     url: String,
