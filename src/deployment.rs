@@ -21,6 +21,8 @@ use crate::store::{LocalStore, S3Store, Store};
 pub struct Loaded {
     pub config: Config,
     pub watched: Option<Watched>,
+    /// Why the configuration object was refused, when this runs on its last valid copy.
+    pub refused: Option<ConfigError>,
 }
 
 /// Finds the configuration, in this order, the first source present winning:
@@ -35,15 +37,17 @@ pub struct Loaded {
 pub async fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
     match Config::load(file, &process_env) {
         Err(ConfigError::Missing) if let Some(url) = process_env("FLAREFEED_CONFIG_URL") => {
-            let (watched, config) = Watched::open(ConfigUrl::parse(&url)?).await?;
+            let opened = Watched::open(ConfigUrl::parse(&url)?, S3Store::timeouts()).await?;
             Ok(Loaded {
-                config: (*config).clone(),
-                watched: Some(watched),
+                config: (*opened.config).clone(),
+                watched: Some(opened.watched),
+                refused: opened.refused,
             })
         }
         loaded => Ok(Loaded {
             config: loaded?,
             watched: None,
+            refused: None,
         }),
     }
 }
@@ -56,6 +60,8 @@ pub struct Deployment {
     pub store: Arc<dyn Store>,
     pub refresher: Refresher,
     pub queue: Option<Arc<dyn Queue>>,
+    /// Hears of every refresh and tick (the Lambda's metrics).
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// The ports a deployment runs on: the real adapters ([`Adapters::connect`]) or a test's.
@@ -99,13 +105,14 @@ impl Deployment {
             adapters.fetcher,
             adapters.store.clone(),
             config.clone(),
-            observer,
+            observer.clone(),
         );
         Self {
             config,
             store: adapters.store,
             refresher,
             queue: adapters.queue,
+            observer,
         }
     }
 }

@@ -17,20 +17,61 @@ pub const NAMESPACE: &str = "flarefeed";
 pub struct Emf;
 
 impl Observer for Emf {
-    fn finished(&self, report: &Report, record: &StatusRecord) {
+    fn finished(&self, report: &Report, record: Option<&StatusRecord>) {
         println!("{}", emf(report, record, OffsetDateTime::now_utc()));
+    }
+
+    fn ticked(&self, queued: usize, not_queued: usize) {
+        println!("{}", tick_emf(queued, not_queued, OffsetDateTime::now_utc()));
+    }
+
+    fn config_invalid(&self, _error: &str) {
+        println!("{}", count_emf("ConfigInvalid", OffsetDateTime::now_utc()));
     }
 }
 
-/// The EMF document for one refresh: `record` is the feed's status record after it.
-/// `StaleSeconds` is the time since the last success, and is left out for a feed that has
-/// never succeeded (its `Failed` says enough).
-pub fn emf(report: &Report, record: &StatusRecord, now: OffsetDateTime) -> Value {
+/// An EMF document of one count, without dimensions: `ConfigInvalid`.
+pub fn count_emf(name: &str, now: OffsetDateTime) -> Value {
+    json!({
+        name: 1,
+        "_aws": {
+            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
+            }],
+        },
+    })
+}
+
+/// The EMF document for one tick: `Queued` and `NotQueued` (due feeds the queue would not
+/// take, even sent again), without a feed dimension.
+pub fn tick_emf(queued: usize, not_queued: usize, now: OffsetDateTime) -> Value {
+    json!({
+        "Queued": queued,
+        "NotQueued": not_queued,
+        "_aws": {
+            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "Queued", "Unit": "Count"}, {"Name": "NotQueued", "Unit": "Count"}],
+            }],
+        },
+    })
+}
+
+/// The EMF document for one refresh, whatever its outcome (busy and backoff included, so a
+/// stuck feed still reports how stale it is): `record` is the feed's status record after it, or
+/// as read. `StaleSeconds` is the time since the last success or, for a feed never published,
+/// since its first attempt.
+pub fn emf(report: &Report, record: Option<&StatusRecord>, now: OffsetDateTime) -> Value {
     let mut values: Vec<(&str, &str, Option<u64>)> = vec![
         ("SolverMs", "Milliseconds", report.solver_ms),
         ("TotalMs", "Milliseconds", Some(report.total_ms)),
-        ("Bytes", "Bytes", record.bytes.map(|b| b as u64)),
-        ("Items", "Count", record.items.map(|i| i as u64)),
+        ("Bytes", "Bytes", record.and_then(|r| r.bytes).map(|b| b as u64)),
+        ("Items", "Count", record.and_then(|r| r.items).map(|i| i as u64)),
         (
             "Published",
             "Count",
@@ -38,7 +79,8 @@ pub fn emf(report: &Report, record: &StatusRecord, now: OffsetDateTime) -> Value
         ),
         ("Failed", "Count", Some(u64::from(report.outcome.is_failure()))),
     ];
-    let stale = record.last_success.map(|at| (now - at).whole_seconds().max(0) as u64);
+    let since = record.and_then(|r| r.last_success.or(r.first_attempt).or(r.last_attempt));
+    let stale = since.map(|at| (now - at).whole_seconds().max(0) as u64);
     values.push(("StaleSeconds", "Seconds", stale));
 
     let mut document = Map::new();
@@ -102,7 +144,7 @@ mod tests {
             route: None,
         };
         let now = time::macros::datetime!(2026-11-22 10:05 UTC);
-        let doc = emf(&report, &record, now);
+        let doc = emf(&report, Some(&record), now);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(doc["_aws"]["Timestamp"], now.unix_timestamp() * 1000);
         assert_eq!(directive["Namespace"], "flarefeed");
@@ -135,8 +177,13 @@ mod tests {
         );
         assert_eq!((doc["Published"].as_u64(), doc["Failed"].as_u64()), (Some(1), Some(0)));
 
+        // Never published: stale since the first attempt.
         record.last_success = None;
-        let doc = emf(&report, &record, now);
+        record.first_attempt = Some(time::macros::datetime!(2026-11-22 09:00 UTC));
+        let doc = emf(&report, Some(&record), now);
+        assert_eq!(doc["StaleSeconds"], 3900);
+        // Never attempted, or the record unreadable: no StaleSeconds, and still a line.
+        let doc = emf(&report, None, now);
         assert!(doc.get("StaleSeconds").is_none());
         assert!(!doc.to_string().contains("StaleSeconds"));
     }

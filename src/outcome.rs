@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::feed::FeedError;
 use crate::fetch::{FetchError, Route};
+use crate::redact::one_line;
 use crate::solver::SolverError;
 use crate::store::StoreError;
 
@@ -43,6 +44,9 @@ pub enum Recorded {
     Updated,
     Unchanged,
     Failed,
+    /// An outcome this build does not know, from a newer build's record.
+    #[serde(other)]
+    Other,
 }
 
 impl fmt::Display for Recorded {
@@ -72,6 +76,8 @@ pub enum RefreshError {
     Fetch(#[from] FetchError),
     #[error("the feed was handled ({handled}), but its status record could not be written: {source}")]
     StatusNotWritten { handled: Recorded, source: StoreError },
+    #[error("interrupted by {by} before it finished; the published feed and its status record are as they were")]
+    Interrupted { by: String },
     #[error(
         "{target}: the status record cannot be read at `{key}`: {detail}; nothing was fetched or written: fix or delete the object"
     )]
@@ -97,11 +103,19 @@ pub enum Outcome {
     Backoff { retry_after_s: u64, failures: u32 },
     /// Another refresh of this feed is in flight; nothing was fetched or written.
     Busy {
-        /// When the claim of the refresh in flight expires: it is done by then at the latest.
+        /// When the claim of the refresh in flight ends: it is done by then at the latest.
         retry_after_s: u64,
         /// When the refresh in flight started.
         #[serde(with = "time::serde::rfc3339")]
         started: OffsetDateTime,
+        /// When its claim ends, on the store's clock.
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+        /// Who holds it: `a cli refresh (pid 4242 on build-1)`.
+        holder: String,
+        /// The claim said it would last longer than any refresh can (a clock ahead, an edited
+        /// record), and counts only until `until`.
+        clamped: bool,
     },
     /// Nothing was published; the last good copy stays.
     Failed {
@@ -132,12 +146,26 @@ impl fmt::Display for Outcome {
                 f,
                 "backing off after {failures} failures: next attempt in {retry_after_s} s"
             ),
-            Outcome::Busy { retry_after_s, started } => write!(
-                f,
-                "busy: another refresh started at {} is still in flight; it ends within {retry_after_s} s",
-                rfc3339(*started)
-            ),
-            Outcome::Failed { stage, error } => write!(f, "failed at {stage}: {error}"),
+            Outcome::Busy {
+                retry_after_s,
+                started,
+                until,
+                holder,
+                clamped,
+            } => {
+                write!(
+                    f,
+                    "busy: {holder}, started at {}, holds the feed until {} (retry in {retry_after_s} s)",
+                    rfc3339(*started),
+                    rfc3339(*until)
+                )?;
+                if *clamped {
+                    f.write_str("; its claim said it would run longer than any refresh can (a clock ahead, or an edited record), so it counts only until then")?;
+                }
+                Ok(())
+            }
+            // One line, whatever a site or a solver put in the error.
+            Outcome::Failed { stage, error } => write!(f, "failed at {stage}: {}", one_line(&error.to_string())),
         }
     }
 }
@@ -248,10 +276,13 @@ mod tests {
         let busy = Outcome::Busy {
             retry_after_s: 30,
             started: time::macros::datetime!(2026-11-22 10:00 UTC),
+            until: time::macros::datetime!(2026-11-22 10:05 UTC),
+            holder: "a cli refresh (pid 42 on build-1)".into(),
+            clamped: false,
         };
         assert_eq!(
             busy.to_string(),
-            "busy: another refresh started at 2026-11-22T10:00:00Z is still in flight; it ends within 30 s"
+            "busy: a cli refresh (pid 42 on build-1), started at 2026-11-22T10:00:00Z, holds the feed until 2026-11-22T10:05:00Z (retry in 30 s)"
         );
         assert!(busy.retry_later());
         let json = serde_json::to_value(&busy).unwrap();

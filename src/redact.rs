@@ -32,6 +32,33 @@ pub fn redact_url(url: &str) -> String {
     text
 }
 
+/// The longest text [`one_line`] keeps, in characters.
+const ONE_LINE_MAX: usize = 1000;
+
+/// Text from a site or a solver, fit for one line of a log, a record, a report or stdout: cut
+/// at its first line break, every other control character escaped (`\u{1b}`), and at most
+/// [`ONE_LINE_MAX`] characters. A solver's message can hold anything; cut here, it can never
+/// start a line of its own (an EMF metric line, a CLI line for another feed).
+pub fn one_line(text: &str) -> String {
+    let first = text
+        .split(['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}'])
+        .next()
+        .unwrap_or("");
+    let mut out = String::with_capacity(first.len().min(ONE_LINE_MAX));
+    for (i, c) in first.trim().chars().enumerate() {
+        if i == ONE_LINE_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A value that must never be shown: a header value (an API key) or a proxy url with its
 /// credentials. Its `Debug` and `Display` say `…`; [`Secret::expose`] is for the request itself.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -76,5 +103,16 @@ mod tests {
         );
         assert_eq!(redact_url("http://localhost:8191/v1"), "http://localhost:8191/v1");
         assert_eq!(redact_url("not a url user:pa55@host?token=1"), "host?…");
+    }
+
+    #[test]
+    fn solver_text_becomes_one_escaped_line() {
+        let injected = "bad request\n{\"_aws\":{\"CloudWatchMetrics\":[]},\"Feed\":\"other\"}";
+        assert_eq!(one_line(injected), "bad request");
+        assert_eq!(one_line("\u{1b}[31mred\u{7}\ttab"), "\\u{1b}[31mred\\u{7}\\ttab");
+        assert_eq!(one_line("  a\r\nb"), "a");
+        assert_eq!(one_line("x\u{2028}y"), "x");
+        let long = "é".repeat(3000);
+        assert_eq!(one_line(&long).chars().count(), ONE_LINE_MAX + 1);
     }
 }

@@ -30,8 +30,8 @@ use crate::outcome::Recorded;
 pub use crate::outcome::{Outcome, RefreshError, Report, Stage};
 use crate::redact::redact_url;
 use crate::solver::{Body, MIN_REQUEST_TIME, STARTUP_MARGIN, SolveRequest, Solver, SolverError};
-use crate::status::{self, Backoff, Gate, InFlight, RecordedValidators, StatusRecord, Trigger};
-use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version};
+use crate::status::{self, Backoff, Gate, InFlight, Interrupted, RecordedValidators, StatusRecord, Trigger};
+use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version, store_now};
 
 /// The status record may still be written this long after the refresh's deadline; the Lambda
 /// handler keeps more than this between that deadline and its own (`handler::SAFETY_MARGIN`).
@@ -104,8 +104,9 @@ impl RefreshOptions {
     }
 
     /// What, besides a live claim, these options let hold `feed` back.
-    fn gate(&self, feed: &FeedConfig, config: &Config) -> Gate {
+    fn gate(&self, feed: &FeedConfig, config: &Config, lease: Duration) -> Gate {
         Gate {
+            lease,
             min_interval: self.respect_min_interval.then_some(feed.min_interval),
             backoff: self.respect_backoff.then_some(Backoff {
                 interval: feed.interval,
@@ -127,19 +128,96 @@ pub struct Refresher {
     observer: Option<Arc<dyn Observer>>,
 }
 
-/// Hears of each refresh that got as far as a claim, with the status record it left: the
-/// Lambda wires its metrics in here, so that the refresh knows nothing of them.
+/// Hears of every refresh, with the status record it left or found: the Lambda wires its
+/// metrics in here, so that the refresh knows nothing of them.
 pub trait Observer: Send + Sync {
-    fn finished(&self, report: &Report, record: &StatusRecord);
+    /// `record` is the feed's record after the refresh, or as it was read when the refresh
+    /// stood back (busy, backoff); `None` when it could not be read.
+    fn finished(&self, report: &Report, record: Option<&StatusRecord>);
+
+    /// A tick sent `queued` due feeds to the queue and could not send `not_queued`.
+    fn ticked(&self, queued: usize, not_queued: usize) {
+        let _ = (queued, not_queued);
+    }
+
+    /// A configuration was refused as invalid: the last valid one runs.
+    fn config_invalid(&self, error: &str) {
+        let _ = error;
+    }
 }
 
 /// The status record as this refresh claimed it, and the version that claim wrote.
 struct Claim {
     record: StatusRecord,
     version: Version,
-    /// The record before the claim, whose fingerprint describes a folder's published feed.
-    previous_sha256: Option<String>,
+    /// The record before the claim: its fingerprint describes a folder's published feed, and an
+    /// interrupted refresh puts it back.
+    before: Option<StatusRecord>,
 }
+
+/// A refresh that stopped before its claim: the outcome, and the record as read.
+struct Stopped {
+    outcome: Outcome,
+    record: Option<StatusRecord>,
+}
+
+impl From<Outcome> for Stopped {
+    fn from(outcome: Outcome) -> Self {
+        Self { outcome, record: None }
+    }
+}
+
+/// Tells the refreshes in flight to stop, and says why (`SIGINT`): the CLI's Ctrl-C.
+pub struct Interrupter(tokio::sync::watch::Sender<Option<&'static str>>);
+
+/// What a refresh watches for an [`Interrupter`]'s word. A refresh stops only while it waits
+/// on the network (the direct request, the solver): the rest is short, and a feed's write is
+/// never cut in half.
+#[derive(Clone)]
+pub struct Interrupt(tokio::sync::watch::Receiver<Option<&'static str>>);
+
+impl Interrupt {
+    pub fn channel() -> (Interrupter, Interrupt) {
+        let (sender, receiver) = tokio::sync::watch::channel(None);
+        (Interrupter(sender), Interrupt(receiver))
+    }
+
+    /// Why the refreshes were told to stop, if they were.
+    pub fn fired(&self) -> Option<&'static str> {
+        *self.0.borrow()
+    }
+
+    async fn wait(&self) -> &'static str {
+        let mut receiver = self.0.clone();
+        let by = receiver.wait_for(Option::is_some).await.ok().and_then(|by| *by);
+        match by {
+            Some(by) => by,
+            // The interrupter is gone: nothing can interrupt any more.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Interrupter {
+    pub fn interrupt(&self, by: &'static str) {
+        let _ = self.0.send(Some(by));
+    }
+}
+
+/// Runs `work` unless `interrupt` fires first.
+async fn interruptible<T>(interrupt: Option<&Interrupt>, work: impl Future<Output = T>) -> Result<T, &'static str> {
+    match interrupt {
+        None => Ok(work.await),
+        Some(interrupt) => tokio::select! {
+            biased;
+            by = interrupt.wait() => Err(by),
+            done = work => Ok(done),
+        },
+    }
+}
+
+/// How long an interrupted refresh waits for its record to be put back.
+const PUT_BACK_TIME: Duration = Duration::from_secs(2);
 
 /// Everything one attempt found out, after the claim: the report and the status record are
 /// both built from it.
@@ -192,6 +270,7 @@ struct Publish<'a> {
     published: Option<&'a ObjectInfo>,
     /// The published feed's fingerprint.
     published_sha: Option<&'a str>,
+    interrupt: Option<&'a Interrupt>,
 }
 
 /// With `fetch = "auto"`, a direct request leaves at least this much of the deadline to the
@@ -225,6 +304,7 @@ impl Attempt {
         let mut record = claimed.clone();
         record.url = redact_url(&feed.url);
         record.in_flight = None;
+        record.interrupted = None;
         record.solver_ms = self.found.solver_ms;
         record.total_ms = Some(total_ms);
         record.final_url = self.found.final_url.clone();
@@ -262,11 +342,19 @@ impl Attempt {
                 // Validators name a copy this failure may have left behind.
                 record.validators = None;
                 record.outcome = Recorded::Failed;
-                record.last_error = Some(format!("{stage}: {error}"));
+                record.last_error = Some(crate::redact::one_line(&format!("{stage}: {error}")));
                 record.consecutive_failures += 1;
             }
         }
         record
+    }
+
+    /// The signal that stopped it, if one did.
+    fn interrupted(&self) -> Option<&str> {
+        match &self.result {
+            Err((_, RefreshError::Interrupted { by })) => Some(by),
+            _ => None,
+        }
     }
 
     /// The outcome, once the record's write is known.
@@ -330,36 +418,125 @@ impl Refresher {
         (self.config.solver.max_timeout + STARTUP_MARGIN) * 3 + Duration::from_secs(60)
     }
 
+    /// The longest lease a refresh of this deployment can take: the longest deadline (the
+    /// default budget, or a Lambda function's longest timeout, 900 s), the status write's grace
+    /// and the slack. No claim counts for longer, whatever its times say.
+    pub fn longest_lease(&self) -> Duration {
+        self.budget().max(LAMBDA_LONGEST) + STATUS_WRITE_GRACE + LEASE_SLACK
+    }
+
     /// One refresh of `feed`. Never returns an error: failures are outcomes, recorded and logged.
     pub async fn refresh(&self, feed: &FeedConfig, options: RefreshOptions) -> Report {
+        self.run(feed, options, None).await
+    }
+
+    /// [`Refresher::refresh`], stopped when `interrupt` fires while it waits on the network:
+    /// then the status record is put back as it was before the claim, noting the interruption,
+    /// and the outcome is a failure that says so.
+    pub async fn refresh_interruptible(
+        &self,
+        feed: &FeedConfig,
+        options: RefreshOptions,
+        interrupt: &Interrupt,
+    ) -> Report {
+        self.run(feed, options, Some(interrupt)).await
+    }
+
+    async fn run(&self, feed: &FeedConfig, options: RefreshOptions, interrupt: Option<&Interrupt>) -> Report {
         let started = Instant::now();
         let deadline = options.deadline.unwrap_or_else(|| started + self.budget());
         let (outcome, attempt, record) = match self.claim(feed, options, deadline).await {
-            Err(stopped) => (stopped, None, None),
+            Err(stopped) => (stopped.outcome, None, stopped.record),
             Ok(claim) => {
-                let attempt = self.attempt(feed, options, deadline, &claim).await;
-                let record = attempt.record(feed, &claim.record, elapsed_ms(started));
-                let write = status::write(self.store.as_ref(), feed, &record, Condition::Matches(claim.version));
-                let written = self
-                    .by(deadline + STATUS_WRITE_GRACE, &feed.status_key(), write)
-                    .await
-                    .map(drop)
-                    .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
-                (attempt.outcome(written), Some(attempt), Some(record))
+                let attempt = self.attempt(feed, options, deadline, &claim, interrupt).await;
+                if let Some(by) = attempt.interrupted() {
+                    let record = self.put_back(feed, &claim, options.trigger, by).await;
+                    (attempt.outcome(Ok(())), Some(attempt), Some(record))
+                } else {
+                    let record = attempt.record(feed, &claim.record, elapsed_ms(started));
+                    let written = self
+                        .write_outcome(feed, &record, &claim, deadline + STATUS_WRITE_GRACE)
+                        .await
+                        .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
+                    (attempt.outcome(written), Some(attempt), Some(record))
+                }
             }
         };
         let location = self.store.locate(&feed.key);
         let report = Report::new(feed, location, outcome, attempt.as_ref(), elapsed_ms(started));
         log_outcome(&report);
-        if let (Some(observer), Some(record)) = (&self.observer, &record) {
-            observer.finished(&report, record);
+        if let Some(observer) = &self.observer {
+            observer.finished(&report, record.as_ref());
         }
         report
     }
 
+    /// Writes the finished record over the claim. If the claim is gone because the record was
+    /// deleted under it (by hand, or a lifecycle rule), the record is written again from
+    /// scratch, or over the guard a refresh that found it missing left ([`InFlight::guard`]);
+    /// a claim another refresh took over stands.
+    async fn write_outcome(
+        &self,
+        feed: &FeedConfig,
+        record: &StatusRecord,
+        claim: &Claim,
+        by: Instant,
+    ) -> Result<(), StoreError> {
+        let key = feed.status_key();
+        let store = self.store.as_ref();
+        let write = status::write(store, feed, record, Condition::Matches(claim.version.clone()));
+        let conflict = match self.by(by, &key, write).await {
+            Err(conflict @ StoreError::Conflict { .. }) => conflict,
+            other => return other.map(drop),
+        };
+        let reread = self.by(by, &key, status::read(store, feed)).await;
+        let condition = match reread {
+            Ok(status::Read { record: None, .. }) => Condition::Absent,
+            Ok(status::Read {
+                record: Some(found),
+                version: Some(version),
+            }) if found.in_flight.as_ref().is_some_and(|c| c.guard) => Condition::Matches(version),
+            _ => return Err(conflict),
+        };
+        warn!(feed = %feed.name, "the status record was deleted during this refresh; writing it again");
+        self.by(by, &key, status::write(store, feed, record, condition))
+            .await
+            .map(drop)
+    }
+
+    /// Puts the record back as it was before the claim, noting the interruption: within
+    /// [`PUT_BACK_TIME`], as a process told to stop has little left. If that fails, the claim
+    /// stays until it ends, or until a refresh on this host sees its holder gone.
+    async fn put_back(&self, feed: &FeedConfig, claim: &Claim, trigger: Trigger, by: &str) -> StatusRecord {
+        let mut record = claim.before.clone().unwrap_or_else(|| StatusRecord::never(feed));
+        record.in_flight = None;
+        record.first_attempt = claim.record.first_attempt;
+        record.interrupted = Some(Interrupted {
+            at: store_now(self.store.as_ref()),
+            trigger,
+            by: by.to_string(),
+        });
+        let write = status::write(
+            self.store.as_ref(),
+            feed,
+            &record,
+            Condition::Matches(claim.version.clone()),
+        );
+        match tokio::time::timeout(PUT_BACK_TIME, write).await {
+            Ok(Ok(_)) => info!(feed = %feed.name, by, "interrupted; the status record is as it was before the claim"),
+            Ok(Err(e)) => {
+                error!(feed = %feed.name, error = %e, "interrupted, and the claim could not be released; it ends with its lease")
+            }
+            Err(_) => {
+                error!(feed = %feed.name, "interrupted, and the store did not answer in time; the claim ends with its lease")
+            }
+        }
+        record
+    }
+
     /// The checks before a refresh, then its claim on the feed. `Err` is the outcome of a
-    /// refresh that stops here, having written nothing.
-    async fn claim(&self, feed: &FeedConfig, options: RefreshOptions, deadline: Instant) -> Result<Claim, Outcome> {
+    /// refresh that stops here, having written nothing (but a guard, see below).
+    async fn claim(&self, feed: &FeedConfig, options: RefreshOptions, deadline: Instant) -> Result<Claim, Stopped> {
         // A deadline already spent (a Lambda timeout shorter than the safety margin) is a
         // configuration error: say so, rather than time out on the first store call.
         let left = deadline.saturating_duration_since(Instant::now());
@@ -367,38 +544,50 @@ impl Refresher {
             let error = SolverError::NoTimeLeft {
                 left_ms: left.as_millis() as u64,
             };
-            return Err(Outcome::failed(Stage::Solver, error));
+            return Err(Outcome::failed(Stage::Solver, error).into());
         }
         let status_key = feed.status_key();
         let read = self
             .by(deadline, &status_key, status::read(self.store.as_ref(), feed))
             .await
             // Nothing is written: a status record that cannot be read may hold history.
-            .map_err(|e| Outcome::failed(Stage::Status, e))?;
-        let now = OffsetDateTime::now_utc();
+            .map_err(|e| Stopped::from(Outcome::failed(Stage::Status, e)))?;
+        // Claims are written and judged on the store's clock, which every host shares.
+        let now = store_now(self.store.as_ref());
+        let lease = self.longest_lease();
+        let shown = || read.record.clone().or_else(|| Some(StatusRecord::never(feed)));
         if let Some(stopped) = read
             .record
             .as_ref()
-            .and_then(|r| r.gate(options.gate(feed, &self.config), now))
+            .and_then(|r| r.gate(options.gate(feed, &self.config, lease), now))
         {
-            return Err(stopped);
+            return Err(Stopped {
+                outcome: stopped,
+                record: shown(),
+            });
+        }
+        if read.record.is_none() {
+            self.guard_lost_record(feed, deadline, now).await?;
         }
 
         // The claim: the lease and the attempt go into the record before anything else, by a
         // write that fails if the record changed since it was read.
         let mut record = read.record.clone().unwrap_or_else(|| StatusRecord::never(feed));
         if let Some(stale) = &record.in_flight {
+            let gone = stale.holder.as_ref().is_some_and(status::Holder::is_gone);
             warn!(
-                feed = %feed.name, started = %stale.started, expires = %stale.expires,
-                "the last refresh never finished (killed at the function's timeout?); its claim has expired"
+                feed = %feed.name, started = %stale.started, expires = %stale.expires, holder = %stale.describe(),
+                "the last refresh never finished ({}); taking over its claim",
+                if gone { "its process no longer runs" } else { "killed at the function's timeout?" }
             );
         }
         let writes_until = deadline.saturating_duration_since(Instant::now()) + STATUS_WRITE_GRACE + LEASE_SLACK;
-        record.in_flight = Some(InFlight {
-            trigger: options.trigger,
-            started: now,
-            expires: now + writes_until,
-        });
+        record.in_flight = Some(InFlight::new(
+            options.trigger,
+            now,
+            now.saturating_add(signed(writes_until)),
+        ));
+        record.first_attempt = record.first_attempt.or(record.last_attempt).or(Some(now));
         record.last_attempt = Some(now);
         let claim = status::write(
             self.store.as_ref(),
@@ -408,7 +597,7 @@ impl Refresher {
         );
         match self.by(deadline, &status_key, claim).await {
             Ok(version) => Ok(Claim {
-                previous_sha256: read.record.and_then(|r| r.sha256),
+                before: read.record,
                 record,
                 version,
             }),
@@ -419,37 +608,94 @@ impl Refresher {
                     .by(deadline, &status_key, status::read(self.store.as_ref(), feed))
                     .await;
                 let record = reread.ok().and_then(|read| read.record);
-                let busy = record.as_ref().and_then(|r| r.busy(OffsetDateTime::now_utc()));
-                Err(busy.unwrap_or_else(|| Outcome::Busy {
+                let now = store_now(self.store.as_ref());
+                let busy = record.as_ref().and_then(|r| r.busy(now, lease));
+                let outcome = busy.unwrap_or_else(|| Outcome::Busy {
                     retry_after_s: 1,
-                    started: record.and_then(|r| r.last_attempt).unwrap_or(now),
-                }))
+                    started: record.as_ref().and_then(|r| r.last_attempt).unwrap_or(now),
+                    until: now,
+                    holder: "another refresh, just finished".into(),
+                    clamped: false,
+                });
+                Err(Stopped { outcome, record })
             }
-            Err(e) => Err(Outcome::failed(Stage::Status, e)),
+            Err(e) => Err(Outcome::failed(Stage::Status, e).into()),
         }
+    }
+
+    /// A feed published without a status record had its record deleted, perhaps while a
+    /// refresh was in flight: claiming it now could ask the solver a second time. So this
+    /// refresh stands back, and leaves a guard claim for one lease, which that refresh writes
+    /// its outcome over ([`Refresher::write_outcome`]). A feed never published goes ahead.
+    async fn guard_lost_record(
+        &self,
+        feed: &FeedConfig,
+        deadline: Instant,
+        now: OffsetDateTime,
+    ) -> Result<(), Stopped> {
+        let published = self
+            .by(deadline, &feed.key, self.store.head(&feed.key))
+            .await
+            .map_err(|e| Stopped::from(Outcome::failed(Stage::Store, e)))?;
+        let Some(published) = published else {
+            return Ok(());
+        };
+        let mut guard = StatusRecord::never(feed);
+        guard.sha256 = published.sha256;
+        let mut claim = InFlight::new(Trigger::Other, now, now.saturating_add(signed(self.longest_lease())));
+        claim.trigger = Trigger::Other;
+        claim.holder = None;
+        claim.guard = true;
+        guard.in_flight = Some(claim);
+        let write = status::write(self.store.as_ref(), feed, &guard, Condition::Absent);
+        match self.by(deadline, &feed.status_key(), write).await {
+            Ok(_) => warn!(
+                feed = %feed.name,
+                "the feed is published but has no status record (deleted?); standing back for one lease in case a refresh is in flight"
+            ),
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(Outcome::failed(Stage::Status, e).into()),
+        }
+        let outcome = guard
+            .busy(now, self.longest_lease())
+            .expect("a guard just written is live");
+        Err(Stopped {
+            outcome,
+            record: Some(guard),
+        })
     }
 
     /// Fetch, prepare and publish, under a claim: directly first where the feed's `fetch` allows
     /// and its record does not send it straight to the solver; the solver when the direct
     /// reply is not a publishable feed (`auto`), or always (`solver`).
-    async fn attempt(&self, feed: &FeedConfig, options: RefreshOptions, deadline: Instant, claim: &Claim) -> Attempt {
+    async fn attempt(
+        &self,
+        feed: &FeedConfig,
+        options: RefreshOptions,
+        deadline: Instant,
+        claim: &Claim,
+        interrupt: Option<&Interrupt>,
+    ) -> Attempt {
         // The feed as it is at the claim: it is replaced only if it is still this one.
         let published: Option<ObjectInfo> = match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
             Ok(published) => published,
             Err(e) => return Attempt::failed(Found::default(), Stage::Store, e),
         };
         // A folder keeps no fingerprint beside the feed; the status record's describes it.
-        let published_sha = published
-            .as_ref()
-            .and_then(|info| info.sha256.clone().or_else(|| claim.previous_sha256.clone()));
+        let published_sha = published.as_ref().and_then(|info| {
+            info.sha256
+                .clone()
+                .or_else(|| claim.before.as_ref().and_then(|r| r.sha256.clone()))
+        });
         let publish = Publish {
             feed,
             options,
             deadline,
             published: published.as_ref(),
             published_sha: published_sha.as_deref(),
+            interrupt,
         };
-        let now = OffsetDateTime::now_utc();
+        let now = store_now(self.store.as_ref());
         let mut found = Found::default();
         let direct_first = match feed.fetch {
             FetchMode::Direct => true,
@@ -469,7 +715,7 @@ impl Refresher {
                 "not a feed directly; asking the solver"
             );
             found.direct = Some(error.class());
-            found.solver_until = Some(now + self.config.fetch.reprobe_after);
+            found.solver_until = Some(now.saturating_add(signed(self.config.fetch.reprobe_after)));
         }
         self.through_solver(&publish, found).await
     }
@@ -518,7 +764,13 @@ impl Refresher {
             max_bytes: self.config.solver.max_reply_bytes,
         };
         let fetching = Instant::now();
-        let reply = self.fetcher.get(&request).await;
+        let reply = match interruptible(publish.interrupt, self.fetcher.get(&request)).await {
+            Ok(reply) => reply,
+            Err(by) => {
+                let error = RefreshError::Interrupted { by: by.into() };
+                return Ok(Attempt::failed(std::mem::take(found), Stage::Fetch, error));
+            }
+        };
         info!(feed = %feed.name, stage = "fetch", ms = elapsed_ms(fetching), ok = reply.is_ok(), "direct reply");
         let (body, charset, validators, final_url) = match reply? {
             DirectReply::NotModified { final_url } => {
@@ -580,7 +832,7 @@ impl Refresher {
             max_timeout: feed.request.max_timeout,
             proxy: feed.request.proxy.as_ref(),
         };
-        let solved = self.solver.solve(&request).await;
+        let solved = interruptible(publish.interrupt, self.solver.solve(&request)).await;
         let solver_ms = elapsed_ms(solving);
         info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
         let found = Found {
@@ -589,8 +841,9 @@ impl Refresher {
             ..found
         };
         let solution = match solved {
-            Ok(solution) => solution,
-            Err(e) => return Attempt::failed(found, Stage::Solver, e),
+            Ok(Ok(solution)) => solution,
+            Ok(Err(e)) => return Attempt::failed(found, Stage::Solver, e),
+            Err(by) => return Attempt::failed(found, Stage::Solver, RefreshError::Interrupted { by: by.into() }),
         };
         let final_url = solution.url.as_deref().filter(|url| *url != feed.url).map(redact_url);
         if let Some(url) = &final_url {
@@ -729,6 +982,14 @@ fn log_outcome(report: &Report) {
     } else {
         info!(target: TARGET, feed = %feed, outcome = outcome.name(), total_ms, "refresh done: {outcome}");
     }
+}
+
+/// A Lambda function's longest timeout
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
+const LAMBDA_LONGEST: Duration = Duration::from_secs(900);
+
+fn signed(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
@@ -993,23 +1254,199 @@ mod tests {
     async fn a_live_claim_turns_a_refresh_away_before_the_solver() {
         let u = unit();
         let mut record = StatusRecord::never(&u.feed);
-        record.in_flight = Some(InFlight {
-            trigger: Trigger::Schedule,
-            started: time::macros::datetime!(2026-11-22 10:00 UTC),
-            expires: OffsetDateTime::now_utc() + time::Duration::minutes(5),
-        });
+        let started = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        record.in_flight = Some(InFlight::new(
+            Trigger::Schedule,
+            started,
+            OffsetDateTime::now_utc() + time::Duration::minutes(5),
+        ));
         status::write(u.store.as_ref(), &u.feed, &record, Condition::Any)
             .await
             .unwrap();
         match u.refresh(RefreshOptions::http(None, true)).await.outcome {
-            Outcome::Busy { retry_after_s, started } => {
+            Outcome::Busy {
+                retry_after_s,
+                started: said,
+                ..
+            } => {
                 assert!((290..=300).contains(&retry_after_s), "{retry_after_s}");
-                assert_eq!(started, time::macros::datetime!(2026-11-22 10:00 UTC));
+                assert_eq!(said, started);
             }
             other => panic!("{other:?}"),
         }
         // No answer was scripted: the solver was never asked.
         assert_eq!(u.store.puts("status/news.json"), 1);
+    }
+
+    /// Finding 2, the other way round: this host runs 10 minutes ahead of the store (and of the
+    /// host holding the claim). Judged on its own clock the claim has ended; judged on the
+    /// store's, it has 5 minutes left, and the solver is not asked a second time.
+    #[tokio::test]
+    async fn a_host_ahead_of_the_store_does_not_take_a_live_claim() {
+        let u = unit();
+        u.store.set_clock_offset(-time::Duration::minutes(10));
+        let store_now = OffsetDateTime::now_utc() - time::Duration::minutes(10);
+        let mut record = StatusRecord::never(&u.feed);
+        let mut claim = InFlight::new(
+            Trigger::Schedule,
+            store_now - time::Duration::minutes(1),
+            store_now + time::Duration::minutes(5),
+        );
+        claim.holder = None;
+        record.in_flight = Some(claim);
+        status::write(u.store.as_ref(), &u.feed, &record, Condition::Any)
+            .await
+            .unwrap();
+        let report = u.refresh(RefreshOptions::cli(false)).await;
+        assert!(
+            matches!(
+                report.outcome,
+                Outcome::Busy {
+                    retry_after_s: 299..=300,
+                    ..
+                }
+            ),
+            "{:?}",
+            report.outcome
+        );
+        assert_eq!(u.solver.requests(), 0);
+        // A claim this host writes is on the store's clock too.
+        u.store.delete("status/news.json");
+        u.solver.page(URL, &rss("a"));
+        assert_eq!(u.refresh(RefreshOptions::cli(false)).await.outcome, Outcome::Updated);
+        let attempted = u.record().await.last_attempt.unwrap();
+        assert!(
+            (attempted - store_now).whole_seconds().abs() < 5,
+            "{attempted} vs {store_now}"
+        );
+    }
+
+    /// Finding 8: the record deleted while a refresh is in flight. A second refresh finds the
+    /// feed published without a record, and stands back behind a guard instead of asking the
+    /// solver; the first writes its outcome over the guard.
+    #[tokio::test]
+    async fn a_record_deleted_mid_refresh_lets_no_second_refresh_in() {
+        let u = Arc::new(unit());
+        u.solver.page(URL, &rss("first"));
+        assert_eq!(u.refresh(RefreshOptions::cli(false)).await.outcome, Outcome::Updated);
+        u.solver.delay(Duration::from_millis(300));
+        u.solver.page(URL, &rss("second"));
+        let first = {
+            let u = u.clone();
+            tokio::spawn(async move { u.refresh(RefreshOptions::queued(None)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        u.store.delete("status/news.json");
+        let second = u.refresh(RefreshOptions::http(None, true)).await;
+        assert!(
+            matches!(&second.outcome, Outcome::Busy { holder, .. } if holder.contains("deleted")),
+            "{:?}",
+            second.outcome
+        );
+        let first = first.await.unwrap();
+        assert_eq!(
+            first.outcome,
+            Outcome::Updated,
+            "the first writes its record over the guard"
+        );
+        assert_eq!(u.solver.requests(), 2, "the first refresh's two requests, and no other");
+        let record = u.record().await;
+        assert!(record.in_flight.is_none() && record.sha256.is_some(), "{record:?}");
+        assert!(u.published().await.contains("second"));
+    }
+
+    /// Finding 1: an interrupted refresh puts the record back as it was before its claim, noting
+    /// the interruption, and leaves the published feed alone.
+    #[tokio::test]
+    async fn an_interrupted_refresh_puts_its_record_back() {
+        let u = unit();
+        u.solver.page(URL, &rss("first"));
+        assert_eq!(u.refresh(RefreshOptions::cli(false)).await.outcome, Outcome::Updated);
+        let before = u.record().await;
+        u.solver.delay(Duration::from_secs(30));
+        u.solver.page(URL, &rss("never"));
+        let (interrupter, interrupt) = Interrupt::channel();
+        let started = Instant::now();
+        let refresh = u
+            .refresher
+            .refresh_interruptible(&u.feed, RefreshOptions::cli(false), &interrupt);
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            interrupter.interrupt("SIGINT");
+        };
+        let (report, ()) = tokio::join!(refresh, stop);
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            matches!(&report.outcome, Outcome::Failed { error: RefreshError::Interrupted { by }, .. } if by == "SIGINT"),
+            "{:?}",
+            report.outcome
+        );
+        let after = u.record().await;
+        assert!(after.in_flight.is_none());
+        assert_eq!(after.interrupted.as_ref().map(|i| i.by.as_str()), Some("SIGINT"));
+        assert_eq!(
+            (
+                after.last_attempt,
+                after.sha256.clone(),
+                after.consecutive_failures,
+                after.outcome
+            ),
+            (before.last_attempt, before.sha256.clone(), 0, Recorded::Updated)
+        );
+        assert!(u.published().await.contains("first"));
+        // The next refresh runs at once, and clears the note.
+        u.solver.delay(Duration::ZERO);
+        assert_eq!(u.refresh(RefreshOptions::cli(false)).await.outcome, Outcome::Updated);
+        assert!(u.record().await.interrupted.is_none());
+        assert!(
+            u.published().await.contains("never"),
+            "the page the interrupted one never got"
+        );
+    }
+
+    /// Finding 3: a refresh that stands back (busy, backoff) still tells the observer, with the
+    /// record as read, so the metrics' StaleSeconds keeps counting for a stuck feed.
+    #[tokio::test]
+    async fn busy_and_backoff_reach_the_observer_with_the_record() {
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<(String, Option<OffsetDateTime>)>>);
+        impl Observer for Heard {
+            fn finished(&self, report: &Report, record: Option<&StatusRecord>) {
+                let since = record.and_then(|r| r.first_attempt);
+                self.0.lock().unwrap().push((report.outcome.name().into(), since));
+            }
+        }
+        let heard = Arc::new(Heard::default());
+        let store = Arc::new(MemoryStore::default());
+        let solver = Arc::new(ScriptedSolver::default());
+        let feed = FeedConfig {
+            fetch: FetchMode::Solver,
+            ..FeedConfig::new("news", URL)
+        };
+        let config = Config {
+            feeds: vec![feed.clone()],
+            ..Config::default()
+        };
+        let adapters = Adapters {
+            solver: solver.clone(),
+            fetcher: Arc::new(ScriptedFetcher::default()),
+            store: store.clone(),
+            queue: None,
+        };
+        let refresher = Deployment::assemble(Arc::new(config), adapters, Some(heard.clone())).refresher;
+        solver.error(SolverError::Blocked {
+            message: "blocked".into(),
+        });
+        refresher.refresh(&feed, RefreshOptions::queued(None)).await;
+        refresher.refresh(&feed, RefreshOptions::queued(None)).await;
+        let heard = heard.0.lock().unwrap().clone();
+        assert_eq!(heard.len(), 2);
+        assert_eq!(heard[0].0, "failed");
+        assert_eq!(heard[1].0, "backoff");
+        assert!(
+            heard[0].1.is_some() && heard[0].1 == heard[1].1,
+            "stale since the first attempt: {heard:?}"
+        );
     }
 
     fn not_modified() -> Result<DirectReply, FetchError> {

@@ -27,9 +27,23 @@ pub enum Trigger {
     Queue,
     Http,
     Cli,
+    /// A trigger this build does not know, from a newer build's claim: the claim still holds.
+    #[serde(other)]
+    Other,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::outcome::serde_name(self))
+    }
 }
 
 /// One feed's record. Times are RFC 3339 in the JSON, as every earlier release wrote them.
+///
+/// Records outlive builds: during an upgrade an older and a newer build share them. So a value
+/// this build does not know (an enum variant, a field) never makes a record unreadable: unknown
+/// variants read as `other` (or as absent, for what only informs), and unknown fields are kept
+/// as they were and written back ([`StatusRecord::extra`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusRecord {
     pub feed: String,
@@ -57,7 +71,7 @@ pub struct StatusRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver: Option<String>,
     /// How the last fetch went: `direct` or `solver`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub fetched_by: Option<Route>,
     /// What the last direct reply was, when it was not the feed and the solver was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +87,45 @@ pub struct StatusRecord {
     /// The last direct 200's validators, for a conditional GET of the same url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validators: Option<RecordedValidators>,
+    /// The first attempt this record knows of: a feed never published is stale from then.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub first_attempt: Option<OffsetDateTime>,
+    /// The last refresh that was stopped (Ctrl-C, SIGTERM) before it finished; it changed
+    /// nothing else in the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+    /// Fields this build does not know, from a newer one: kept, and written back as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// When the record was written, on the store's clock ([`crate::store::Stored::modified`]):
+    /// not part of the record, but what bounds a claim whose own times a bad clock wrote.
+    #[serde(skip)]
+    pub written: Option<OffsetDateTime>,
+}
+
+/// A refresh stopped by a signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupted {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub trigger: Trigger,
+    /// `SIGINT`, `SIGTERM`.
+    pub by: String,
+}
+
+/// An optional value that reads as absent when this build does not understand it: for fields
+/// that only inform.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// Validators, and the url they belong to (its SHA-256, so the record holds no query): a
@@ -98,7 +151,8 @@ fn url_digest(url: &str) -> String {
     hex::encode(Sha256::digest(url.as_bytes()))
 }
 
-/// A refresh's claim on its feed, kept in the record while it runs.
+/// A refresh's claim on its feed, kept in the record while it runs. Its times are on the
+/// store's clock ([`crate::store::store_now`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlight {
     pub trigger: Trigger,
@@ -107,23 +161,131 @@ pub struct InFlight {
     /// None of the holder's writes can land after this (see `refresh::LEASE_SLACK`).
     #[serde(with = "time::serde::rfc3339")]
     pub expires: OffsetDateTime,
+    /// The process that holds it, where known: a claim whose holder is gone from this host is
+    /// taken over at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+    /// Written by a refresh that found the record missing while the feed is published: a
+    /// refresh may still be in flight whose record was deleted under it. It holds the feed for
+    /// one lease, or until that refresh writes its outcome over it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl InFlight {
-    /// How long until the claim expires, if it has not.
-    pub fn left(&self, now: OffsetDateTime) -> Option<Duration> {
-        until(self.expires, now)
+    /// A claim for `trigger` by this process, from `started` to `expires`.
+    pub fn new(trigger: Trigger, started: OffsetDateTime, expires: OffsetDateTime) -> Self {
+        Self {
+            trigger,
+            started,
+            expires,
+            holder: Some(Holder::this_process().clone()),
+            guard: false,
+            extra: Default::default(),
+        }
+    }
+
+    /// When the claim ends: its `expires`, but never later than `lease` after it started, nor
+    /// `lease` after the record was `written` (the store's clock), nor `lease` from `now`. A
+    /// claim written by a host whose clock ran ahead, or a record edited by hand (`2099-…`),
+    /// would otherwise lock its feed for as long as it says.
+    pub fn ends(&self, now: OffsetDateTime, lease: Duration, written: Option<OffsetDateTime>) -> OffsetDateTime {
+        let lease = signed(lease);
+        let mut ends = self
+            .expires
+            .min(self.started.saturating_add(lease))
+            .min(now.saturating_add(lease));
+        if let Some(written) = written {
+            ends = ends.min(written.saturating_add(lease));
+        }
+        ends
+    }
+
+    /// How long until the claim ends ([`InFlight::ends`]), if it has not.
+    pub fn left(&self, now: OffsetDateTime, lease: Duration, written: Option<OffsetDateTime>) -> Option<Duration> {
+        until(self.ends(now, lease, written), now)
+    }
+
+    /// Who holds it, in words: `a cli refresh (pid 4242 on build-1)`.
+    pub fn describe(&self) -> String {
+        if self.guard {
+            return "a refresh that may still be in flight (its status record was deleted while the feed is published)"
+                .into();
+        }
+        match &self.holder {
+            Some(holder) => format!("a {} refresh (pid {} on {})", self.trigger, holder.pid, holder.host),
+            None => format!("a {} refresh", self.trigger),
+        }
+    }
+}
+
+/// The process that holds a claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub host: String,
+    /// Linux's `/proc/sys/kernel/random/boot_id`: a pid names the same process only within
+    /// one boot of one host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    pub pid: u32,
+}
+
+impl Holder {
+    /// This process.
+    pub fn this_process() -> &'static Holder {
+        static THIS: std::sync::OnceLock<Holder> = std::sync::OnceLock::new();
+        THIS.get_or_init(|| {
+            let read = |path: &str| {
+                std::fs::read_to_string(path)
+                    .ok()
+                    .map(|text| text.trim().to_string())
+                    .filter(|text| !text.is_empty())
+            };
+            Holder {
+                host: read("/proc/sys/kernel/hostname")
+                    .or_else(|| std::env::var("HOSTNAME").ok())
+                    .unwrap_or_else(|| "unknown".into()),
+                boot_id: read("/proc/sys/kernel/random/boot_id"),
+                pid: std::process::id(),
+            }
+        })
+    }
+
+    /// Whether this is a process of this host, in this boot, that no longer runs. Only Linux
+    /// can tell (`/proc/<pid>`); anywhere else a claim is left to expire.
+    pub fn is_gone(&self) -> bool {
+        let this = Self::this_process();
+        let same_boot = this.boot_id.is_some() && this.boot_id == self.boot_id && this.host == self.host;
+        same_boot && cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 
 /// What, besides a live claim (which always does), may hold a refresh back.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Gate {
+    /// The longest lease any refresh of this deployment takes: no claim counts for longer.
+    pub lease: Duration,
     /// Skip a refresh this soon after the last attempt (`min_interval_s`).
     pub min_interval: Option<Duration>,
     /// Leave a failing feed alone for a while.
     pub backoff: Option<Backoff>,
 }
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            lease: DEFAULT_LEASE,
+            min_interval: None,
+            backoff: None,
+        }
+    }
+}
+
+/// The longest lease of a refresh with the default settings in a Lambda function of the
+/// longest timeout (900 s), its status write's grace and slack: where no better bound is known.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(900 + 8 + 30);
 
 /// After `k` consecutive failures, no attempt before `last_attempt + min(interval × 2^k, max)`.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +317,10 @@ impl StatusRecord {
             direct: None,
             solver_until: None,
             validators: None,
+            first_attempt: None,
+            interrupted: None,
+            extra: Default::default(),
+            written: None,
         }
     }
 
@@ -167,7 +333,7 @@ impl StatusRecord {
     /// May a refresh start now? `None` if it may; otherwise the outcome of a refresh that stops
     /// here, having fetched and written nothing: busy (a live claim), backing off, or too recent.
     pub fn gate(&self, gate: Gate, now: OffsetDateTime) -> Option<Outcome> {
-        if let Some(busy) = self.busy(now) {
+        if let Some(busy) = self.busy(now, gate.lease) {
             return Some(busy);
         }
         if let Some(backoff) = gate.backoff
@@ -188,13 +354,21 @@ impl StatusRecord {
         None
     }
 
-    /// [`Outcome::Busy`] if the record holds a claim that has not expired.
-    pub fn busy(&self, now: OffsetDateTime) -> Option<Outcome> {
+    /// [`Outcome::Busy`] if the record holds a claim that has not ended ([`InFlight::ends`])
+    /// and whose holder may still run ([`Holder::is_gone`]).
+    pub fn busy(&self, now: OffsetDateTime, lease: Duration) -> Option<Outcome> {
         let in_flight = self.in_flight.as_ref()?;
-        let left = in_flight.left(now)?;
+        let left = in_flight.left(now, lease, self.written)?;
+        if in_flight.holder.as_ref().is_some_and(Holder::is_gone) {
+            return None;
+        }
+        let until = in_flight.ends(now, lease, self.written);
         Some(Outcome::Busy {
             retry_after_s: seconds(left),
             started: in_flight.started,
+            until,
+            holder: in_flight.describe(),
+            clamped: until < in_flight.expires,
         })
     }
 
@@ -255,11 +429,12 @@ pub async fn read(store: &dyn Store, feed: &FeedConfig) -> Result<Read, RefreshE
     let Some(stored) = store.get(&key).await? else {
         return Ok(Read::default());
     };
-    let record = parse(&stored.body).map_err(|(at, detail)| RefreshError::BadRecord {
+    let mut record = parse(&stored.body).map_err(|(at, detail)| RefreshError::BadRecord {
         target: store.locate(&key),
         key: at,
         detail,
     })?;
+    record.written = stored.modified;
     Ok(Read {
         record: Some(record),
         version: Some(stored.version),
@@ -357,21 +532,160 @@ mod tests {
         record.last_attempt = Some(datetime!(2026-11-22 10:05 UTC));
         assert_eq!(record.too_recent(Duration::from_secs(60), now), None);
 
-        assert!(record.busy(now).is_none());
-        record.in_flight = Some(InFlight {
-            trigger: Trigger::Schedule,
-            started: datetime!(2026-11-22 09:59 UTC),
-            expires: datetime!(2026-11-22 10:01 UTC),
-        });
+        assert!(record.busy(now, DEFAULT_LEASE).is_none());
+        record.in_flight = Some(InFlight::new(
+            Trigger::Schedule,
+            datetime!(2026-11-22 09:59 UTC),
+            datetime!(2026-11-22 10:01 UTC),
+        ));
         assert_eq!(
-            record.in_flight.as_ref().unwrap().left(now),
+            record.in_flight.as_ref().unwrap().left(now, DEFAULT_LEASE, None),
             Some(Duration::from_secs(60))
         );
         assert!(matches!(
-            record.busy(now),
-            Some(Outcome::Busy { retry_after_s: 60, .. })
+            record.busy(now, DEFAULT_LEASE),
+            Some(Outcome::Busy {
+                retry_after_s: 60,
+                clamped: false,
+                ..
+            })
         ));
-        assert!(record.busy(now + time::Duration::minutes(2)).is_none());
+        assert!(record.busy(now + time::Duration::minutes(2), DEFAULT_LEASE).is_none());
+    }
+
+    /// Finding 2: a claim's times are trusted only within the longest lease, from the claim's
+    /// own start and from now, and the busy message says who holds it until when.
+    #[test]
+    fn a_claim_beyond_any_lease_is_clamped_to_it() {
+        let now = datetime!(2026-12-03 10:00 UTC);
+        let lease = Duration::from_secs(600);
+        let mut record = StatusRecord::never(&FeedConfig::new("a", "https://a.test/feed"));
+        // Edited by hand, or a clock decades ahead: 2099.
+        record.in_flight = Some(InFlight::new(
+            Trigger::Cli,
+            datetime!(2026-12-03 09:58 UTC),
+            datetime!(2099-01-01 00:00 UTC),
+        ));
+        let Some(Outcome::Busy {
+            retry_after_s,
+            until,
+            clamped,
+            ..
+        }) = record.busy(now, lease)
+        else {
+            panic!("a claim started 2 minutes ago is live")
+        };
+        assert_eq!(
+            (retry_after_s, until, clamped),
+            (480, datetime!(2026-12-03 10:08 UTC), true)
+        );
+        let said = record.busy(now, lease).unwrap().to_string();
+        assert!(
+            said.contains("holds the feed until 2026-12-03T10:08:00Z (retry in 480 s)"),
+            "{said}"
+        );
+        assert!(said.contains("a clock ahead"), "{said}");
+        assert!(said.contains(&format!("pid {}", std::process::id())), "{said}");
+
+        // A host 2 hours ahead, killed mid-refresh: started and expires in the future, and the
+        // store's clock says when it wrote them.
+        record.written = Some(now);
+        record.in_flight = Some(InFlight::new(
+            Trigger::Cli,
+            datetime!(2026-12-03 12:00 UTC),
+            datetime!(2026-12-03 12:06 UTC),
+        ));
+        assert!(matches!(
+            record.busy(now, lease),
+            Some(Outcome::Busy {
+                retry_after_s: 600,
+                clamped: true,
+                ..
+            })
+        ));
+        assert!(
+            record.busy(now + time::Duration::minutes(10), lease).is_none(),
+            "not 2 hours"
+        );
+        // An honest claim is untouched.
+        record.in_flight = Some(InFlight::new(
+            Trigger::Cli,
+            datetime!(2026-12-03 09:59 UTC),
+            datetime!(2026-12-03 10:05 UTC),
+        ));
+        assert!(matches!(
+            record.busy(now, lease),
+            Some(Outcome::Busy {
+                retry_after_s: 300,
+                clamped: false,
+                ..
+            })
+        ));
+    }
+
+    /// Finding 1: a claim whose process is gone from this host is no claim; one from another
+    /// host, or from this process, is.
+    #[test]
+    fn a_claim_of_a_process_gone_from_this_host_is_taken_over() {
+        let now = OffsetDateTime::now_utc();
+        let mut record = StatusRecord::never(&FeedConfig::new("a", "https://a.test/feed"));
+        let mut claim = InFlight::new(Trigger::Cli, now, now + time::Duration::minutes(5));
+        record.in_flight = Some(claim.clone());
+        assert!(record.busy(now, DEFAULT_LEASE).is_some(), "this process holds it");
+        let this = Holder::this_process();
+        if this.boot_id.is_some() && cfg!(target_os = "linux") {
+            // A pid above Linux's pid_max (4194304) never runs.
+            claim.holder = Some(Holder {
+                pid: 4_194_305,
+                ..this.clone()
+            });
+            record.in_flight = Some(claim.clone());
+            assert!(record.busy(now, DEFAULT_LEASE).is_none(), "its holder is gone");
+        }
+        claim.holder = Some(Holder {
+            host: "elsewhere".into(),
+            boot_id: Some("another-boot".into()),
+            pid: 4_194_305,
+        });
+        record.in_flight = Some(claim);
+        assert!(record.busy(now, DEFAULT_LEASE).is_some(), "another host's claim stands");
+    }
+
+    /// Finding 7: what a newer build writes (a trigger, an outcome, a route, a field this one
+    /// does not know) reads, keeps a live claim live, and is written back as it was.
+    #[test]
+    fn records_of_newer_builds_read_and_keep_what_they_do_not_know() {
+        let now = OffsetDateTime::now_utc();
+        let text = serde_json::json!({
+            "feed": "news",
+            "url": "https://news.example.test/rss.xml",
+            "outcome": "quarantined",
+            "last_attempt": crate::outcome::rfc3339(now),
+            "last_success": "2026-12-01T08:15:02Z",
+            "last_error": null,
+            "consecutive_failures": 2,
+            "items": 3, "bytes": 10, "sha256": "ab", "solver_ms": null, "total_ms": null,
+            "fetched_by": "carrier-pigeon",
+            "history": [{"at": "2026-12-01T08:15:02Z", "outcome": "updated"}],
+            "in_flight": {
+                "trigger": "webhook",
+                "started": crate::outcome::rfc3339(now),
+                "expires": crate::outcome::rfc3339(now + time::Duration::minutes(5)),
+                "lease_owner": "x"
+            }
+        })
+        .to_string();
+        let record = parse(text.as_bytes()).unwrap();
+        assert_eq!(record.outcome, Recorded::Other);
+        assert_eq!(record.fetched_by, None);
+        assert_eq!(record.consecutive_failures, 2);
+        assert_eq!(record.last_success, Some(datetime!(2026-12-01 08:15:02 UTC)));
+        let claim = record.in_flight.as_ref().unwrap();
+        assert_eq!(claim.trigger, Trigger::Other);
+        assert!(record.busy(now, DEFAULT_LEASE).is_some(), "a live claim stays live");
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["history"][0]["outcome"], "updated", "unknown fields are kept");
+        assert_eq!(written["in_flight"]["lease_owner"], "x");
     }
 
     #[test]
@@ -406,6 +720,7 @@ mod tests {
         let now = datetime!(2026-11-22 12:00 UTC);
         let mut record = StatusRecord::never(&FeedConfig::new("news", "https://site.test/feed"));
         let all = Gate {
+            lease: DEFAULT_LEASE,
             min_interval: Some(Duration::from_secs(60)),
             backoff: Some(Backoff {
                 interval: Duration::from_secs(900),
@@ -424,11 +739,7 @@ mod tests {
                 failures: 1
             })
         );
-        record.in_flight = Some(InFlight {
-            trigger: Trigger::Cli,
-            started: now,
-            expires: now + time::Duration::seconds(90),
-        });
+        record.in_flight = Some(InFlight::new(Trigger::Cli, now, now + time::Duration::seconds(90)));
         assert!(matches!(
             record.gate(Gate::default(), now),
             Some(Outcome::Busy { retry_after_s: 90, .. })

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::print::status_table;
-use super::terminal::{clear_live_line, draw_live_line, shutdown_signal, spinning};
+use super::terminal::{clear_live_line, draw_live_line, shutdown_signal, signal_exit_code, spinning};
 use crate::config::{Config, ConfigError};
 use crate::deployment::{self, Deployment};
 use crate::feed::{self, GuardOptions};
-use crate::refresh::RefreshOptions;
+use crate::refresh::{Interrupt, RefreshOptions};
 use crate::status;
 
 /// `flarefeed format`: the document pretty-printed to stdout.
@@ -49,7 +49,10 @@ pub(super) fn check(file: Option<&PathBuf>, min_items: usize) -> anyhow::Result<
     }
 }
 
-/// `flarefeed refresh`: one line (or JSON object) per feed; exit 1 if any failed.
+/// `flarefeed refresh`: one line (or JSON object) per feed; exit 1 if any failed, 75
+/// (`EX_TEMPFAIL`) if none failed but one was busy or backing off. Ctrl-C or SIGTERM stops the
+/// refresh in flight (its status record put back as it was) and the feeds not started, and
+/// exits 130 or 143.
 pub(super) async fn refresh(
     feeds: Vec<String>,
     config: Option<PathBuf>,
@@ -72,18 +75,40 @@ pub(super) async fn refresh(
     };
     let deployment = Deployment::connect(config, None).await;
     let options = RefreshOptions::cli(force);
-    let mut failed = false;
+    let (interrupter, interrupt) = Interrupt::channel();
+    let signal = shutdown_signal()?;
+    tokio::spawn(async move { interrupter.interrupt(signal.await) });
+    let (mut failed, mut held_back) = (false, false);
     for feed in &selected {
-        let report = spinning(&feed.name, deployment.refresher.refresh(feed, options)).await;
+        if interrupt.fired().is_some() {
+            break;
+        }
+        let refresh = deployment.refresher.refresh_interruptible(feed, options, &interrupt);
+        let report = spinning(&feed.name, refresh).await;
         failed |= report.outcome.is_failure();
+        held_back |= matches!(
+            report.outcome,
+            crate::outcome::Outcome::Busy { .. } | crate::outcome::Outcome::Backoff { .. }
+        );
         if json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!("{report}");
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    if let Some(signal) = interrupt.fired() {
+        eprintln!("flarefeed: stopped by {signal}; feeds not started were left alone");
+        return Ok(ExitCode::from(signal_exit_code(signal)));
+    }
+    Ok(match (failed, held_back) {
+        (true, _) => ExitCode::FAILURE,
+        (false, true) => ExitCode::from(EX_TEMPFAIL),
+        (false, false) => ExitCode::SUCCESS,
+    })
 }
+
+/// sysexits.h's "temporary failure; the user is invited to retry".
+const EX_TEMPFAIL: u8 = 75;
 
 /// `flarefeed run`: until Ctrl-C (or SIGTERM), then the refreshes in flight finish and it exits 0.
 pub(super) async fn run(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
@@ -109,7 +134,9 @@ pub(super) async fn run(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow:
         deployment.config,
         deployment.refresher,
         jobs,
-        shutdown,
+        async move {
+            shutdown.await;
+        },
         progress.clone(),
     )
     .await;

@@ -20,7 +20,9 @@ pub(super) fn status_table(records: &[StatusRecord]) -> String {
         .iter()
         .map(|r| {
             let outcome = match &r.in_flight {
-                Some(running) if running.left(now).is_some() => format!("{} (refreshing)", r.outcome),
+                Some(running) if running.left(now, crate::status::DEFAULT_LEASE, r.written).is_some() => {
+                    format!("{} (refreshing)", r.outcome)
+                }
                 _ => r.outcome.to_string(),
             };
             [

@@ -100,10 +100,11 @@ pub(super) fn clear_live_line() {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM. The handlers are registered now, when this is called, not
-/// when the future is first polled (a signal stream registers when it is made, a `ctrl_c()`
-/// future only when polled), so a signal that comes before `run`'s first poll is not lost.
-pub(super) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+/// Completes on Ctrl-C or SIGTERM, with the signal's name. The handlers are registered now,
+/// when this is called, not when the future is first polled (a signal stream registers when it
+/// is made, a `ctrl_c()` future only when polled), so a signal that comes before the first poll
+/// is not lost.
+pub(super) fn shutdown_signal() -> std::io::Result<impl Future<Output = &'static str> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -111,13 +112,22 @@ pub(super) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Se
         let mut terminate = signal(SignalKind::terminate())?;
         Ok(async move {
             tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
             }
         })
     }
     #[cfg(not(unix))]
     Ok(async move {
         let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
     })
+}
+
+/// The exit code of a process stopped by `signal`, as shells report it: 128 + its number.
+pub(super) fn signal_exit_code(signal: &str) -> u8 {
+    match signal {
+        "SIGTERM" => 128 + 15,
+        _ => 128 + 2,
+    }
 }

@@ -29,7 +29,15 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
     #[error("no feed named {name:?}; configured: {names}")]
     UnknownFeed { name: String, names: String },
+    #[error(
+        "configuration from {origin} is {bytes} bytes, over the limit of {MAX_CONFIG_BYTES} (1 MiB, about 10,000 feeds); split the feeds across deployments"
+    )]
+    TooLarge { origin: String, bytes: u64 },
 }
+
+/// The largest configuration read: it is parsed on every cold start and after every upload, and
+/// a runaway file (a loop in a generator) must not take the function's memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The process environment, as [`Config::load`] and [`Config::parse`] read it (tests pass
 /// their own).
@@ -165,6 +173,13 @@ impl Default for FetchConfig {
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// The shortest `interval`: a Cloudflare-protected site is not polled faster than this.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest `interval`, `max_backoff`, `reprobe_after` and `min_interval_s`: a bound that
+/// keeps every time computed from them far inside what a date can hold.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 86_400);
+/// The longest `[fleet] tick`; see [`FleetConfig::tick`].
+pub const MAX_TICK: Duration = Duration::from_secs(3600);
+/// The longest direct request (`[fetch] timeout`): as long as the longest Lambda invocation.
+pub const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// `[fleet]`: many feeds planned on a tick and refreshed from a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +283,12 @@ impl Config {
 
     /// [`Config::parse`], and at least one feed: what a deployment can run on.
     pub fn checked(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                origin: origin.into(),
+                bytes: text.len() as u64,
+            });
+        }
         let config = Self::parse(text, origin, env)?;
         if config.feeds.is_empty() {
             return Err(invalid(
@@ -348,8 +369,20 @@ impl Config {
             .find(|f| f.name == name)
             .ok_or_else(|| ConfigError::UnknownFeed {
                 name: name.to_string(),
-                names: self.feed_names().join(", "),
+                names: self.some_feed_names(),
             })
+    }
+
+    /// The first 20 feed names, and how many more there are: a message stays one readable line
+    /// with 10,000 feeds.
+    pub fn some_feed_names(&self) -> String {
+        const SHOWN: usize = 20;
+        let names = self.feed_names();
+        let mut text = names[..names.len().min(SHOWN)].join(", ");
+        if names.len() > SHOWN {
+            text.push_str(&format!(" and {} more", names.len() - SHOWN));
+        }
+        text
     }
 
     pub fn feed_names(&self) -> Vec<&str> {
@@ -357,11 +390,20 @@ impl Config {
     }
 }
 
+/// A configuration file, refused unread when it is over [`MAX_CONFIG_BYTES`].
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    let failed = |e: std::io::Error| ConfigError::Read {
         path: path.to_path_buf(),
         detail: e.to_string(),
-    })
+    };
+    let bytes = std::fs::metadata(path).map_err(failed)?.len();
+    if bytes > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            origin: path.display().to_string(),
+            bytes,
+        });
+    }
+    std::fs::read_to_string(path).map_err(failed)
 }
 
 /// `https://www.example.com/rss` → `www-example-com`.
@@ -415,8 +457,19 @@ struct RawFleet {
     max_backoff: Option<String>,
 }
 
-/// A `"15m"`-style value at `key`, at least `min`.
-fn duration_at(key: &str, text: &str, min: Duration) -> Result<Duration, ConfigError> {
+/// A bound as it is written: `"30d"`, `"1h"`, `"900s"`.
+fn describe(bound: Duration) -> String {
+    let seconds = bound.as_secs();
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A `"15m"`-style value at `key`, from `min` to `max`.
+fn duration_at(key: &str, text: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
     let duration = parse_duration(text).ok_or_else(|| {
         invalid(
             key,
@@ -429,6 +482,12 @@ fn duration_at(key: &str, text: &str, min: Duration) -> Result<Duration, ConfigE
         return Err(invalid(
             key,
             format!("{text:?} is shorter than the minimum, {}s", min.as_secs()),
+        ));
+    }
+    if duration > max {
+        return Err(invalid(
+            key,
+            format!("{text:?} is longer than the maximum, {}", describe(max)),
         ));
     }
     Ok(duration)
@@ -576,9 +635,13 @@ impl RawConfig {
             session_prefix,
             max_reply_bytes,
             function_memory_mb,
+            ..SolverSettings::default()
         };
         let fetch = self.fetch.validate()?;
         let mut feeds: Vec<FeedConfig> = Vec::with_capacity(self.feeds.len());
+        // Names and keys seen so far: a set, so that 60,000 feeds validate in linear time.
+        let mut names = std::collections::HashSet::with_capacity(self.feeds.len());
+        let mut keys = std::collections::HashSet::with_capacity(self.feeds.len());
         for (i, raw) in self.feeds.into_iter().enumerate() {
             let at = format!("feeds[{i}]");
             // FeedConfig::new holds the defaults; the file overrides what it sets.
@@ -590,10 +653,16 @@ impl RawConfig {
                 feed.min_items = min_items;
             }
             if let Some(seconds) = raw.min_interval_s {
+                if seconds > MAX_INTERVAL.as_secs() {
+                    return Err(invalid(
+                        format!("{at}.min_interval_s"),
+                        format!("must be at most {} (30 days)", MAX_INTERVAL.as_secs()),
+                    ));
+                }
                 feed.min_interval = Duration::from_secs(seconds);
             }
             if let Some(interval) = &raw.interval {
-                feed.interval = duration_at(&format!("{at}.interval"), interval, MIN_INTERVAL)?;
+                feed.interval = duration_at(&format!("{at}.interval"), interval, MIN_INTERVAL, MAX_INTERVAL)?;
             }
             feed.fetch = raw.fetch.unwrap_or(fetch.mode);
             if let Some(agent) = raw.user_agent {
@@ -615,13 +684,13 @@ impl RawConfig {
                 feed.request.max_timeout = Some(Duration::from_millis(ms));
             }
             check_feed(&feed, &at)?;
-            if feeds.iter().any(|f| f.name == feed.name) {
+            if !names.insert(feed.name.clone()) {
                 return Err(invalid(
                     format!("{at}.name"),
                     format!("{:?} is used by another feed", feed.name),
                 ));
             }
-            if feeds.iter().any(|f| f.key == feed.key) {
+            if !keys.insert(feed.key.clone()) {
                 return Err(invalid(
                     format!("{at}.key"),
                     format!("{:?} is used by another feed", feed.key),
@@ -633,11 +702,11 @@ impl RawConfig {
         let fleet = FleetConfig {
             queue_url: self.fleet.queue_url,
             tick: match &self.fleet.tick {
-                Some(tick) => duration_at("fleet.tick", tick, Duration::from_secs(1))?,
+                Some(tick) => duration_at("fleet.tick", tick, Duration::from_secs(1), MAX_TICK)?,
                 None => defaults.tick,
             },
             max_backoff: match &self.fleet.max_backoff {
-                Some(cap) => duration_at("fleet.max_backoff", cap, MIN_INTERVAL)?,
+                Some(cap) => duration_at("fleet.max_backoff", cap, MIN_INTERVAL, MAX_INTERVAL)?,
                 None => defaults.max_backoff,
             },
         };
@@ -757,11 +826,11 @@ impl RawFetch {
         Ok(FetchConfig {
             mode: self.mode.unwrap_or(defaults.mode),
             reprobe_after: match &self.reprobe_after {
-                Some(text) => duration_at("fetch.reprobe_after", text, MIN_INTERVAL)?,
+                Some(text) => duration_at("fetch.reprobe_after", text, MIN_INTERVAL, MAX_INTERVAL)?,
                 None => defaults.reprobe_after,
             },
             timeout: match &self.timeout {
-                Some(text) => duration_at("fetch.timeout", text, Duration::from_secs(1))?,
+                Some(text) => duration_at("fetch.timeout", text, Duration::from_secs(1), MAX_FETCH_TIMEOUT)?,
                 None => defaults.timeout,
             },
             user_agent,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use aws_sdk_s3::error::SdkError;
 use tokio::sync::Mutex;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use super::{Config, ConfigError, process_env};
+use super::{Config, ConfigError, MAX_CONFIG_BYTES, process_env};
 use crate::error_chain;
 
 /// Where the configuration is.
@@ -42,9 +42,28 @@ impl ConfigUrl {
             ConfigUrl::Path(path) => path.display().to_string(),
         }
     }
+
+    /// Where the last valid configuration's copy is: beside it, `<key>.last-valid`.
+    pub fn copy(&self) -> ConfigUrl {
+        match self {
+            ConfigUrl::S3 { bucket, key } => ConfigUrl::S3 {
+                bucket: bucket.clone(),
+                key: format!("{key}{LAST_VALID}"),
+            },
+            ConfigUrl::Path(path) => {
+                let mut copy = path.clone().into_os_string();
+                copy.push(LAST_VALID);
+                ConfigUrl::Path(copy.into())
+            }
+        }
+    }
 }
 
 /// The configuration at a [`ConfigUrl`], and the version of it last read.
+///
+/// Beside it, the last configuration that was valid is kept as a copy (`<key>.last-valid`): a
+/// warm function keeps running on the configuration it has when a bad one is uploaded, and a
+/// cold one runs on that copy, so a bad upload never stops the fleet.
 pub struct Watched {
     url: ConfigUrl,
     s3: Option<aws_sdk_s3::Client>,
@@ -58,14 +77,40 @@ enum Read {
     Changed { text: String, version: String },
 }
 
+/// What [`Watched::check`] found.
+pub enum Checked {
+    Unchanged,
+    /// A new valid configuration, now in use.
+    Changed(Arc<Config>),
+    /// A new configuration that is not valid: the last valid one stays in use. Said once per
+    /// upload.
+    Invalid(ConfigError),
+    /// The configuration could not be read (or not in time): the last valid one stays in use.
+    Unreadable(ConfigError),
+}
+
+/// The configuration a cold start runs on.
+pub struct Opened {
+    pub watched: Watched,
+    pub config: Arc<Config>,
+    /// Why the configuration object was refused, when the cold start runs on the last valid
+    /// copy instead.
+    pub refused: Option<ConfigError>,
+}
+
+/// The suffix of the last valid configuration's copy, beside the configuration.
+pub const LAST_VALID: &str = ".last-valid";
+
 impl Watched {
-    /// Reads the configuration for the first time: it must be there and valid. S3 is reached
-    /// through the SDK's default chain, `AWS_ENDPOINT_URL_S3` included.
-    pub async fn open(url: ConfigUrl) -> Result<(Self, Arc<Config>), ConfigError> {
+    /// Reads the configuration for the first time. S3 is reached through the SDK's default
+    /// chain, `AWS_ENDPOINT_URL_S3` included, with `timeouts` (the composition root passes the
+    /// store's: the SDK has none by default).
+    pub async fn open(url: ConfigUrl, timeouts: aws_config::timeout::TimeoutConfig) -> Result<Opened, ConfigError> {
         let s3 = match &url {
             ConfigUrl::S3 { .. } => {
                 let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .region(aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1"))
+                    .timeout_config(timeouts)
                     .load()
                     .await;
                 Some(s3_client(&sdk, local_endpoint(&process_env)))
@@ -75,59 +120,140 @@ impl Watched {
         Self::open_with(url, s3).await
     }
 
-    /// [`Watched::open`] with an S3 client of the caller's.
-    pub async fn open_with(url: ConfigUrl, s3: Option<aws_sdk_s3::Client>) -> Result<(Self, Arc<Config>), ConfigError> {
+    /// [`Watched::open`] with an S3 client of the caller's. A configuration that is invalid
+    /// (or over the size limit) is refused for the last valid copy, which is then what runs,
+    /// and the error says why ([`Opened::refused`]); without a copy, the error is the answer.
+    pub async fn open_with(url: ConfigUrl, s3: Option<aws_sdk_s3::Client>) -> Result<Opened, ConfigError> {
         let watched = Self {
             url,
             s3,
             version: Mutex::new(String::new()),
         };
-        let Read::Changed { text, version } = watched.read(None).await? else {
-            unreachable!("a read without a version always reads");
+        let origin = watched.url.origin();
+        let (refused, version) = match watched.read(&watched.url, None).await {
+            Ok(Read::Changed { text, version }) => match Config::checked(&text, &origin, &process_env) {
+                Ok(config) => {
+                    watched.keep_copy(&text, &version, true).await;
+                    *watched.version.lock().await = version;
+                    return Ok(Opened {
+                        watched,
+                        config: Arc::new(config),
+                        refused: None,
+                    });
+                }
+                Err(e) => (e, version),
+            },
+            Ok(Read::Unchanged) => unreachable!("a read without a version always reads"),
+            Err(e) => (e, String::new()),
         };
-        let config = Arc::new(Config::checked(&text, &watched.url.origin(), &process_env)?);
+        let copy = watched.url.copy();
+        let config = match watched.read(&copy, None).await {
+            Ok(Read::Changed { text, .. }) => Config::checked(&text, &copy.origin(), &process_env).ok(),
+            _ => None,
+        };
+        let Some(config) = config else {
+            return Err(refused);
+        };
+        error!(
+            origin = %origin, error = %refused, copy = %copy.origin(),
+            "the configuration is not valid; running on the last valid one"
+        );
+        // Not read again until it changes: one error per upload, not one per invocation.
         *watched.version.lock().await = version;
-        Ok((watched, config))
+        Ok(Opened {
+            watched,
+            config: Arc::new(config),
+            refused: Some(refused),
+        })
     }
 
     /// Reads the configuration again if it changed (one conditional GET), and returns the new
     /// one if it is valid. A configuration that became invalid, or cannot be read, is logged
     /// and refused: the last valid one stays in use.
-    pub async fn check(&self) -> Option<Arc<Config>> {
+    pub async fn check(&self) -> Checked {
         let mut current = self.version.lock().await;
         let origin = self.url.origin();
-        match self.read(Some(&current)).await {
-            Ok(Read::Unchanged) => None,
+        match self.read(&self.url, Some(&current)).await {
+            Ok(Read::Unchanged) => Checked::Unchanged,
             Ok(Read::Changed { text, version }) => match Config::checked(&text, &origin, &process_env) {
                 Ok(config) => {
                     info!(origin = %origin, feeds = config.feeds.len(), "configuration changed; using it");
+                    self.keep_copy(&text, &version, false).await;
                     *current = version;
-                    Some(Arc::new(config))
+                    Checked::Changed(Arc::new(config))
                 }
                 Err(e) => {
                     error!(origin = %origin, error = %e, "the new configuration is invalid; the last valid one stays in use");
                     // Not again for this version: one error per upload, not one per invocation.
                     *current = version;
-                    None
+                    Checked::Invalid(e)
                 }
             },
             Err(e) => {
                 error!(origin = %origin, error = %e, "the configuration could not be read; the last valid one stays in use");
-                None
+                Checked::Unreadable(e)
             }
+        }
+    }
+
+    /// Keeps `text`, a valid configuration of `version`, as the last valid copy. At a cold start
+    /// (`cold`) the copy is looked at first, and written only if it is of another version; after
+    /// a change it is written at once. A copy that cannot be written is a warning: the function
+    /// runs, and the IAM policy (`s3:PutObject` on the copy) wants fixing.
+    async fn keep_copy(&self, text: &str, version: &str, cold: bool) {
+        let copy = self.url.copy();
+        let result = match &copy {
+            ConfigUrl::Path(path) => {
+                let current = std::fs::read_to_string(path).ok();
+                if current.as_deref() == Some(text) {
+                    return;
+                }
+                std::fs::write(path, text).map_err(|e| e.to_string())
+            }
+            ConfigUrl::S3 { bucket, key } => {
+                let client = self.s3.as_ref().expect("an S3 url has a client");
+                if cold {
+                    let head = client.head_object().bucket(bucket).key(key).send().await;
+                    let copied_from = head
+                        .ok()
+                        .and_then(|h| h.metadata().and_then(|m| m.get(SOURCE).cloned()));
+                    if copied_from.as_deref() == Some(version) {
+                        return;
+                    }
+                }
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .content_type("application/toml")
+                    .metadata(SOURCE, version)
+                    .body(text.as_bytes().to_vec().into())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| error_chain(&e))
+            }
+        };
+        match result {
+            Ok(()) => info!(copy = %copy.origin(), "kept as the last valid configuration"),
+            Err(e) => warn!(
+                copy = %copy.origin(), error = %e,
+                "the last valid configuration could not be kept; a cold start after a bad upload will fail (allow s3:PutObject on it)"
+            ),
         }
     }
 
     /// A GET with `If-None-Match: <etag>`: S3 answers 304 Not Modified when the object is
     /// still that version
     /// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax).
-    async fn read(&self, version: Option<&str>) -> Result<Read, ConfigError> {
-        let origin = self.url.origin();
+    /// An object over [`MAX_CONFIG_BYTES`] is refused by its length, unread.
+    async fn read(&self, url: &ConfigUrl, version: Option<&str>) -> Result<Read, ConfigError> {
+        let origin = url.origin();
         let failed = |detail: String| ConfigError::Read {
             path: origin.clone().into(),
             detail,
         };
-        match &self.url {
+        match url {
             ConfigUrl::Path(path) => {
                 let text = super::read(path)?;
                 let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
@@ -150,6 +276,11 @@ impl Watched {
                     Err(e) => return Err(failed(error_chain(&e))),
                 };
                 let version = object.e_tag().unwrap_or_default().to_string();
+                let length = object.content_length().unwrap_or(0).max(0) as u64;
+                if length > MAX_CONFIG_BYTES {
+                    // Not read again until it changes.
+                    return Err(ConfigError::TooLarge { origin, bytes: length });
+                }
                 let bytes = object
                     .body
                     .collect()
@@ -162,6 +293,9 @@ impl Watched {
         }
     }
 }
+
+/// The copy's metadata: the ETag (or hash) of the configuration it copies.
+const SOURCE: &str = "flarefeed-source-version";
 
 /// `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) when it is an IP address or `localhost`:
 /// local S3 servers need path-style addressing, as they have no per-bucket host names.
@@ -210,28 +344,97 @@ mod tests {
         assert!(!local_endpoint(&|_| None));
     }
 
+    fn changed(checked: Checked) -> Arc<Config> {
+        match checked {
+            Checked::Changed(config) => config,
+            _ => panic!("not a change"),
+        }
+    }
+
     #[tokio::test]
     async fn a_file_is_reread_when_it_changes_and_an_invalid_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flarefeed.toml");
         let feed = |name: &str| format!("[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n");
         std::fs::write(&path, feed("a")).unwrap();
-        let (watched, config) = Watched::open(ConfigUrl::Path(path.clone())).await.unwrap();
-        assert_eq!(config.feeds[0].name, "a");
-        assert!(watched.check().await.is_none(), "unchanged");
+        let opened = Watched::open(
+            ConfigUrl::Path(path.clone()),
+            aws_config::timeout::TimeoutConfig::disabled(),
+        )
+        .await
+        .unwrap();
+        let watched = opened.watched;
+        assert_eq!(opened.config.feeds[0].name, "a");
+        assert!(opened.refused.is_none());
+        assert!(matches!(watched.check().await, Checked::Unchanged));
         std::fs::write(&path, feed("a") + &feed("b")).unwrap();
-        assert_eq!(watched.check().await.unwrap().feeds.len(), 2);
+        assert_eq!(changed(watched.check().await).feeds.len(), 2);
         std::fs::write(&path, "[[feeds]]\nname = \"BAD NAME\"\n").unwrap();
-        assert!(watched.check().await.is_none(), "an invalid configuration is refused");
         assert!(
-            watched.check().await.is_none(),
+            matches!(watched.check().await, Checked::Invalid(_)),
+            "an invalid configuration is refused"
+        );
+        assert!(
+            matches!(watched.check().await, Checked::Unchanged),
             "and said once, not on every invocation"
         );
         std::fs::write(&path, feed("c")).unwrap();
         assert_eq!(
-            watched.check().await.unwrap().feeds[0].name,
+            changed(watched.check().await).feeds[0].name,
             "c",
             "a valid one is taken again"
         );
+    }
+
+    /// Finding 5: a cold start on an invalid (or oversized) configuration runs on the last valid
+    /// copy, and says why; with no copy it fails as before.
+    #[tokio::test]
+    async fn a_cold_start_on_a_bad_upload_runs_on_the_last_valid_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flarefeed.toml");
+        let feed = |name: &str| format!("[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n");
+        std::fs::write(&path, "not = [toml").unwrap();
+        assert!(matches!(
+            Watched::open(
+                ConfigUrl::Path(path.clone()),
+                aws_config::timeout::TimeoutConfig::disabled()
+            )
+            .await,
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, feed("a")).unwrap();
+        let first = Watched::open(
+            ConfigUrl::Path(path.clone()),
+            aws_config::timeout::TimeoutConfig::disabled(),
+        )
+        .await
+        .unwrap();
+        let copy = dir.path().join("flarefeed.toml.last-valid");
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), feed("a"), "kept");
+        std::fs::write(&path, feed("b")).unwrap();
+        changed(first.watched.check().await);
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), feed("b"), "kept on change");
+
+        std::fs::write(&path, "not = [toml").unwrap();
+        let cold = Watched::open(
+            ConfigUrl::Path(path.clone()),
+            aws_config::timeout::TimeoutConfig::disabled(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cold.config.feeds[0].name, "b");
+        assert!(matches!(cold.refused, Some(ConfigError::Parse { .. })));
+        assert!(matches!(cold.watched.check().await, Checked::Unchanged), "said once");
+
+        let huge = feed("c") + &"# padding\n".repeat(120_000);
+        std::fs::write(&path, huge).unwrap();
+        let cold = Watched::open(
+            ConfigUrl::Path(path.clone()),
+            aws_config::timeout::TimeoutConfig::disabled(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(cold.refused, Some(ConfigError::TooLarge { .. })), "over 1 MiB");
+        assert_eq!(cold.config.feeds[0].name, "b");
     }
 }

@@ -66,11 +66,15 @@ impl Invocation {
 
 /// `{"tick": …}`: the schedule's Input carries `<aws.scheduler.scheduled-time>`
 /// (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html),
-/// or `true` for now.
+/// or `true` for now. `every` is how often the schedule fires (`"1m"`): the template writes it
+/// beside the schedule's own rate, so the tick plans by the schedule that really fires, whatever
+/// `[fleet] tick` says.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TickInput {
     pub tick: Tick,
+    #[serde(default)]
+    pub every: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -81,6 +85,23 @@ pub enum Tick {
 }
 
 impl TickInput {
+    /// A tick at `tick`, without `every`.
+    pub fn new(tick: Tick) -> Self {
+        Self { tick, every: None }
+    }
+
+    /// How often the schedule fires: `every`, else `fallback` (`[fleet] tick`).
+    pub fn every(&self, fallback: std::time::Duration) -> Result<std::time::Duration, HandlerError> {
+        let Some(text) = &self.every else {
+            return Ok(fallback);
+        };
+        crate::config::parse_duration(text)
+            .filter(|every| (1..=crate::config::MAX_TICK.as_secs()).contains(&every.as_secs()))
+            .ok_or_else(|| HandlerError::BadEvent {
+                detail: format!("every {text:?} is not a duration from 1s to 1h (\"1m\", \"5m\")"),
+            })
+    }
+
     /// The tick's time, in Unix seconds.
     pub fn at(&self) -> Result<i64, HandlerError> {
         use time::format_description::well_known::Rfc3339;

@@ -33,6 +33,9 @@ pub struct Planned {
     pub feeds: Vec<String>,
 }
 
+/// The longest a tick keeps sending entries the queue refused, without a deadline of its own.
+const TICK_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
 impl Shared {
     pub(crate) async fn scheduled(
         &self,
@@ -46,7 +49,7 @@ impl Shared {
             None => {
                 return Err(HandlerError::FeedNotNamed {
                     count: config.feeds.len(),
-                    names: config.feed_names().join(", "),
+                    names: config.some_feed_names(),
                 });
             }
         };
@@ -66,17 +69,34 @@ impl Shared {
     }
 
     /// The fleet's planner: the feeds with a slot in the tick's window go to the queue. It
-    /// reads nothing from the store; the slots are fixed ([`crate::fleet`]).
-    pub(crate) async fn tick(&self, tick: &TickInput) -> Result<Planned, HandlerError> {
+    /// reads nothing from the store; the slots are fixed ([`crate::fleet`]). Every batch is
+    /// sent; entries the queue refused are sent again within the deadline, and any still
+    /// refused fail the invocation, naming them (and a `NotQueued` metric counts them).
+    pub(crate) async fn tick(&self, tick: &TickInput, deadline: Option<Instant>) -> Result<Planned, HandlerError> {
         let deployment = &self.deployment;
         let queue = deployment.queue.as_ref().ok_or(QueueError::NotConfigured)?;
-        let due = crate::fleet::plan(&deployment.config, tick.at()?);
-        queue.enqueue(&due).await?;
-        let feeds: Vec<String> = due.into_iter().map(|d| d.feed).collect();
-        info!(enqueued = feeds.len(), "tick planned");
+        let configured = deployment.config.fleet.tick;
+        let every = tick.every(configured)?;
+        if every != configured && tick.every.is_some() {
+            info!(
+                every_s = every.as_secs(),
+                tick_s = configured.as_secs(),
+                "the schedule fires at another rate than [fleet] tick; planning by the schedule's"
+            );
+        }
+        let due = crate::fleet::plan(&deployment.config, tick.at()?, every);
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + TICK_BUDGET);
+        let sent = crate::fleet::queue::send_all(queue.as_ref(), &due, deadline).await;
+        if let Some(observer) = &deployment.observer {
+            observer.ticked(sent.queued.len(), sent.not_queued.len());
+        }
+        if let Some(error) = sent.error(queue.as_ref()) {
+            return Err(error.into());
+        }
+        info!(enqueued = sent.queued.len(), "tick planned");
         Ok(Planned {
-            enqueued: feeds.len(),
-            feeds,
+            enqueued: sent.queued.len(),
+            feeds: sent.queued,
         })
     }
 
@@ -199,29 +219,133 @@ mod tests {
         event
     }
 
-    /// Over one interval of ticks every feed is queued exactly once, and a tick planned twice
-    /// queues nothing more (the FIFO deduplication id).
+    /// Over one interval of ticks every feed is queued exactly once: the windows overlap, and a
+    /// tick planned twice queues nothing more (the FIFO deduplication id).
     #[tokio::test]
     async fn ticks_queue_each_feed_once_per_interval() {
         let names: Vec<String> = (0..40).map(|i| format!("feed-{i}")).collect();
         let f = fleet(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        let start = 1_800_000_000;
-        let mut planned = 0;
         for minute in 1..=15 {
-            let tick = TickInput {
-                tick: super::super::events::Tick::At(crate::outcome::rfc3339(
-                    time::OffsetDateTime::from_unix_timestamp(start + minute * 60).unwrap(),
-                )),
-            };
-            planned += f.shared.tick(&tick).await.unwrap().enqueued;
-            f.shared.tick(&tick).await.unwrap();
+            f.shared.tick(&tick_at(minute, None), None).await.unwrap();
+            f.shared.tick(&tick_at(minute, None), None).await.unwrap();
         }
-        assert_eq!(planned, 40);
-        let mut queued: Vec<String> = f.queue.waiting().into_iter().map(|d| d.feed).collect();
-        queued.sort();
-        let mut expected = names.clone();
-        expected.sort();
-        assert_eq!(queued, expected);
+        assert_eq!(in_interval(&f.queue), sorted(&names));
+    }
+
+    /// The feeds queued for a slot in the 15 minutes from START, sorted; no slot twice.
+    fn in_interval(queue: &MemoryQueue) -> Vec<String> {
+        let waiting = queue.waiting();
+        let unique: std::collections::HashSet<_> = waiting.iter().collect();
+        assert_eq!(unique.len(), waiting.len(), "a slot queued twice");
+        let names: Vec<String> = waiting
+            .into_iter()
+            .filter(|d| d.slot > START && d.slot <= START + 900)
+            .map(|d| d.feed)
+            .collect();
+        sorted(&names)
+    }
+
+    fn sorted(names: &[String]) -> Vec<String> {
+        let mut names = names.to_vec();
+        names.sort();
+        names
+    }
+
+    const START: i64 = 1_800_000_000;
+
+    fn tick_at(minute: i64, every: Option<&str>) -> TickInput {
+        TickInput {
+            every: every.map(str::to_string),
+            ..TickInput::new(super::super::events::Tick::At(crate::outcome::rfc3339(
+                time::OffsetDateTime::from_unix_timestamp(START + minute * 60).unwrap(),
+            )))
+        }
+    }
+
+    /// `[fleet] tick = "30s"` while the schedule really fires every minute (finding 11): the
+    /// tick plans by the schedule's `every`, and no feed starves.
+    #[tokio::test]
+    async fn a_tick_setting_shorter_than_the_schedule_starves_no_feed() {
+        let names: Vec<String> = (0..40).map(|i| format!("feed-{i}")).collect();
+        let half_minute = |f: &mut Fleet| {
+            let mut config = (*f.shared.deployment.config).clone();
+            config.fleet.tick = std::time::Duration::from_secs(30);
+            f.shared.deployment.config = Arc::new(config);
+        };
+        let mut f = fleet(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        half_minute(&mut f);
+        for minute in 1..=15 {
+            f.shared.tick(&tick_at(minute, Some("1m")), None).await.unwrap();
+        }
+        assert_eq!(
+            in_interval(&f.queue),
+            sorted(&names),
+            "every feed queued once in its interval"
+        );
+        // Without `every` the setting is believed; the overlap still saves every feed here.
+        let mut g = fleet(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        half_minute(&mut g);
+        for minute in 1..=15 {
+            g.shared.tick(&tick_at(minute, None), None).await.unwrap();
+        }
+        assert_eq!(in_interval(&g.queue), sorted(&names));
+        let bad = f.shared.tick(&tick_at(16, Some("soon")), None).await.unwrap_err();
+        assert!(bad.to_string().contains("every \"soon\""), "{bad}");
+    }
+
+    /// One refused entry does not end the tick (finding 4): every batch is sent, a retryable
+    /// refusal is sent again, and what stays refused fails the tick, named.
+    #[tokio::test]
+    async fn a_refused_entry_is_retried_and_the_rest_still_sent() {
+        let names: Vec<String> = (0..60).map(|i| format!("feed-{i:02}")).collect();
+        let f = fleet(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        // Find a minute with more than one batch due.
+        let minute = (1..=15)
+            .find(|m| {
+                crate::fleet::plan(
+                    &f.shared.deployment.config,
+                    START + m * 60,
+                    std::time::Duration::from_secs(60),
+                )
+                .len()
+                    > 10
+            })
+            .expect("a minute with two batches");
+        let due = crate::fleet::plan(
+            &f.shared.deployment.config,
+            START + minute * 60,
+            std::time::Duration::from_secs(60),
+        );
+        let (flaky, bad) = (&due[0].feed, &due[1].feed);
+        f.queue.refuse(flaky, 2, false);
+        f.queue.refuse(bad, 1, true);
+        let error = f.shared.tick(&tick_at(minute, Some("1m")), None).await.unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("1 of {} due feeds were not queued", due.len())),
+            "{text}"
+        );
+        assert!(
+            text.contains(bad.as_str()) && !text.contains(&format!("{flaky},")),
+            "{text}"
+        );
+        let queued: Vec<String> = f.queue.waiting().into_iter().map(|d| d.feed).collect();
+        assert_eq!(
+            queued.len(),
+            due.len() - 1,
+            "every other feed, the later batches included"
+        );
+        assert!(queued.contains(flaky), "the retryable refusal was sent again");
+        assert!(!queued.contains(bad));
+
+        // A call that fails whole is sent again too.
+        let g = fleet(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        g.queue.fail_next_call(QueueError::Send {
+            queue: "q".into(),
+            detail: "connection reset".into(),
+        });
+        let planned = g.shared.tick(&tick_at(minute, Some("1m")), None).await.unwrap();
+        assert_eq!(planned.enqueued, due.len());
     }
 
     #[tokio::test]
@@ -230,9 +354,7 @@ mod tests {
         f.shared.deployment.queue = None;
         let error = f
             .shared
-            .tick(&TickInput {
-                tick: super::super::events::Tick::Now(true),
-            })
+            .tick(&TickInput::new(super::super::events::Tick::Now(true)), None)
             .await
             .unwrap_err();
         assert!(error.to_string().contains("[fleet] queue_url"), "{error}");

@@ -28,13 +28,16 @@ pub use events::{FeedInput, Invocation, Tick, TickInput};
 pub use invocations::Planned;
 
 use crate::config::process_env;
-use crate::config::remote::Watched;
+use crate::config::remote::{Checked, Watched};
 use crate::deployment::Deployment;
 use crate::refresh::Observer;
 use invocations::{Deadline, Shared, digest};
 
 /// Time kept back from the solver for formatting, the store and the status record.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(10);
+
+/// The longest a configuration check may take without a deadline (an emulator).
+const CONFIG_CHECK_TIME: Duration = Duration::from_secs(45);
 
 /// Everything an invocation needs, built once per cold start: the refresher's clients and the
 /// router.
@@ -92,14 +95,26 @@ impl App {
         }
     }
 
-    /// The live deployment, after at most one conditional read of a watched configuration. A
-    /// new valid configuration gets new clients (solver, store, queue).
-    async fn current(&self) -> Live {
-        if let Some(watched) = &self.watched
-            && let Some(config) = watched.check().await
-        {
-            let deployment = Deployment::connect((*config).clone(), self.observer.clone()).await;
-            *self.live.write().await = Live::new(deployment, self.token);
+    /// The live deployment, after at most one conditional read of a watched configuration,
+    /// given up at `deadline` (the SDK's own timeouts know nothing of the invocation's). A new
+    /// valid configuration gets new clients (solver, store, queue); an invalid one is counted
+    /// (`ConfigInvalid`) and the last valid one stays.
+    async fn current(&self, deadline: Option<Instant>) -> Live {
+        if let Some(watched) = &self.watched {
+            let by = deadline.unwrap_or_else(|| Instant::now() + CONFIG_CHECK_TIME);
+            match tokio::time::timeout_at(by, watched.check()).await {
+                Ok(Checked::Changed(config)) => {
+                    let deployment = Deployment::connect((*config).clone(), self.observer.clone()).await;
+                    *self.live.write().await = Live::new(deployment, self.token);
+                }
+                Ok(Checked::Invalid(error)) => {
+                    if let Some(observer) = &self.observer {
+                        observer.config_invalid(&error.to_string());
+                    }
+                }
+                Ok(Checked::Unchanged | Checked::Unreadable(_)) => {}
+                Err(_) => warn!("the configuration could not be checked in time; the last valid one stays in use"),
+            }
         }
         self.live.read().await.clone()
     }
@@ -109,7 +124,7 @@ impl App {
     /// response, errors included. The deadline comes from the Lambda context, when there is one.
     pub async fn serve(&self, request: lambda_http::Request) -> Result<Response, HandlerError> {
         let deadline = solver_deadline(request.lambda_context_ref().map(|context| context.deadline));
-        let live = self.current().await;
+        let live = self.current(deadline).await;
         if let Some(RequestContext::PassThrough) = request.request_context_ref() {
             // lambda_http turns a pass-through reply body into JSON, and anything that is not
             // JSON text into null, silently: these bodies are always JSON text.
@@ -118,7 +133,10 @@ impl App {
                     StatusCode::OK,
                     &live.shared.work(event, deadline).await,
                 )),
-                Invocation::Tick(tick) => Ok(routes::json_response(StatusCode::OK, &live.shared.tick(&tick).await?)),
+                Invocation::Tick(tick) => Ok(routes::json_response(
+                    StatusCode::OK,
+                    &live.shared.tick(&tick, deadline).await?,
+                )),
                 invocation => {
                     let report = live.shared.scheduled(&invocation, deadline).await?;
                     Ok(routes::json_response(StatusCode::OK, &report))
@@ -211,6 +229,9 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
     let token = process_env("FLAREFEED_TOKEN");
     let loaded = crate::deployment::load(None).await?;
     let observer: Arc<dyn Observer> = Arc::new(crate::metrics::Emf);
+    if let Some(refused) = &loaded.refused {
+        observer.config_invalid(&refused.to_string());
+    }
     let deployment = Deployment::connect(loaded.config, Some(observer.clone())).await;
     let app = Arc::new(match loaded.watched {
         Some(watched) => App::watching(deployment, watched, token.as_deref(), Some(observer)),

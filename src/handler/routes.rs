@@ -108,10 +108,18 @@ async fn refresh(
             retry_after(json_response(StatusCode::TOO_MANY_REQUESTS, &body), *retry_after_s)
         }
         // Even with ?force=1: force lifts min_interval_s, never the one-refresh-at-a-time rule.
-        Outcome::Busy { retry_after_s, started } => {
+        Outcome::Busy {
+            retry_after_s,
+            started,
+            until,
+            holder,
+            ..
+        } => {
             let body = json!({
-                "error": format!("{name}: {message}, then retry"),
+                "error": format!("{name}: {message}"),
                 "in_flight_since": crate::outcome::rfc3339(*started),
+                "in_flight_until": crate::outcome::rfc3339(*until),
+                "holder": holder,
                 "retry_after_s": retry_after_s,
             });
             retry_after(json_response(StatusCode::CONFLICT, &body), *retry_after_s)

@@ -7,9 +7,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::wire::{Command, Proxy, Reply, parse_reply};
-use super::{
-    MIN_REQUEST_TIME, STARTUP_MARGIN, SessionPolicy, Solution, SolveRequest, Solver, SolverError, SolverSettings,
-};
+use super::{MIN_REQUEST_TIME, SessionPolicy, Solution, SolveRequest, Solver, SolverError, SolverSettings};
 use crate::error_chain;
 use crate::fetch::{ReadError, read_capped};
 use crate::redact::redact_url;
@@ -33,7 +31,7 @@ impl FlareSolverr {
     /// Builds the HTTP client once; clone the result rather than building another.
     pub fn new(settings: SolverSettings) -> Self {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(settings.connect_timeout)
             .build()
             .expect("a plain rustls client always builds");
         Self { http, settings }
@@ -90,21 +88,22 @@ impl FlareSolverr {
 
     /// maxTimeout to ask for and the HTTP timeout to wait, both within the deadline.
     fn budget(&self, max_timeout: Duration, deadline: Option<Instant>) -> Result<(Duration, Duration), SolverError> {
-        let wanted = max_timeout + STARTUP_MARGIN;
+        let margin = self.settings.startup_margin;
+        let wanted = max_timeout + margin;
         let Some(deadline) = deadline else {
             return Ok((max_timeout, wanted));
         };
         let left = self.time_left(deadline)?;
         // The deadline may squeeze maxTimeout (not below a useful minimum), never raise it.
-        let squeezed = left.saturating_sub(STARTUP_MARGIN).max(MIN_MAX_TIMEOUT);
+        let squeezed = left.saturating_sub(margin).max(MIN_MAX_TIMEOUT);
         let max_timeout = max_timeout.min(squeezed);
         Ok((max_timeout, wanted.min(left)))
     }
 
     fn short_timeout(&self, deadline: Option<Instant>) -> Result<Duration, SolverError> {
         match deadline {
-            Some(deadline) => Ok(STARTUP_MARGIN.min(self.time_left(deadline)?)),
-            None => Ok(STARTUP_MARGIN),
+            Some(deadline) => Ok(self.settings.startup_margin.min(self.time_left(deadline)?)),
+            None => Ok(self.settings.startup_margin),
         }
     }
 
@@ -134,6 +133,11 @@ impl FlareSolverr {
                 .await
                 .map_err(|e| transport_error(url, e, &timed_out))?;
             let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
             let body = read_capped(response, self.settings.max_reply_bytes)
                 .await
                 .map_err(|e| match e {
@@ -146,9 +150,9 @@ impl FlareSolverr {
                         detail: format!("the reply was cut off: {}", error_chain(&e.without_url())),
                     },
                 })?;
-            Ok::<_, SolverError>((status, body))
+            Ok::<_, SolverError>((status, retry_after, body))
         };
-        let (status, body) = tokio::time::timeout(timeout, exchange)
+        let (status, retry_after, body) = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| timed_out())??;
         debug!(
@@ -158,20 +162,42 @@ impl FlareSolverr {
             ms = started.elapsed().as_millis() as u64,
             "solver replied"
         );
-        parse_reply(status, &body)
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(SolverError::RateLimited {
+                url: redact_url(url),
+                retry_after_s: retry_after,
+            });
+        }
+        match parse_reply(status, &body) {
+            Err(SolverError::Malformed { detail }) if status.is_server_error() && !is_json(&body) => {
+                Err(SolverError::Unavailable {
+                    url: redact_url(url),
+                    status: status.as_u16(),
+                    detail,
+                })
+            }
+            other => other,
+        }
     }
+}
+
+/// Whether `body` is JSON at all: a solver's own error is, a proxy's 502 page is not.
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> SolverError) -> SolverError {
     // reqwest's messages name the url, credentials and all.
     let error = error.without_url();
-    if error.is_timeout() {
-        timed_out()
-    } else if error.is_connect() || error.is_request() {
+    // No connection within the connect timeout (a stopped VM, a security group dropping
+    // packets) is unreachable, not a slow answer.
+    if error.is_connect() || (error.is_request() && !error.is_timeout()) {
         SolverError::Unreachable {
             url: redact_url(url),
             detail: error_chain(&error),
         }
+    } else if error.is_timeout() {
+        timed_out()
     } else {
         SolverError::Malformed {
             detail: error_chain(&error),

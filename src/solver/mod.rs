@@ -57,6 +57,11 @@ pub struct SolverSettings {
     pub max_reply_bytes: usize,
     /// The Lambda function's memory in MB, when the cap was derived from it.
     pub function_memory_mb: Option<u64>,
+    /// What a request may take beyond maxTimeout ([`STARTUP_MARGIN`]), and what
+    /// `sessions.create` may take at all: past it the solver counts as hung.
+    pub startup_margin: Duration,
+    /// No connection within this long: the solver counts as unreachable.
+    pub connect_timeout: Duration,
 }
 
 impl Default for SolverSettings {
@@ -70,6 +75,8 @@ impl Default for SolverSettings {
             session_prefix: "flarefeed".into(),
             max_reply_bytes: crate::feed::DEFAULT_MAX_BYTES,
             function_memory_mb: None,
+            startup_margin: STARTUP_MARGIN,
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -109,6 +116,12 @@ pub enum SolverError {
     Upstream { status: u16, url: String },
     #[error("FlareSolverr's reply is malformed: {detail}; is [solver] url really FlareSolverr's /v1 endpoint?")]
     Malformed { detail: String },
+    #[error(
+        "FlareSolverr at {url} is unavailable: HTTP {status}, and not FlareSolverr's JSON ({detail}); a proxy or load balancer in front of it answered: check that the solver runs"
+    )]
+    Unavailable { url: String, status: u16, detail: String },
+    #[error("FlareSolverr at {url} is busy: HTTP 429{}; it limits requests per client, so spread the feeds over time or over more solvers", retry_after_s.map(|s| format!(", retry after {s} s")).unwrap_or_default())]
+    RateLimited { url: String, retry_after_s: Option<u64> },
     #[error("FlareSolverr's reply is larger than {limit} bytes; refused to protect memory: {}", too_large_hint(*memory_mb))]
     TooLarge { limit: usize, memory_mb: Option<u64> },
 }
@@ -124,6 +137,21 @@ fn too_large_hint(memory_mb: Option<u64>) -> String {
 }
 
 impl SolverError {
+    /// Whether the solver itself is out of service for this request, so that a pool hands the
+    /// feed to its next solver: no connection (refused, or none within the connect timeout), no
+    /// answer within maxTimeout and the startup margin, a 5xx that is not the solver's JSON (a
+    /// proxy's 502), a 429. The solver's own answers (a challenge not solved, a block, a bad
+    /// request) say nothing about the other solvers, and are final.
+    pub fn solver_unavailable(&self) -> bool {
+        matches!(
+            self,
+            SolverError::Unreachable { .. }
+                | SolverError::Timeout { .. }
+                | SolverError::Unavailable { .. }
+                | SolverError::RateLimited { .. }
+        )
+    }
+
     /// Whether a failed request made in a session may be the session's fault, so that
     /// recreating it could help.
     ///

@@ -7,8 +7,9 @@ use super::{FlareSolverr, Solution, SolveRequest, Solver, SolverError, SolverSet
 
 /// Several FlareSolverrs. Each feed sticks to one, chosen by rendezvous (highest random
 /// weight) hashing of its name over the urls, so that its session stays warm there, and adding
-/// or removing a solver moves only the feeds that solver gains or loses. A solver that cannot be
-/// reached hands the feed to the next in the same order, within the same refresh.
+/// or removing a solver moves only the feeds that solver gains or loses. A solver that is out of
+/// service ([`SolverError::solver_unavailable`]: unreachable, hung, a proxy's 5xx, a 429) hands
+/// the feed to the next in the same order, within the same refresh.
 pub struct SolverPool {
     members: Vec<FlareSolverr>,
 }
@@ -52,17 +53,17 @@ fn rendezvous(feed: &str, url: &str) -> u64 {
 impl Solver for SolverPool {
     async fn solve(&self, request: &SolveRequest<'_>) -> Result<Solution, SolverError> {
         let feed = request.feed;
-        let mut unreachable = None;
+        let mut unavailable = None;
         for member in self.ranked(feed) {
             match member.solve(request).await {
-                Err(e @ SolverError::Unreachable { .. }) => {
-                    warn!(feed, error = %e, "solver unreachable; trying the feed's next one");
-                    unreachable = Some(e);
+                Err(e) if e.solver_unavailable() => {
+                    warn!(feed, error = %e, "solver out of service; trying the feed's next one");
+                    unavailable = Some(e);
                 }
                 other => return other,
             }
         }
-        Err(unreachable.expect("a pool has at least one solver"))
+        Err(unavailable.expect("a pool has at least one solver"))
     }
 }
 

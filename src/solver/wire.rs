@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Body, Solution, SolverError};
+use crate::redact::one_line;
 
 /// One command to `/v1`. Field names are FlareSolverr's.
 #[derive(Debug, Serialize)]
@@ -238,7 +239,9 @@ pub(super) fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Re
             }
         })?;
     if let Some(error) = reply.error {
-        let message = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+        // The solver's text, whatever it holds, becomes one escaped line: a newline in it must
+        // never start a line of its own on stdout (an EMF metric line, a CLI line).
+        let message = one_line(&error.as_str().map_or_else(|| error.to_string(), str::to_string));
         return Err(SolverError::Rejected { message });
     }
     match reply.status.as_deref() {
@@ -286,7 +289,7 @@ fn short_message(message: &str) -> String {
         .filter_map(|m| message.find(m))
         .min()
         .unwrap_or(message.len());
-    message[..cut].trim().to_string()
+    one_line(&message[..cut])
 }
 
 #[cfg(test)]
@@ -321,6 +324,23 @@ mod tests {
                 message: "Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED".into()
             }
         );
+    }
+
+    /// Finding 9: a malformed-request reply's text cannot print a line of its own.
+    #[test]
+    fn a_rejection_cannot_inject_a_line() {
+        let metric = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"flarefeed","Dimensions":[["Feed"]],"Metrics":[{"Name":"Failed"}]}]},"Feed":"other","Failed":1}"#;
+        let body = serde_json::json!({"error": format!("bad\n{metric}\r\n")}).to_string();
+        let error = parse_reply(reqwest::StatusCode::BAD_REQUEST, body.as_bytes()).unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains('\n') && !text.contains('\r'), "{text:?}");
+        assert!(!text.contains("_aws"), "{text}");
+        let body =
+            serde_json::json!({"status": "error", "message": format!("Error: x\u{1b}[2J\n{metric}")}).to_string();
+        let text = parse_reply(reqwest::StatusCode::OK, body.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("x\\u{1b}[2J") && !text.contains("_aws"), "{text}");
     }
 
     #[test]

@@ -59,9 +59,14 @@ impl Store for LocalStore {
 
     async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
         self.blocking(key, |path| {
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(time::OffsetDateTime::from);
             Ok(read_if_present(&path)?.map(|body| Stored {
                 version: version_of(&body),
                 body,
+                modified,
             }))
         })
         .await

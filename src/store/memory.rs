@@ -16,10 +16,12 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, (Vec<u8>, Version, Option<String>)>,
+    modified: HashMap<String, time::OffsetDateTime>,
     next_version: u64,
     puts: HashMap<String, usize>,
     /// Puts of a key fail once this many of them have succeeded.
     fail_after: HashMap<String, usize>,
+    clock_offset: Option<time::Duration>,
 }
 
 impl MemoryStore {
@@ -35,12 +37,25 @@ impl MemoryStore {
         state.fail_after.insert(key.to_string(), done + succeeding);
     }
 
+    /// The store's clock is `offset` ahead of this host's (behind, if negative), as a bucket's
+    /// would be for a host whose clock is off.
+    pub fn set_clock_offset(&self, offset: time::Duration) {
+        self.state.lock().unwrap().clock_offset = Some(offset);
+    }
+
+    /// Deletes `key`, as an operator might.
+    pub fn delete(&self, key: &str) {
+        self.state.lock().unwrap().objects.remove(key);
+    }
+
     /// Writes `key` as another writer would, whatever is there.
     pub fn overwrite(&self, key: &str, body: &[u8]) {
         let mut state = self.state.lock().unwrap();
         state.next_version += 1;
         let version = Version(format!("v{}", state.next_version));
         state.objects.insert(key.to_string(), (body.to_vec(), version, None));
+        let now = time::OffsetDateTime::now_utc() + state.clock_offset.unwrap_or_default();
+        state.modified.insert(key.to_string(), now);
     }
 }
 
@@ -59,6 +74,7 @@ impl Store for MemoryStore {
         Ok(state.objects.get(key).map(|(body, version, _)| Stored {
             body: body.clone(),
             version: version.clone(),
+            modified: state.modified.get(key).copied(),
         }))
     }
 
@@ -86,6 +102,8 @@ impl Store for MemoryStore {
         let version = Version(format!("v{}", state.next_version));
         let sha256 = options.sha256.map(str::to_string);
         state.objects.insert(key.to_string(), (body, version.clone(), sha256));
+        let now = time::OffsetDateTime::now_utc() + state.clock_offset.unwrap_or_default();
+        state.modified.insert(key.to_string(), now);
         *state.puts.entry(key.to_string()).or_default() += 1;
         Ok(version)
     }
@@ -102,5 +120,9 @@ impl Store for MemoryStore {
 
     fn locate(&self, key: &str) -> String {
         format!("memory:{key}")
+    }
+
+    fn clock_offset(&self) -> Option<time::Duration> {
+        self.state.lock().unwrap().clock_offset
     }
 }

@@ -60,6 +60,8 @@ pub struct ObjectInfo {
 pub struct Stored {
     pub body: Vec<u8>,
     pub version: Version,
+    /// When it was written, on the store's clock (S3's `Last-Modified`, a file's mtime).
+    pub modified: Option<time::OffsetDateTime>,
 }
 
 /// What a write requires of the object it replaces; unmet, the write fails with
@@ -106,4 +108,20 @@ pub trait Store: Send + Sync {
     async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError>;
     /// Where `key` is, for messages (`s3://bucket/prefix/key`, `/srv/public/key`).
     fn locate(&self, key: &str) -> String;
+    /// How far the store's clock is ahead of this host's (negative: behind), as its last
+    /// answers showed, when it differs by a second or more; `None` when the store shares this
+    /// host's clock or has not said. Claims are written and judged on the store's clock, so
+    /// that hosts whose clocks disagree still agree on when a claim ends.
+    fn clock_offset(&self) -> Option<time::Duration> {
+        None
+    }
+}
+
+/// The time now on `store`'s clock: this host's, corrected by [`Store::clock_offset`].
+pub fn store_now(store: &dyn Store) -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    match store.clock_offset() {
+        Some(offset) => now.saturating_add(offset),
+        None => now,
+    }
 }

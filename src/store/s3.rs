@@ -1,12 +1,17 @@
 //! The S3 adapter, through the AWS SDK: AWS S3, or an S3-compatible server at an endpoint.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 
 use super::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
 use crate::config::Bucket;
@@ -18,6 +23,49 @@ pub struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    clock: Arc<StoreClock>,
+}
+
+/// The offset of S3's clock from this host's, in milliseconds, from the `Date` header of its
+/// last answer (every S3 response carries one:
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/RESTCommonResponseHeaders.html). `Date` has
+/// whole seconds, so offsets under 2 s are noise and read as none.
+#[derive(Debug, Default)]
+struct StoreClock {
+    offset_ms: AtomicI64,
+}
+
+/// The interceptor that keeps a [`StoreClock`] up to date.
+#[derive(Debug)]
+struct ReadsDate(Arc<StoreClock>);
+
+impl Intercept for ReadsDate {
+    fn name(&self) -> &'static str {
+        "flarefeed::StoreClock"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let date = context.response().headers().get("date");
+        if let Some(at) = date.and_then(|d| DateTime::from_str(d, DateTimeFormat::HttpDate).ok()) {
+            let now = time::OffsetDateTime::now_utc();
+            let offset_ms = at.to_millis().unwrap_or(0) - (now.unix_timestamp_nanos() / 1_000_000) as i64;
+            // The header's second is truncated: it lags this host by up to a second.
+            self.0.offset_ms.store(offset_ms + 500, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl StoreClock {
+    fn offset(&self) -> Option<time::Duration> {
+        let ms = self.offset_ms.load(Ordering::Relaxed);
+        (ms.abs() >= 2000).then(|| time::Duration::milliseconds(ms))
+    }
 }
 
 impl S3Store {
@@ -25,22 +73,30 @@ impl S3Store {
     /// region falls back to us-east-1, which S3-compatible servers accept.
     pub async fn connect(bucket: &Bucket, prefix: &str) -> Self {
         let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(Duration::from_secs(20))
-            .operation_timeout(Duration::from_secs(45))
-            .build();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(region)
-            .timeout_config(timeouts)
+            .timeout_config(Self::timeouts())
             .load()
             .await;
         Self::with_sdk_config(&sdk, bucket, prefix)
     }
 
+    /// The store's timeouts: the SDK has none by default, and a GET that never answers would
+    /// hold an invocation to its end. The configuration's client has the same.
+    pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(45))
+            .build()
+    }
+
     /// For callers that build the SDK configuration themselves (tests, other runtimes).
     pub fn with_sdk_config(sdk: &aws_config::SdkConfig, bucket: &Bucket, prefix: &str) -> Self {
-        let mut builder = aws_sdk_s3::config::Builder::from(sdk).force_path_style(bucket.path_style);
+        let clock = Arc::new(StoreClock::default());
+        let mut builder = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(bucket.path_style)
+            .interceptor(ReadsDate(clock.clone()));
         if let Some(endpoint) = &bucket.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
@@ -48,6 +104,7 @@ impl S3Store {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             bucket: bucket.bucket.clone(),
             prefix: prefix.to_string(),
+            clock,
         }
     }
 
@@ -141,6 +198,9 @@ impl Store for S3Store {
             Err(e) => return Err(self.error(key, e)),
         };
         let version = self.etag(key, object.e_tag())?;
+        let modified = object
+            .last_modified()
+            .and_then(|at| time::OffsetDateTime::from_unix_timestamp(at.secs()).ok());
         let body = object.body.collect().await.map_err(|e| StoreError::S3 {
             target: self.locate(key),
             detail: e.to_string(),
@@ -148,6 +208,7 @@ impl Store for S3Store {
         Ok(Some(Stored {
             body: body.into_bytes().to_vec(),
             version,
+            modified,
         }))
     }
 
@@ -217,6 +278,10 @@ impl Store for S3Store {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    fn clock_offset(&self) -> Option<time::Duration> {
+        self.clock.offset()
     }
 
     fn locate(&self, key: &str) -> String {

@@ -485,3 +485,123 @@ async fn run_refreshes_the_feeds_due_and_stops_cleanly_on_ctrl_c() {
     assert!(stderr.contains("3 feeds, 2 at once"), "{stderr}");
     assert!(stderr.contains("refresh done"), "run keeps the outcome logs: {stderr}");
 }
+
+/// A folder deployment of one feed, `news`, through `fake` without sessions.
+fn one_feed_config(dir: &std::path::Path, solver: &str) -> std::path::PathBuf {
+    use crate::helpers::FEED_URL;
+    let config = dir.join("flarefeed.toml");
+    let toml = format!(
+        "[solver]\nurl = \"{solver}\"\nsession = \"none\"\n[store]\ndir = \"out\"\n[[feeds]]\nname = \"news\"\nurl = \"{FEED_URL}\"\n"
+    );
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
+/// `flarefeed refresh --config <config>` in `dir`, to its end.
+async fn refresh_in(dir: &std::path::Path, config: &std::path::Path) -> Output {
+    flarefeed_async(dir)
+        .args(["refresh", "--config"])
+        .arg(config)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn record(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("out/status/news.json")).unwrap()).unwrap()
+}
+
+/// Finding 1: Ctrl-C (or SIGTERM) during `flarefeed refresh` puts the status record back as it
+/// was before the claim, noting the interruption, within a second; the next refresh runs at
+/// once, and the exit code says what stopped it.
+#[tokio::test]
+async fn an_interrupted_refresh_leaves_no_claim_behind() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    use crate::helpers::rss_page;
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_feed_config(dir.path(), &fake.url);
+    fake.then(rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let first = refresh_in(dir.path(), &config).await;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let before = record(dir.path());
+
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        fake.then(Action::Hang);
+        let child = flarefeed_async(dir.path())
+            .args(["refresh", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        let asked = fake.log().iter().filter(|c| c["cmd"] == "request.get").count();
+        fake.requests_reach(asked + 1).await;
+        assert!(record(dir.path())["in_flight"].is_object(), "claimed while it waits");
+        let sent = std::time::Instant::now();
+        Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().await.unwrap();
+        let took = sent.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(took < std::time::Duration::from_secs(1), "SIG{signal}: {took:?}");
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stdout}");
+        assert!(stdout.contains(&format!("interrupted by SIG{signal}")), "{stdout}");
+        let after = record(dir.path());
+        assert!(after.get("in_flight").is_none(), "{after}");
+        assert_eq!(after["interrupted"]["by"], format!("SIG{signal}"));
+        for kept in [
+            "last_attempt",
+            "last_success",
+            "sha256",
+            "consecutive_failures",
+            "outcome",
+        ] {
+            assert_eq!(after[kept], before[kept], "{kept}");
+        }
+    }
+
+    // Not busy: the next refresh runs at once (the same feed again: unchanged).
+    fake.then(rss_page("Tue, 02 Jan 2024 00:00:00 GMT"));
+    let next = refresh_in(dir.path(), &config).await;
+    let stdout = String::from_utf8_lossy(&next.stdout);
+    assert!(next.status.success() && stdout.contains("news  unchanged"), "{stdout}");
+    assert!(
+        record(dir.path()).get("interrupted").is_none(),
+        "a finished refresh clears the note"
+    );
+}
+
+/// Finding 1: a refresh killed outright (SIGKILL, a closed laptop) leaves its claim; a refresh
+/// on the same host sees that its process is gone and takes over at once, instead of answering
+/// busy for minutes.
+#[tokio::test]
+async fn a_claim_whose_process_is_gone_is_taken_over_at_once() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    use crate::helpers::rss_page;
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_feed_config(dir.path(), &fake.url);
+    fake.then(Action::Hang);
+    let mut killed = flarefeed_async(dir.path())
+        .args(["refresh", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = killed.id().unwrap();
+    fake.requests_reach(1).await;
+    killed.kill().await.unwrap();
+    let left = record(dir.path());
+    assert_eq!(left["in_flight"]["holder"]["pid"], pid, "{left}");
+
+    fake.then(rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let next = refresh_in(dir.path(), &config).await;
+    let stdout = String::from_utf8_lossy(&next.stdout);
+    assert!(next.status.success() && stdout.contains("updated"), "{stdout}");
+    assert!(record(dir.path()).get("in_flight").is_none());
+}

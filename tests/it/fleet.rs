@@ -80,7 +80,7 @@ async fn a_tick_queues_the_due_feeds_once_and_the_worker_publishes_them() {
     // A tick at a time the daily feed is not due.
     let daily = &test.config.feeds[5];
     let mut at = 1_795_320_060;
-    while fleet::due_slot(daily, at, test.config.fleet.tick).is_some() {
+    while fleet::due_slot(daily, at, fleet::plan::window(test.config.fleet.tick)).is_some() {
         at += 60;
     }
     let tick = json!({"tick": time::OffsetDateTime::from_unix_timestamp(at).unwrap()
@@ -188,10 +188,10 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
     upload(config(&["one"])).await;
 
     let url = ConfigUrl::parse(&format!("s3://{BUCKET}/config/flarefeed.toml")).unwrap();
-    let (watched, first) = Watched::open_with(url, Some(moto.client())).await.unwrap();
+    let opened = Watched::open_with(url.clone(), Some(moto.client())).await.unwrap();
     let app = App::watching(
-        Deployment::connect((*first).clone(), None).await,
-        watched,
+        Deployment::connect((*opened.config).clone(), None).await,
+        opened.watched,
         Some(TOKEN),
         None,
     );
@@ -220,6 +220,22 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
         ["one", "two"],
         "an invalid upload keeps the last valid configuration"
     );
+    // A cold start now runs on the last valid copy, kept beside the object, and says why.
+    let copy = moto
+        .client()
+        .get_object()
+        .bucket(BUCKET)
+        .key("config/flarefeed.toml.last-valid")
+        .send()
+        .await
+        .unwrap();
+    let copied = copy.body.collect().await.unwrap().into_bytes();
+    assert_eq!(String::from_utf8(copied.to_vec()).unwrap(), config(&["one", "two"]));
+    let cold = Watched::open_with(url.clone(), Some(moto.client())).await.unwrap();
+    assert_eq!(cold.config.feed_names(), ["one", "two"]);
+    let refused = cold.refused.expect("the upload was refused").to_string();
+    assert!(refused.contains("feeds"), "the error says why: {refused}");
+
     upload(config(&["three"])).await;
     assert_eq!(feeds(&app).await, ["three"]);
 }
@@ -347,4 +363,119 @@ async fn the_local_fleet_refreshes_each_feed_on_its_interval_one_at_a_time() {
     assert!((1..=2).contains(&sick), "the failing feed was fetched {sick} times");
     assert!(progress.failed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     assert_eq!(progress.in_flight.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// Finding 4, against the real SQS adapter: an SQS endpoint on loopback whose SendMessageBatch
+/// fails chosen entries (as SQS does, in `Failed` of a 200 answer). Every batch is still sent,
+/// the retryable entry is sent again and queued, and the sender's fault is reported by name.
+#[tokio::test]
+async fn a_partly_failed_send_message_batch_queues_the_rest_and_names_the_refused() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use flarefeed::fleet::Due;
+    use flarefeed::fleet::queue::{SqsQueue, send_all};
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    #[derive(Default)]
+    struct Sqs {
+        /// Entries refused per group so far.
+        refused: HashMap<String, usize>,
+        queued: Vec<String>,
+        calls: usize,
+    }
+    let state = Arc::new(Mutex::new(Sqs::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let shared = state.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let shared = shared.clone();
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    let target = request.headers()["x-amz-target"].to_str().unwrap().to_string();
+                    assert_eq!(target, "AmazonSQS.SendMessageBatch");
+                    let body: Value =
+                        serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes()).unwrap();
+                    let mut sqs = shared.lock().unwrap();
+                    sqs.calls += 1;
+                    let (mut successful, mut failed) = (Vec::new(), Vec::new());
+                    for entry in body["Entries"].as_array().unwrap() {
+                        let (id, group) = (entry["Id"].as_str().unwrap(), entry["MessageGroupId"].as_str().unwrap());
+                        let refusals = sqs.refused.entry(group.to_string()).or_default();
+                        if group == "feed-flaky" && *refusals < 2 {
+                            *refusals += 1;
+                            failed.push(json!({"Id": id, "SenderFault": false, "Code": "InternalError", "Message": "try again"}));
+                        } else if group == "feed-bad" {
+                            failed.push(json!({"Id": id, "SenderFault": true, "Code": "InvalidParameterValue", "Message": "bad\nline"}));
+                        } else {
+                            sqs.queued.push(group.to_string());
+                            successful.push(json!({"Id": id, "MessageId": format!("m-{id}"), "MD5OfMessageBody": "0", "SequenceNumber": "1"}));
+                        }
+                    }
+                    let answer = json!({"Successful": successful, "Failed": failed}).to_string();
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .header("content-type", "application/x-amz-json-1.0")
+                            .body(Full::new(Bytes::from(answer)))
+                            .unwrap(),
+                    )
+                }
+            });
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service));
+        }
+    });
+
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"),
+        ))
+        .build();
+    let queue = SqsQueue::with_sdk_config(&sdk, &format!("{endpoint}/123456789012/refresh.fifo"));
+    // 25 feeds, three batches; the flaky one and the bad one in the first.
+    let mut due: Vec<Due> = (0..23)
+        .map(|i| Due {
+            feed: format!("feed-{i:02}"),
+            slot: 1_800_000_000,
+        })
+        .collect();
+    due.insert(
+        0,
+        Due {
+            feed: "feed-flaky".into(),
+            slot: 1_800_000_000,
+        },
+    );
+    due.insert(
+        1,
+        Due {
+            feed: "feed-bad".into(),
+            slot: 1_800_000_000,
+        },
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sent = send_all(&queue, &due, deadline).await;
+    server.abort();
+
+    assert_eq!(sent.not_queued.len(), 1, "{sent:?}");
+    let (feed, detail) = &sent.not_queued[0];
+    assert_eq!(feed, "feed-bad");
+    assert_eq!(detail, "InvalidParameterValue: bad", "one line");
+    assert_eq!(sent.queued.len(), 24);
+    let sqs = state.lock().unwrap();
+    assert!(sqs.queued.contains(&"feed-flaky".to_string()), "sent again until taken");
+    assert!(sqs.queued.contains(&"feed-22".to_string()), "the last batch was sent");
+    assert_eq!(sqs.calls, 3 + 2, "three batches, and the flaky entry twice more");
+    let error = sent.error(&queue).unwrap().to_string();
+    assert!(
+        error.contains("1 of 25 due feeds were not queued") && error.contains("feed-bad"),
+        "{error}"
+    );
 }

@@ -233,7 +233,11 @@ async fn a_refresh_in_flight_answers_409_and_skips_schedules() {
     assert_eq!(status, 409, "{body}");
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert_eq!(body["retry_after_s"], retry);
-    assert!(body["error"].as_str().unwrap().contains("still in flight"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("holds the feed until"),
+        "{body}"
+    );
+    assert!(body["holder"].as_str().unwrap().contains("pid"), "{body}");
     assert!(body["in_flight_since"].is_string(), "{body}");
 
     let scheduled = h.invoke(event("scheduled.json"), None).await.unwrap();

@@ -441,4 +441,62 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
         other => panic!("{other:?}"),
     }
     function.kill().await.unwrap();
+
+    // Finding 5: a bad upload, then a cold start. The new environment runs on the last valid
+    // configuration (kept beside the object), says why, and counts it (ConfigInvalid).
+    upload("[[feeds]]\nname = \"Not Valid\"\n".into()).await;
+    let cold_api = RuntimeApi::start().await;
+    let mut cold = spawn_function(&cold_api, &fake, dir.path(), "flarefeed=info");
+    cold.env_remove("FLAREFEED_CONFIG")
+        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        .env("FLAREFEED_QUEUE_URL", &queue)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .envs(moto.env())
+        .stdout(std::process::Stdio::piped());
+    let cold = cold.spawn().unwrap();
+    match cold_api.invoke("cold-tick", serde_json::json!({"tick": true})).await {
+        Answer::Response(reply) => assert_eq!(reply["enqueued"], 4, "the last valid configuration: {reply}"),
+        other => panic!("{other:?}"),
+    }
+    let mut cold = cold;
+    cold.start_kill().unwrap();
+    let out = cold.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let counted = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|doc| {
+            doc["ConfigInvalid"] == 1 && doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == "ConfigInvalid"
+        });
+    assert!(counted, "a ConfigInvalid metric line:\n{stdout}");
+    assert!(stdout.contains("running on the last valid one"), "{stdout}");
+
+    // With no valid configuration ever, a cold start still fails, clearly.
+    moto.client()
+        .put_object()
+        .bucket(BUCKET)
+        .key("other.toml")
+        .body(b"[[feeds]]\nname = \"Not Valid\"\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let mut never = spawn_function(&cold_api, &fake, dir.path(), "flarefeed=info");
+    never
+        .env_remove("FLAREFEED_CONFIG")
+        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/other.toml"))
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .envs(moto.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let failed = tokio::time::timeout(std::time::Duration::from_secs(30), never.output())
+        .await
+        .expect("it exits")
+        .unwrap();
+    assert!(!failed.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(said.contains("feeds[0]") || said.contains("missing field"), "{said}");
 }

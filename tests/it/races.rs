@@ -52,6 +52,7 @@ impl Race {
             Trigger::Cli => RefreshOptions::cli(force),
             Trigger::Schedule => RefreshOptions::scheduled(None),
             Trigger::Queue => RefreshOptions::queued(None),
+            Trigger::Other => unreachable!("no refresh is asked for as `other`"),
         };
         self.0.refresh(options).await.outcome
     }
@@ -110,7 +111,9 @@ async fn a_refresh_in_flight_turns_every_other_away(backend: Backend) {
         (Trigger::Cli, true),
     ] {
         match race.refresh(trigger, force).await {
-            Outcome::Busy { retry_after_s, started } => {
+            Outcome::Busy {
+                retry_after_s, started, ..
+            } => {
                 assert_eq!(started, in_flight.started, "{trigger:?}");
                 // The lease: the default budget, the status write's grace and the slack.
                 let most = race.refresher.budget().as_secs() + 8 + 30;
@@ -312,3 +315,37 @@ on_every_store!(
     an_overtaken_failure_leaves_the_record_describing_the_published_feed,
     of_two_refreshes_that_read_together_one_claims,
 );
+
+/// Finding 2 on a real S3 server: this host's clock runs 10 minutes ahead of the server's. The
+/// store's `Date` says so, and the claim is written on the store's clock; a second refresh
+/// judges the live claim on the same clock, and stands back.
+#[tokio::test]
+async fn claims_are_written_and_judged_on_the_store_clock() {
+    use crate::helpers::s3_server::Fault;
+    let race = Arc::new(Race::start(Backend::S3s).await);
+    race.s3().set_fault(Some(Fault::ClockOffset(-600)));
+    let gate = Gate::default();
+    race.fake
+        .then(gate.hold(crate::helpers::rss_page("Mon, 01 Jan 2024 00:00:00 GMT")));
+    let first = race.spawn(Trigger::Cli);
+    race.fake.requests_reach(1).await;
+    let claimed = race.status().await;
+    let claim = claimed.in_flight.as_ref().expect("claimed");
+    let behind = time::OffsetDateTime::now_utc() - claim.started;
+    assert!(
+        (behind.whole_seconds() - 600).abs() <= 3,
+        "the claim started {behind} before this host's now"
+    );
+    // Judged on the store's clock the claim is live (on this host's, it ended minutes ago).
+    assert!(
+        claim.expires < time::OffsetDateTime::now_utc(),
+        "a naive host would take it over"
+    );
+    match race.refresh(Trigger::Http, true).await {
+        Outcome::Busy { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    gate.open();
+    assert_eq!(first.await.unwrap(), Outcome::Updated);
+    assert_eq!(race.solver_requests(), 1);
+}

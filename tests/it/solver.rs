@@ -144,8 +144,8 @@ async fn each_error_shape_gets_its_own_error() {
         ),
         (
             Action::Reply(500, "<html>Internal Server Error</html>".into()),
-            "Malformed",
-            "HTTP 500",
+            "Unavailable",
+            "status: 500",
         ),
         (Action::Reply(404, "Not Found".into()), "Malformed", "404"),
     ];
@@ -424,4 +424,116 @@ async fn a_spent_deadline_sends_nothing_and_says_to_raise_the_timeout() {
         "{error}"
     );
     assert!(fake.log().is_empty());
+}
+
+/// Finding 6: a pool hands the feed to its next solver when the first is out of service, in
+/// each way a solver goes out of service, and only then: the matrix of broken first solvers,
+/// each behind a healthy second, with sessions (whose `sessions.create` may be what hangs).
+#[tokio::test]
+async fn the_pool_fails_over_on_every_kind_of_broken_solver() {
+    use flarefeed::solver::SolverPool;
+
+    /// A port on 127.0.0.1 that accepts no connection: its backlog is full, so Linux drops the
+    /// SYNs of new ones, as a stopped VM or a security group would.
+    async fn black_hole() -> (String, Vec<tokio::net::TcpStream>, tokio::net::TcpListener) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(200), connect).await {
+                Ok(Ok(stream)) => held.push(stream),
+                _ => break,
+            }
+        }
+        (format!("http://{addr}/v1"), held, listener)
+    }
+
+    let healthy = FakeSolver::start().await;
+    healthy.page(FEED_URL, recorded_action("upstream-3.5.0/rss_nosession.json", 200));
+    let html_502 = Action::Raw(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 44\r\nConnection: close\r\n\r\n<html><h1>502 Bad Gateway</h1> nginx</html>\n".to_vec(),
+    );
+    let cases: Vec<(&str, Option<(&str, Action)>)> = vec![
+        ("hangs", Some(("request.get", Action::Hang))),
+        ("a proxy's 502 HTML", Some(("request.get", html_502))),
+        (
+            "429",
+            Some((
+                "request.get",
+                Action::Reply(429, r#"{"detail": "rate limited"}"#.into()),
+            )),
+        ),
+        ("sessions.create hangs", Some(("sessions.create", Action::Hang))),
+        ("drops packets", None),
+        ("refuses connections", None),
+    ];
+    for (case, breakage) in cases {
+        let broken = FakeSolver::start().await;
+        let (first, _held, _listener) = match (case, breakage) {
+            (_, Some((cmd, action))) => {
+                broken.on_command(cmd, action);
+                (broken.url.clone(), Vec::new(), None)
+            }
+            ("drops packets", None) => {
+                let (url, held, listener) = black_hole().await;
+                (url, held, Some(listener))
+            }
+            _ => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let url = format!("http://{}/v1", listener.local_addr().unwrap());
+                drop(listener);
+                (url, Vec::new(), None)
+            }
+        };
+        let settings = SolverSettings {
+            urls: vec![first.clone(), healthy.url.clone()],
+            url: first.clone(),
+            session: SessionPolicy::Reuse,
+            max_timeout: Duration::from_secs(1),
+            startup_margin: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            ..SolverSettings::default()
+        };
+        let pool = SolverPool::new(&settings);
+        // A feed that tries the broken solver first.
+        let feed = (0..)
+            .map(|i| format!("feed-{i}"))
+            .find(|feed| pool.order(feed)[0] == first)
+            .unwrap();
+        let started = Instant::now();
+        let solved = pool
+            .solve(&flarefeed::solver::SolveRequest::new(&feed, FEED_URL, None))
+            .await;
+        let took = started.elapsed();
+        assert!(solved.is_ok(), "{case}: {solved:?}");
+        assert!(took < Duration::from_secs(6), "{case}: took {took:?}");
+        let answered_by = solved.unwrap().solver.unwrap();
+        assert_eq!(answered_by, healthy.url, "{case}");
+    }
+
+    // A solver's own answer is final: its error is not the next solver's business.
+    let refusing = FakeSolver::start().await;
+    refusing.page(
+        FEED_URL,
+        error_reply("Error: Error solving the challenge. Cloudflare has blocked this request."),
+    );
+    let settings = SolverSettings {
+        urls: vec![refusing.url.clone(), healthy.url.clone()],
+        url: refusing.url.clone(),
+        session: SessionPolicy::None,
+        ..SolverSettings::default()
+    };
+    let pool = SolverPool::new(&settings);
+    let feed = (0..)
+        .map(|i| format!("feed-{i}"))
+        .find(|feed| pool.order(feed)[0] == refusing.url)
+        .unwrap();
+    let error = pool
+        .solve(&flarefeed::solver::SolveRequest::new(&feed, FEED_URL, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SolverError::Blocked { .. }), "{error:?}");
 }

@@ -6,17 +6,20 @@
 mod memory;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use thiserror::Error;
+use tokio::time::Instant;
+use tracing::warn;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryQueue;
 
 use super::plan::Due;
 use crate::error_chain;
-use crate::redact::redact_url;
+use crate::redact::{one_line, redact_url};
 
 /// SendMessageBatch takes at most 10 entries
 /// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html).
@@ -30,18 +33,124 @@ pub enum QueueError {
         "{queue}: cannot send to the queue: {detail}; check the url, the network and that the IAM policy allows sqs:SendMessage"
     )]
     Send { queue: String, detail: String },
-    #[error("{queue}: the queue refused {feeds}: {detail}")]
-    Refused {
+    #[error(
+        "{queue}: {not_queued} of {due} due feeds were not queued, and miss this slot: {feeds}; the first refusal: {detail}"
+    )]
+    NotQueued {
         queue: String,
+        due: usize,
+        not_queued: usize,
         feeds: String,
         detail: String,
     },
 }
 
-/// The port: enqueue the due feeds.
+/// One entry of a batch the queue did not take (SQS's `BatchResultErrorEntry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Its place in the batch sent.
+    pub index: usize,
+    /// `Code: Message`, one line.
+    pub detail: String,
+    /// The sender's fault (a bad entry): sending it again changes nothing.
+    pub sender_fault: bool,
+}
+
+/// The port: one batch of at most [`BATCH`] due feeds, with the entries refused.
 #[async_trait]
 pub trait Queue: Send + Sync {
-    async fn enqueue(&self, due: &[Due]) -> Result<(), QueueError>;
+    /// `Err` when the call as a whole failed (nothing was taken); `Ok` lists the entries that
+    /// were not.
+    async fn send_batch(&self, batch: &[Due]) -> Result<Vec<Refused>, QueueError>;
+
+    /// The queue's url without secrets, for messages.
+    fn locate(&self) -> String;
+}
+
+/// How many times a refused entry or a failed call is sent again, and the first pause.
+const RESENDS: u32 = 4;
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
+/// What a tick's sends came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The due feeds now in the queue (or dropped there as duplicates).
+    pub queued: Vec<String>,
+    /// The due feeds that are not, each with why.
+    pub not_queued: Vec<(String, String)>,
+}
+
+impl Sent {
+    /// The error for a tick that queued less than it planned.
+    pub fn error(&self, queue: &dyn Queue) -> Option<QueueError> {
+        let (_, first) = self.not_queued.first()?;
+        Some(QueueError::NotQueued {
+            queue: queue.locate(),
+            due: self.queued.len() + self.not_queued.len(),
+            not_queued: self.not_queued.len(),
+            feeds: self
+                .not_queued
+                .iter()
+                .map(|(feed, _)| feed.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            detail: first.clone(),
+        })
+    }
+}
+
+/// Sends every due feed, in batches of [`BATCH`]: every batch is sent whatever happened to the
+/// one before. An entry refused through no fault of the sender, and a batch whose call failed,
+/// are sent again with a doubling pause, while `deadline` allows. SendMessageBatch reports each
+/// entry on its own, and "you should check for batch errors even when the call returns an HTTP
+/// status code of 200"
+/// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html;
+/// `SenderFault`: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_BatchResultErrorEntry.html).
+/// Sending again is safe: the FIFO queue drops a deduplication id it has already taken.
+pub async fn send_all(queue: &dyn Queue, due: &[Due], deadline: Instant) -> Sent {
+    let mut sent = Sent::default();
+    let mut waiting: Vec<(Due, String)> = Vec::new();
+    let mut pending: Vec<Due> = due.to_vec();
+    let mut pause = FIRST_PAUSE;
+    for round in 0..=RESENDS {
+        let mut again = Vec::new();
+        for batch in pending.chunks(BATCH) {
+            match queue.send_batch(batch).await {
+                Ok(refused) => {
+                    let mut refused_at = vec![None; batch.len()];
+                    for entry in refused {
+                        if let Some(slot) = refused_at.get_mut(entry.index) {
+                            *slot = Some(entry);
+                        }
+                    }
+                    for (due, refusal) in batch.iter().zip(refused_at) {
+                        match refusal {
+                            None => sent.queued.push(due.feed.clone()),
+                            Some(r) if r.sender_fault => sent.not_queued.push((due.feed.clone(), r.detail)),
+                            Some(r) => again.push((due.clone(), r.detail)),
+                        }
+                    }
+                }
+                Err(e) => again.extend(batch.iter().map(|due| (due.clone(), e.to_string()))),
+            }
+        }
+        waiting = again;
+        if waiting.is_empty() || round == RESENDS || Instant::now() + pause >= deadline {
+            break;
+        }
+        warn!(
+            entries = waiting.len(),
+            pause_ms = pause.as_millis() as u64,
+            first = %waiting[0].1,
+            "the queue refused entries; sending them again"
+        );
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        pending = waiting.iter().map(|(due, _)| due.clone()).collect();
+    }
+    sent.not_queued
+        .extend(waiting.into_iter().map(|(due, detail)| (due.feed, detail)));
+    sent
 }
 
 /// An SQS FIFO queue, through the AWS SDK.
@@ -75,48 +184,44 @@ impl Queue for SqsQueue {
     /// `<name>-<slot>`, so that a tick planned twice within SQS's 5-minute deduplication
     /// interval enqueues nothing more
     /// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-key-terms.html).
-    async fn enqueue(&self, due: &[Due]) -> Result<(), QueueError> {
-        let queue = redact_url(&self.url);
-        for chunk in due.chunks(BATCH) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, due)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(serde_json::json!({"feed": due.feed}).to_string())
-                        .message_group_id(&due.feed)
-                        .message_deduplication_id(due.deduplication_id())
-                        .build()
-                        .expect("id and body are set")
-                })
-                .collect();
-            let sent = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| QueueError::Send {
-                    queue: queue.clone(),
-                    detail: error_chain(&e),
-                })?;
-            if let Some(first) = sent.failed().first() {
-                let feeds = sent
-                    .failed()
-                    .iter()
-                    .filter_map(|f| f.id().parse::<usize>().ok().and_then(|i| chunk.get(i)))
-                    .map(|due| due.feed.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(QueueError::Refused {
-                    queue,
-                    feeds,
-                    detail: format!("{}: {}", first.code(), first.message().unwrap_or("")),
-                });
-            }
-        }
-        Ok(())
+    async fn send_batch(&self, batch: &[Due]) -> Result<Vec<Refused>, QueueError> {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(i, due)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(serde_json::json!({"feed": due.feed}).to_string())
+                    .message_group_id(&due.feed)
+                    .message_deduplication_id(due.deduplication_id())
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect();
+        let sent = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| QueueError::Send {
+                queue: self.locate(),
+                detail: error_chain(&e),
+            })?;
+        Ok(sent
+            .failed()
+            .iter()
+            .map(|failed| Refused {
+                // An id that is not one of ours names nothing: it counts as refused at the end.
+                index: failed.id().parse().unwrap_or(usize::MAX),
+                detail: one_line(&format!("{}: {}", failed.code(), failed.message().unwrap_or(""))),
+                sender_fault: failed.sender_fault(),
+            })
+            .collect())
+    }
+
+    fn locate(&self) -> String {
+        redact_url(&self.url)
     }
 }

@@ -55,6 +55,8 @@ struct State {
     pages: HashMap<String, Action>,
     /// Overrides for the next `request.get` calls, in order.
     queue: VecDeque<Action>,
+    /// Every command of a name answers so: a solver broken for one command.
+    commands: HashMap<String, Action>,
 }
 
 /// The running fake; stops when dropped.
@@ -93,6 +95,11 @@ impl FakeSolver {
     /// The next `request.get` answers with `action`, whatever its url.
     pub fn then(&self, action: Action) {
         self.state.lock().unwrap().queue.push_back(action);
+    }
+
+    /// Every `cmd` command answers with `action`, before anything else is decided.
+    pub fn on_command(&self, cmd: &str, action: Action) {
+        self.state.lock().unwrap().commands.insert(cmd.to_string(), action);
     }
 
     /// Every command received, in order.
@@ -188,6 +195,13 @@ fn decide(state: &Mutex<State>, command: Value) -> Action {
     let mut state = state.lock().unwrap();
     state.log.push(command.clone());
     let session = command.get("session").and_then(Value::as_str).map(str::to_string);
+    if let Some(action) = command
+        .get("cmd")
+        .and_then(Value::as_str)
+        .and_then(|cmd| state.commands.get(cmd))
+    {
+        return action.clone();
+    }
     let ok = |extra: Value| {
         let mut body =
             json!({"status": "ok", "message": "", "startTimestamp": 1, "endTimestamp": 2, "version": "3.5.0"});
@@ -277,7 +291,12 @@ async fn respond(stream: &mut TcpStream, action: Action) {
                 return;
             }
             Action::Reply(status, body) => {
-                let reason = if status == 200 { "OK" } else { "Internal Server Error" };
+                let reason = match status {
+                    200 => "OK",
+                    429 => "Too Many Requests",
+                    502 => "Bad Gateway",
+                    _ => "Internal Server Error",
+                };
                 let head = format!(
                     "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()

@@ -30,6 +30,9 @@ pub enum Fault {
     SlowWrites(Duration),
     /// Close every connection at once, new and pooled, as a server that is down or restarting.
     Down,
+    /// Answer with a `Date` this many seconds off the host's clock: a host whose clock is off
+    /// by the opposite.
+    ClockOffset(i64),
 }
 
 #[derive(Default)]
@@ -102,6 +105,15 @@ impl S3Server {
                             Some(Fault::Slow(wait)) => {
                                 tokio::time::sleep(wait).await;
                                 Ok(forward(&s3, request).await)
+                            }
+                            Some(Fault::ClockOffset(seconds)) => {
+                                let mut response = forward(&s3, request).await;
+                                let now = std::time::SystemTime::now();
+                                let by = Duration::from_secs(seconds.unsigned_abs());
+                                let at = if seconds >= 0 { now + by } else { now - by };
+                                let date = httpdate(at);
+                                response.headers_mut().insert("date", date.parse().unwrap());
+                                Ok(response)
                             }
                             Some(Fault::SlowWrites(wait)) if request.method() == hyper::Method::PUT => {
                                 let path = request.uri().path().to_string();
@@ -312,6 +324,15 @@ async fn forward(s3: &s3s::service::S3Service, request: hyper::Request<hyper::bo
             .body(s3s::Body::from(format!("{e:?}")))
             .unwrap(),
     }
+}
+
+/// An HTTP date (RFC 9110's IMF-fixdate), as a server's `Date` header.
+fn httpdate(at: std::time::SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    at.format(&format).unwrap()
 }
 
 fn access_denied() -> s3s::HttpResponse {
