@@ -133,14 +133,15 @@ fn failed_ticks_are_not_retried_and_land_in_a_queue() {
     assert!(
         function.contains("OnFailure:\n            Type: SQS\n            Destination: !GetAtt FailedInvocations.Arn")
     );
-    assert!(function.contains("Action: sqs:SendMessage\n              Resource: !GetAtt FailedInvocations.Arn"));
+    let role = block(&template, "FunctionRole");
+    assert!(role.contains("Action: sqs:SendMessage\n                  Resource: !GetAtt FailedInvocations.Arn"));
     assert!(block(&template, "FailedInvocations").contains("Type: AWS::SQS::Queue"));
 }
 
 #[test]
 fn list_bucket_is_granted_without_a_prefix_condition_and_objects_are_scoped() {
     let template = template_text();
-    let function = block(&template, "FlarefeedFunction");
+    let function = block(&template, "FunctionRole");
     let list = &function[function.find("Sid: TellMissingFromForbidden").unwrap()..];
     let list = &list[..list.find("- Sid:").unwrap()];
     assert!(list.contains("Action: s3:ListBucket"));
@@ -255,7 +256,7 @@ fn the_fleet_is_a_tick_a_fifo_queue_and_an_alarm() {
         .find("Tick:\n          Type: ScheduleV2")
         .expect("the tick schedule")..];
     assert!(tick.contains("ScheduleExpression: rate(1 minute)"));
-    assert!(tick.contains(r#"Input: '{"tick": "<aws.scheduler.scheduled-time>"}'"#));
+    assert!(tick.contains(r#"Input: '{"tick": "<aws.scheduler.scheduled-time>", "every": "1m"}'"#));
     assert_eq!(
         function.matches("Type: ScheduleV2").count(),
         1,
@@ -294,7 +295,7 @@ fn the_fleet_is_a_tick_a_fifo_queue_and_an_alarm() {
         "visibility {visibility} s < 6 x the function's {timeout} s"
     );
     assert!(
-        queue.contains("deadLetterTargetArn: !GetAtt RefreshDeadLetters.Arn") && queue.contains("maxReceiveCount: 3")
+        queue.contains("deadLetterTargetArn: !GetAtt RefreshDeadLetters.Arn") && queue.contains("maxReceiveCount: 5")
     );
     assert!(block(&template, "RefreshDeadLetters").contains("FifoQueue: true"));
     assert!(block(&template, "SolverSlots").contains("MinValue: 2"));
@@ -339,4 +340,77 @@ fn a_schedule_expression_from_before_the_fleet_becomes_the_interval() {
         let interval = flarefeed::config::parse_duration(&format!("{number}{suffix}"));
         assert_eq!(interval, Some(std::time::Duration::from_secs(seconds)), "{expression}");
     }
+}
+
+/// Finding 12: the function has a role of its own whose SQS permissions name the refresh queue
+/// only; SolverSlots stays below the reserved concurrency for every value it may take; a
+/// message gets 5 receives; the dead-letter queue, failed invocations and stopped ticks alarm;
+/// and StaleSeconds' missing data suits feeds of any interval.
+#[test]
+fn the_template_keeps_least_privilege_and_its_limits() {
+    let template = template_text();
+    let function = block(&template, "FlarefeedFunction");
+    assert!(function.contains("Role: !GetAtt FunctionRole.Arn"), "{function}");
+    assert!(
+        !function.contains("Policies:"),
+        "SAM would add its SQS policy to a role it makes"
+    );
+    let role = block(&template, "FunctionRole");
+    for wildcard in ["Resource: \"*\"", "Resource: '*'", "Resource: *"] {
+        assert!(!role.contains(wildcard), "{wildcard} in {role}");
+    }
+    let sqs = &role[role.find("sqs:ReceiveMessage").expect("the worker's receive")..];
+    let resource = sqs.lines().nth(1).unwrap().trim();
+    assert_eq!(resource, "Resource: !GetAtt RefreshQueue.Arn");
+    assert!(!role.contains("AWSLambdaSQSQueueExecutionRole") && !role.contains("ManagedPolicyArns"));
+
+    // Every SolverSlots the parameter allows has a reserved concurrency above it.
+    let slots = block(&template, "SolverSlots");
+    let bound = |key: &str| -> u32 {
+        slots
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} on SolverSlots"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mapping = block(&template, "Concurrency");
+    for n in bound("MinValue:")..=bound("MaxValue:") {
+        let row = mapping
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("\"{n}\": {{Reserved: ")))
+            .unwrap_or_else(|| panic!("no reserved concurrency for SolverSlots {n}"));
+        let reserved: u32 = row.trim_end_matches('}').parse().unwrap();
+        assert!(reserved >= n + 2, "SolverSlots {n}: reserved {reserved}");
+    }
+    assert!(function.contains("ReservedConcurrentExecutions: !FindInMap [Concurrency, !Ref SolverSlots, Reserved]"));
+    assert!(function.contains("MaximumConcurrency: !Ref SolverSlots"));
+
+    let receives: u32 = block(&template, "RefreshQueue")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("maxReceiveCount: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(receives >= 5, "maxReceiveCount {receives}");
+
+    for (alarm, watches) in [
+        ("DeadLettersAlarm", "Value: !GetAtt RefreshDeadLetters.QueueName"),
+        ("FailedInvocationsAlarm", "Value: !GetAtt FailedInvocations.QueueName"),
+        ("TicksStoppedAlarm", "MetricName: Queued"),
+    ] {
+        let alarm = block(&template, alarm);
+        assert!(
+            alarm.contains(watches) && alarm.contains("AlarmActions: [!Ref AlertTopic]"),
+            "{alarm}"
+        );
+    }
+    let stale = block(&template, "StaleFeedsAlarm");
+    assert!(stale.contains("TreatMissingData: ignore"), "{stale}");
+
+    // The tick says how often it fires, and says it truly.
+    let tick = &function[function.find("Tick:\n").unwrap()..];
+    assert!(tick.contains("ScheduleExpression: rate(1 minute)"));
+    assert!(tick.contains("\"every\": \"1m\""), "{tick}");
 }
