@@ -706,6 +706,15 @@ mod tests {
                 "{failures}"
             );
         }
+        // Finding 10: durations at the types' limits saturate, and never panic.
+        let absurd = Backoff {
+            interval: Duration::MAX,
+            max: Duration::MAX,
+        };
+        record.consecutive_failures = 1;
+        assert!(record.backing_off(absurd, now).is_some());
+        record.consecutive_failures = u32::MAX;
+        assert!(record.backing_off(absurd, now).is_some());
         record.consecutive_failures = 1;
         assert_eq!(
             record.backing_off(backoff, now + time::Duration::minutes(29)),

@@ -1083,6 +1083,21 @@ mod tests {
             (format!("{feeds}interval = \"30s\""), "shorter than the minimum, 60s"),
             (format!("{feeds}interval = \"soon\""), "not a duration"),
             (format!("[fleet]\ntick = \"1x\"\n{feeds}"), "fleet.tick"),
+            // Finding 10: absurd durations are refused, with the bound.
+            (
+                format!("{feeds}interval = \"9999999d\""),
+                "longer than the maximum, 30d",
+            ),
+            (
+                format!("[fleet]\nmax_backoff = \"9999999d\"\n{feeds}"),
+                "fleet.max_backoff",
+            ),
+            (
+                format!("[fleet]\ntick = \"2h\"\n{feeds}"),
+                "longer than the maximum, 1h",
+            ),
+            (format!("{feeds}min_interval_s = 99999999999"), "min_interval_s"),
+            (format!("[fetch]\ntimeout = \"1d\"\n{feeds}"), "maximum, 15m"),
             (
                 format!("[fleet]\nqueue_url = \"not a url\"\n{feeds}"),
                 "fleet.queue_url",
