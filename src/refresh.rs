@@ -331,6 +331,7 @@ impl Attempt {
                     record.validators = None;
                 }
                 record.outcome = published.outcome;
+                record.not_before = None;
                 record.last_success = record.last_attempt;
                 record.last_error = None;
                 record.consecutive_failures = 0;
@@ -341,6 +342,15 @@ impl Attempt {
             Err((stage, error)) => {
                 // Validators name a copy this failure may have left behind.
                 record.validators = None;
+                record.not_before = match error {
+                    RefreshError::Solver(SolverError::RateLimited {
+                        retry_after_s: Some(seconds),
+                        ..
+                    }) => claimed
+                        .last_attempt
+                        .map(|at| at.saturating_add(time::Duration::seconds(*seconds as i64))),
+                    _ => None,
+                };
                 record.outcome = Recorded::Failed;
                 record.last_error = Some(crate::redact::one_line(&format!("{stage}: {error}")));
                 record.consecutive_failures += 1;
@@ -1402,6 +1412,30 @@ mod tests {
             u.published().await.contains("never"),
             "the page the interrupted one never got"
         );
+    }
+
+    /// Issue 18: a solver's 429 names the wait, and the feed backs off at least that long.
+    #[tokio::test]
+    async fn a_rate_limited_feed_waits_at_least_retry_after() {
+        let u = unit();
+        u.solver.error(SolverError::RateLimited {
+            url: "http://solver.test/v1".into(),
+            retry_after_s: Some(7200),
+        });
+        let report = u.refresh(RefreshOptions::queued(None)).await;
+        assert!(
+            report.outcome.to_string().contains("retry after 7200 s"),
+            "{}",
+            report.outcome
+        );
+        let record = u.record().await;
+        let wait = record.not_before.unwrap() - record.last_attempt.unwrap();
+        assert_eq!(wait.whole_seconds(), 7200);
+        match u.refresh(RefreshOptions::queued(None)).await.outcome {
+            Outcome::Backoff { retry_after_s, .. } => assert!(retry_after_s > 7000, "{retry_after_s}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(u.solver.requests(), 1);
     }
 
     /// Finding 3: a refresh that stands back (busy, backoff) still tells the observer, with the

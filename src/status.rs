@@ -87,6 +87,14 @@ pub struct StatusRecord {
     /// The last direct 200's validators, for a conditional GET of the same url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validators: Option<RecordedValidators>,
+    /// The solver asked to be left alone until then (HTTP 429 with `Retry-After`): the feed's
+    /// backoff lasts at least that long.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub not_before: Option<OffsetDateTime>,
     /// The first attempt this record knows of: a feed never published is stale from then.
     #[serde(
         default,
@@ -317,6 +325,7 @@ impl StatusRecord {
             direct: None,
             solver_until: None,
             validators: None,
+            not_before: None,
             first_attempt: None,
             interrupted: None,
             extra: Default::default(),
@@ -382,12 +391,20 @@ impl StatusRecord {
         until(last.saturating_add(signed(min_interval)), now)
     }
 
-    /// How long a failing feed is still left alone.
+    /// How long a failing feed is still left alone: its doubling backoff, and at least until a
+    /// solver's `Retry-After` ([`StatusRecord::not_before`]).
     pub fn backing_off(&self, backoff: Backoff, now: OffsetDateTime) -> Option<Duration> {
         let failures = self.consecutive_failures;
         if failures == 0 {
             return None;
         }
+        let asked = self.not_before.and_then(|at| until(at, now));
+        let doubling = self.doubling_backoff(backoff, now);
+        asked.max(doubling)
+    }
+
+    fn doubling_backoff(&self, backoff: Backoff, now: OffsetDateTime) -> Option<Duration> {
+        let failures = self.consecutive_failures;
         let last = self.last_attempt?;
         let factor = 2u32.checked_pow(failures).unwrap_or(u32::MAX);
         let wait = backoff
@@ -721,6 +738,12 @@ mod tests {
             Some(Duration::from_secs(60))
         );
         assert_eq!(record.backing_off(backoff, now + time::Duration::minutes(30)), None);
+        // A solver's Retry-After holds the feed back at least that long.
+        record.not_before = Some(now + time::Duration::hours(2));
+        assert_eq!(
+            record.backing_off(backoff, now + time::Duration::minutes(30)),
+            Some(Duration::from_secs(5400))
+        );
     }
 
     /// One gate: a live claim first, then the backoff, then min_interval, each only if asked.

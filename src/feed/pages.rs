@@ -9,6 +9,13 @@ use super::FeedError;
 /// Whether the text starts like an HTML document rather than an XML one.
 pub(crate) fn looks_like_html(text: &str) -> bool {
     let mut rest = text.trim_start();
+    // An XHTML page may open with an XML declaration: FlareBypasser's Chrome serialises its XML
+    // viewer as `<?xml …?><html xmlns="http://www.w3.org/1999/xhtml">`.
+    if rest.starts_with("<?xml")
+        && let Some(end) = rest.find("?>")
+    {
+        rest = rest[end + 2..].trim_start();
+    }
     // Chrome and servers put comments before <html> now and then.
     while let Some(after) = rest.strip_prefix("<!--") {
         match after.find("-->") {

@@ -1,5 +1,7 @@
 //! The real adapter: one FlareSolverr over HTTP, with the per-feed session policy.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +22,25 @@ const MIN_MAX_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct FlareSolverr {
     http: reqwest::Client,
     settings: SolverSettings,
+    /// What this solver showed of sessions, shared by clones: once it refused
+    /// `sessions.create`, it is asked without sessions for the rest of the process.
+    sessions: Arc<Sessions>,
+}
+
+/// Whether a solver has sessions, as far as its answers showed.
+#[derive(Debug, Default)]
+struct Sessions {
+    refused: AtomicBool,
+    /// Held while the first `sessions.create` is out, so that refreshes that start together ask
+    /// once, not once each.
+    first: tokio::sync::Mutex<bool>,
+}
+
+/// What `sessions.create` came to.
+enum Created {
+    Session,
+    /// The solver has no sessions: ask without.
+    Unsupported,
 }
 
 impl FlareSolverr {
@@ -32,9 +53,21 @@ impl FlareSolverr {
     pub fn new(settings: SolverSettings) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
+            // Below uvicorn's 5 s keep-alive (FlareBypasser, Byparr): a pooled connection the
+            // solver is closing is never reused for a request that cannot be retried.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .expect("a plain rustls client always builds");
-        Self { http, settings }
+        Self {
+            http,
+            settings,
+            sessions: Arc::default(),
+        }
+    }
+
+    /// Whether this solver refused `sessions.create`, so is asked without sessions.
+    pub fn sessionless(&self) -> bool {
+        self.sessions.refused.load(Ordering::Relaxed)
     }
 
     /// `request.get` for `url`, in `session` if given.
@@ -49,8 +82,8 @@ impl FlareSolverr {
         let proxy = request.proxy.map(|p| Proxy::from_url(p.expose()));
         let command = Command::get(url, max_timeout, session, self.settings.session_ttl_minutes, proxy);
         let reply = self.send(&command, http_timeout).await?;
-        let mut solution = reply.solution.ok_or_else(|| SolverError::Malformed {
-            detail: "\"ok\" reply without a solution".into(),
+        let mut solution = reply.solution.ok_or_else(|| SolverError::Unrecognised {
+            detail: "an \"ok\" reply without a solution".into(),
         })?;
         solution.solver = Some(redact_url(&self.settings.url));
         if let Some(status) = solution.status.filter(|s| *s >= 400) {
@@ -60,8 +93,8 @@ impl FlareSolverr {
             });
         }
         if solution.response.is_none() {
-            return Err(SolverError::Malformed {
-                detail: "the solution has no response (was returnOnlyCookies set?)".into(),
+            return Err(SolverError::Unrecognised {
+                detail: "the solution has no response; was returnOnlyCookies set?".into(),
             });
         }
         Ok(solution)
@@ -69,15 +102,37 @@ impl FlareSolverr {
 
     /// `sessions.create` with a fixed id; an existing session is fine.
     pub async fn sessions_create(&self, id: &str, deadline: Option<Instant>) -> Result<(), SolverError> {
-        self.create_session(id, &SolveRequest::new("", "", deadline)).await
+        self.create_session(id, &SolveRequest::new("", "", deadline))
+            .await
+            .map(drop)
     }
 
     /// `sessions.create` for `request`'s feed: a session keeps the proxy it is created with.
-    async fn create_session(&self, id: &str, request: &SolveRequest<'_>) -> Result<(), SolverError> {
+    ///
+    /// A solver without sessions says so in its own way, and each way is read as "no sessions":
+    /// FlareBypasser's FastAPI answers 422 `{"detail": …}` (no `url`), or an error naming an
+    /// unknown command when there is one; Byparr ignores `cmd` and answers a GET, a solution or a
+    /// `detail`; a proxy or another server may answer 404 or 405. FlareSolverr itself answers
+    /// `{"status": "ok", "message": "Session created successfully."}` and never any of those.
+    /// The first refusal marks the solver sessionless for the process, said once in the log.
+    async fn create_session(&self, id: &str, request: &SolveRequest<'_>) -> Result<Created, SolverError> {
         let deadline = request.deadline;
         let proxy = request.proxy.map(|p| Proxy::from_url(p.expose()));
         let command = Command::session("sessions.create", id, proxy);
-        self.send(&command, self.short_timeout(deadline)?).await.map(drop)
+        let timeout = self.short_timeout(deadline)?;
+        let (status, _, body) = self.exchange(&command, timeout).await?;
+        let refused = matches!(status.as_u16(), 404 | 405)
+            || serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|reply| refuses_sessions(&reply));
+        if refused {
+            if !self.sessions.refused.swap(true, Ordering::Relaxed) {
+                warn!(
+                    solver = %redact_url(&self.settings.url), status = status.as_u16(),
+                    "this solver has no sessions (it refused sessions.create); asking it without sessions from now on"
+                );
+            }
+            return Ok(Created::Unsupported);
+        }
+        self.reply(status, None, &body).map(|_| Created::Session)
     }
 
     /// `sessions.destroy`: stops that session's Chrome.
@@ -118,6 +173,16 @@ impl FlareSolverr {
     }
 
     async fn send(&self, command: &Command<'_>, timeout: Duration) -> Result<Reply, SolverError> {
+        let (status, retry_after, body) = self.exchange(command, timeout).await?;
+        self.reply(status, retry_after, &body)
+    }
+
+    /// One command and its answer's status, `Retry-After` (seconds) and body.
+    async fn exchange(
+        &self,
+        command: &Command<'_>,
+        timeout: Duration,
+    ) -> Result<(reqwest::StatusCode, Option<u64>, Vec<u8>), SolverError> {
         let url = &self.settings.url;
         let started = Instant::now();
         let timed_out = || SolverError::Timeout {
@@ -162,14 +227,20 @@ impl FlareSolverr {
             ms = started.elapsed().as_millis() as u64,
             "solver replied"
         );
+        Ok((status, retry_after, body))
+    }
+
+    /// What an answer says: a 429 is the solver busy; a 5xx that is not JSON, a proxy's page.
+    fn reply(&self, status: reqwest::StatusCode, retry_after: Option<u64>, body: &[u8]) -> Result<Reply, SolverError> {
+        let url = &self.settings.url;
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(SolverError::RateLimited {
                 url: redact_url(url),
                 retry_after_s: retry_after,
             });
         }
-        match parse_reply(status, &body) {
-            Err(SolverError::Malformed { detail }) if status.is_server_error() && !is_json(&body) => {
+        match parse_reply(status, body) {
+            Err(SolverError::Malformed { detail }) if status.is_server_error() && !is_json(body) => {
                 Err(SolverError::Unavailable {
                     url: redact_url(url),
                     status: status.as_u16(),
@@ -179,6 +250,19 @@ impl FlareSolverr {
             other => other,
         }
     }
+}
+
+/// Whether a JSON answer to `sessions.create` says the solver has no sessions (see
+/// [`FlareSolverr::create_session`]).
+fn refuses_sessions(reply: &serde_json::Value) -> bool {
+    if reply.get("detail").is_some() || reply.get("solution").is_some() {
+        return true;
+    }
+    let message = reply["message"].as_str().unwrap_or_default().to_lowercase();
+    reply["status"] == "error"
+        && (message.contains("unknown command")
+            || message.contains("not supported")
+            || (message.contains("'cmd'") && message.contains("invalid")))
 }
 
 /// Whether `body` is JSON at all: a solver's own error is, a proxy's 502 page is not.
@@ -209,16 +293,19 @@ fn transport_error(url: &str, error: reqwest::Error, timed_out: &dyn Fn() -> Sol
 impl Solver for FlareSolverr {
     async fn solve(&self, request: &SolveRequest<'_>) -> Result<Solution, SolverError> {
         let (feed, deadline) = (request.feed, request.deadline);
-        if self.settings.session == SessionPolicy::None {
+        if self.settings.session == SessionPolicy::None || self.sessionless() {
             return self.request_get(request, None).await;
         }
         let session = format!("{}-{feed}", self.settings.session_prefix);
         let in_session = || async {
-            self.create_session(&session, request).await?;
-            self.request_get(request, Some(&session)).await
+            match self.create_session_once(&session, request).await? {
+                Created::Session => self.request_get(request, Some(&session)).await,
+                Created::Unsupported => self.request_get(request, None).await,
+            }
         };
         let first = match in_session().await {
-            Err(e) if e.may_be_session_failure() => e,
+            // A solver found to have no sessions just answered without one: nothing to retry.
+            Err(e) if e.may_be_session_failure() && !self.sessionless() => e,
             other => return other,
         };
         warn!(feed, session, error = %first, "session failed; recreating it and retrying once");
@@ -241,6 +328,23 @@ impl Solver for FlareSolverr {
 }
 
 impl FlareSolverr {
+    /// [`FlareSolverr::create_session`], one at a time until the solver has answered one: so
+    /// refreshes that start together ask a solver without sessions once, not once each. Only
+    /// the `sessions.create` is held, never the page.
+    async fn create_session_once(&self, id: &str, request: &SolveRequest<'_>) -> Result<Created, SolverError> {
+        let mut answered = self.sessions.first.lock().await;
+        if self.sessionless() {
+            return Ok(Created::Unsupported);
+        }
+        if *answered {
+            drop(answered);
+            return self.create_session(id, request).await;
+        }
+        let created = self.create_session(id, request).await;
+        *answered = created.is_ok();
+        created
+    }
+
     async fn destroy_quietly(&self, session: &str, deadline: Option<Instant>) {
         if let Err(e) = self.sessions_destroy(session, deadline).await {
             debug!(session, error = %e, "destroying the session failed (it may already be gone)");

@@ -109,13 +109,19 @@ pub enum SolverError {
     #[error("FlareSolverr reported an error: {message}")]
     Failed { message: String },
     #[error(
-        "FlareSolverr rejected the request as malformed: {message}; this flarefeed and this FlareSolverr disagree on the API"
+        "the solver refused the request as invalid: {message}; this flarefeed and the solver disagree on the API (is [solver] url a FlareSolverr-compatible /v1?)"
     )]
     Rejected { message: String },
     #[error("the site answered HTTP {status} for {url} (as FlareSolverr reports it); check the feed url")]
     Upstream { status: u16, url: String },
     #[error("FlareSolverr's reply is malformed: {detail}; is [solver] url really FlareSolverr's /v1 endpoint?")]
     Malformed { detail: String },
+    /// JSON, but in no shape a FlareSolverr-compatible solver answers: the url is right, the
+    /// API is not one flarefeed knows.
+    #[error(
+        "the solver answered JSON that flarefeed does not understand ({detail}); it is not FlareSolverr's /v1 API or a compatible one (FlareBypasser, Byparr, flaresolverr-go)"
+    )]
+    Unrecognised { detail: String },
     #[error(
         "FlareSolverr at {url} is unavailable: HTTP {status}, and not FlareSolverr's JSON ({detail}); a proxy or load balancer in front of it answered: check that the solver runs"
     )]

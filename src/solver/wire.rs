@@ -1,5 +1,10 @@
-//! FlareSolverr's `/v1` on the wire: the commands, both builds' reply shapes, and what an error
+//! FlareSolverr's `/v1` on the wire: the commands, the reply shapes of FlareSolverr's builds and
+//! of the solvers that copy its API (FlareBypasser, Byparr, flaresolverr-go), and what an error
 //! message means for the operator.
+//!
+//! Failure is decided from the JSON, never from the HTTP status alone: FlareSolverr answers its
+//! errors with 500, FlareBypasser and flaresolverr-go with 200, Byparr and FastAPI's validation
+//! with 408, 422 or 502 and `{"detail": …}`. Only a body that is not JSON is "malformed".
 
 use std::time::Duration;
 
@@ -75,7 +80,8 @@ impl<'a> Command<'a> {
         Self {
             cmd: "request.get",
             url: Some(url),
-            max_timeout: Some(max_timeout.as_millis() as u64),
+            // Milliseconds, never below 1000: Byparr reads a smaller number as seconds.
+            max_timeout: Some((max_timeout.as_millis() as u64).max(1000)),
             session,
             session_ttl_minutes: session.map(|_| ttl_minutes),
             // A session keeps the proxy it was created with, and FlareSolverr ignores one sent
@@ -97,14 +103,16 @@ impl<'a> Command<'a> {
     }
 }
 
-/// A reply of either build; every field may be missing.
+/// A reply of any of the solvers; every field may be missing.
 #[derive(Debug)]
 pub(super) struct Reply {
     pub(super) status: Option<String>,
     pub(super) message: Option<String>,
     pub(super) solution: Option<Solution>,
-    /// The shape a malformed request gets instead of `status`/`message`.
+    /// The shape a malformed request gets instead of `status`/`message` (FlareSolverr).
     error: Option<serde_json::Value>,
+    /// FastAPI's error shape (FlareBypasser's validation, Byparr's every error).
+    pub(super) detail: Option<serde_json::Value>,
 }
 
 /// [`Reply`] as read, with `solution.response` still the JSON text inside the body: the page
@@ -112,19 +120,45 @@ pub(super) struct Reply {
 /// memory at the body plus the page (serde_json would add a scratch copy).
 #[derive(Deserialize)]
 struct RawReply<'a> {
+    #[serde(default, deserialize_with = "any_text")]
     status: Option<String>,
+    #[serde(default, deserialize_with = "any_text")]
     message: Option<String>,
     #[serde(borrow)]
     solution: Option<RawSolution<'a>>,
     error: Option<serde_json::Value>,
+    detail: Option<serde_json::Value>,
 }
 
+/// `solution`: only `url`, `status` and `response` are read; headers, cookies and timestamps
+/// differ between solvers (and are absent in some), and nothing needs them.
 #[derive(Deserialize)]
 struct RawSolution<'a> {
+    #[serde(default, deserialize_with = "any_text")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "http_status")]
     status: Option<u16>,
     #[serde(borrow)]
     response: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A string field, or `None` for any other JSON value: a solver's odd type for a field that only
+/// informs must not make its whole reply unreadable.
+fn any_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => Some(text),
+        _ => None,
+    })
+}
+
+/// `solution.status`: a number (FlareSolverr, Byparr, flaresolverr-go), a string (FlareBypasser
+/// says `"ok"`), or absent. Only a number, or a string of one, is a status.
+fn http_status<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 impl RawReply<'_> {
@@ -147,6 +181,7 @@ impl RawReply<'_> {
             message: self.message,
             solution,
             error: self.error,
+            detail: self.detail,
         })
     }
 }
@@ -229,6 +264,8 @@ fn json_string(literal: &str) -> Result<String, serde_json::Error> {
     Ok(out)
 }
 
+/// Parses a reply; `Ok` only for `status: "ok"`. The body must be JSON: a body that is not is
+/// the one "malformed" case, and then the url may well be wrong.
 pub(super) fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Reply, SolverError> {
     let reply: Reply = serde_json::from_slice::<RawReply<'_>>(body)
         .and_then(RawReply::decode)
@@ -238,19 +275,59 @@ pub(super) fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Re
                 detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
             }
         })?;
-    if let Some(error) = reply.error {
+    if let Some(error) = &reply.error {
         // The solver's text, whatever it holds, becomes one escaped line: a newline in it must
         // never start a line of its own on stdout (an EMF metric line, a CLI line).
         let message = one_line(&error.as_str().map_or_else(|| error.to_string(), str::to_string));
         return Err(SolverError::Rejected { message });
     }
+    if let Some(detail) = &reply.detail {
+        let message = detail_text(detail);
+        // FastAPI's 422 is a request it could not validate; anything else is the solver's own
+        // error (Byparr's 408 timeout, its 502 for a site it could not reach).
+        return Err(if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+            SolverError::Rejected { message }
+        } else {
+            classify(&message)
+        });
+    }
     match reply.status.as_deref() {
         Some("ok") if status.is_success() => Ok(reply),
         Some("error") | Some("ok") => Err(classify(reply.message.as_deref().unwrap_or("(no message)"))),
-        other => Err(SolverError::Malformed {
-            detail: format!("HTTP {status} with status {other:?}"),
+        other => Err(SolverError::Unrecognised {
+            detail: format!(
+                "HTTP {status}, status {other:?}: {:?}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ),
         }),
     }
+}
+
+/// FastAPI's `detail`: a string, or a list of `{"loc": [...], "msg": ...}`, as one line
+/// (`body.url: Field required`).
+fn detail_text(detail: &serde_json::Value) -> String {
+    let text = match detail {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let at = item["loc"]
+                    .as_array()
+                    .map(|loc| {
+                        loc.iter()
+                            .map(|part| part.as_str().map_or_else(|| part.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    })
+                    .unwrap_or_default();
+                let msg = item["msg"].as_str().map_or_else(|| item.to_string(), str::to_string);
+                if at.is_empty() { msg } else { format!("{at}: {msg}") }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    };
+    one_line(&text)
 }
 
 /// Sorts an error message into what the operator should do about it.
@@ -270,7 +347,9 @@ fn classify(message: &str) -> SolverError {
         "浏览器未开启或已关闭",
         "disconnected",
     ];
-    if lower.contains("timeout after") {
+    // FlareSolverr: "Timeout after 60.0 seconds"; FlareBypasser: "Processing timeout
+    // (max_timeout=60.0)"; Byparr: "Timed out while loading the page or solving the challenge".
+    if lower.contains("timeout after") || lower.contains("processing timeout") || lower.contains("timed out while") {
         SolverError::ChallengeTimeout { message }
     } else if lower.contains("cloudflare has blocked this request") {
         SolverError::Blocked { message }

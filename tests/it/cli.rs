@@ -605,3 +605,73 @@ async fn a_claim_whose_process_is_gone_is_taken_over_at_once() {
     assert!(next.status.success() && stdout.contains("updated"), "{stdout}");
     assert!(record(dir.path()).get("in_flight").is_none());
 }
+
+/// Issue 18: three ordinary feeds through a FlareBypasser, replayed from a real run, with the
+/// default configuration (`session = "reuse"`): all three publish, after one `sessions.create`
+/// in all. Its 404 and 503 pages come back "ok" with HTML and are refused at the guard, its
+/// timeout is a challenge timeout, and the last good copy stays.
+#[tokio::test]
+async fn a_flarebypasser_publishes_ordinary_feeds_with_the_default_configuration() {
+    use crate::helpers::fake_solver::FakeSolver;
+    use crate::helpers::fixtures::recorded_http;
+    let fake = FakeSolver::start().await;
+    fake.on_command(
+        "sessions.create",
+        recorded_http("flarebypasser-0.1.52/sessions.create.json"),
+    );
+    let site = "http://127.0.0.1:18700";
+    let feeds = [
+        ("rss", "rss.xml", "rss.json"),
+        ("atom", "atom.xml", "atom.json"),
+        ("appxml", "rss-appxml.xml", "rss-appxml.json"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flarefeed.toml");
+    let mut toml = format!("[solver]\nurl = \"{}\"\n[store]\ndir = \"out\"\n", fake.url);
+    for (name, path, recording) in feeds {
+        toml.push_str(&format!("[[feeds]]\nname = \"{name}\"\nurl = \"{site}/{path}\"\n"));
+        fake.page(
+            &format!("{site}/{path}"),
+            recorded_http(&format!("flarebypasser-0.1.52/{recording}")),
+        );
+    }
+    std::fs::write(&config, toml).unwrap();
+    let out = refresh_in(dir.path(), &config).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for (name, _, _) in feeds {
+        assert!(stdout.contains(&format!("{name}  updated")), "{stdout}");
+    }
+    let commands = fake.commands();
+    assert_eq!(
+        commands.iter().filter(|c| c.starts_with("sessions.")).count(),
+        1,
+        "{commands:?}"
+    );
+    let published = std::fs::read(dir.path().join("out/rss.xml")).unwrap();
+
+    for (recording, says) in [
+        ("404.json", "titled \"404 Not Found\""),
+        ("503.json", "titled \"503 Service Unavailable\""),
+        ("slow5_2000.json", "could not solve the challenge in time"),
+    ] {
+        fake.page(
+            &format!("{site}/rss.xml"),
+            recorded_http(&format!("flarebypasser-0.1.52/{recording}")),
+        );
+        let out = flarefeed_async(dir.path())
+            .args(["refresh", "rss", "--config"])
+            .arg(&config)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{recording}: {stdout}");
+        assert!(stdout.contains(says), "{recording}: {stdout}");
+        assert_eq!(
+            std::fs::read(dir.path().join("out/rss.xml")).unwrap(),
+            published,
+            "{recording}"
+        );
+    }
+}

@@ -139,7 +139,7 @@ async fn each_error_shape_gets_its_own_error() {
         ),
         (
             recorded("upstream-3.5.0/rss_returnOnlyCookies_nosession.json", 200),
-            "Malformed",
+            "Unrecognised",
             "",
         ),
         (
@@ -536,4 +536,177 @@ async fn the_pool_fails_over_on_every_kind_of_broken_solver() {
         .await
         .unwrap_err();
     assert!(matches!(error, SolverError::Blocked { .. }), "{error:?}");
+}
+
+/// Issue 18: every reply of the four solvers reads as what it is. Success publishes; the
+/// solver's own errors carry their text; only a body that is not JSON is "malformed".
+#[tokio::test]
+async fn every_solvers_replies_read_as_what_they_are() {
+    use crate::helpers::fixtures::recorded_http;
+    let fake = FakeSolver::start().await;
+    let solver = client(&fake.url, SessionPolicy::None);
+    for (path, expect) in [
+        ("flarebypasser-0.1.52/rss.json", "ok"),
+        ("flarebypasser-0.1.52/atom.json", "ok"),
+        ("flarebypasser-0.1.52/rss-appxml.json", "ok"),
+        ("flarebypasser-0.1.52/404.json", "ok"),
+        ("flarebypasser-0.1.52/slow5_2000.json", "ChallengeTimeout"),
+        ("flarebypasser-0.1.52/cf-challenge.json", "ChallengeTimeout"),
+        ("flarebypasser-0.1.52/bogus.json", "Rejected"),
+        ("flarebypasser-0.1.52/malformed.json", "Rejected"),
+        ("flarebypasser-0.1.52/request.post_postData.json", "Failed"),
+        ("byparr-fake/rss.json", "ok"),
+        ("byparr-fake/timeout.json", "ChallengeTimeout"),
+        ("byparr-fake/unreachable.json", "Failed"),
+        ("byparr-fake/bad_url.json", "Rejected"),
+        ("flaresolverr-go-fake/rss.json", "ok"),
+        ("flaresolverr-go-fake/http404.json", "Upstream"),
+        ("flaresolverr-go-fake/timeout.json", "ChallengeTimeout"),
+        ("flaresolverr-go-fake/ratelimit.json", "RateLimited"),
+    ] {
+        fake.then(recorded_http(path));
+        let solved = solver
+            .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
+            .await;
+        match (solved, expect) {
+            (Ok(solution), "ok") => assert!(solution.response.is_some(), "{path}"),
+            (Err(error), _) => {
+                let debug = format!("{error:?}");
+                assert!(debug.starts_with(&format!("{expect} ")), "{path}: {debug}");
+                let text = error.to_string();
+                assert!(!text.contains('\n'), "{path}: {text:?}");
+                assert!(!text.contains("malformed"), "{path}: JSON is never malformed: {text}");
+            }
+            (Ok(_), _) => panic!("{path} should fail as {expect}"),
+        }
+    }
+    let limited = solve_err(&fake, recorded_http("flaresolverr-go-fake/ratelimit.json")).await;
+    assert!(
+        limited.to_string().contains("retry after 60 s"),
+        "the wait is named: {limited}"
+    );
+    let detail = solve_err(&fake, recorded_http("flarebypasser-0.1.52/bogus.json")).await;
+    assert!(detail.to_string().contains("body.url: Field required"), "{detail}");
+    let unknown = solve_err(&fake, Action::Reply(200, r#"{"result": "fine"}"#.into())).await;
+    assert!(
+        matches!(unknown, SolverError::Unrecognised { .. }) && !unknown.to_string().contains("[solver] url"),
+        "JSON of an unknown shape does not blame the url: {unknown}"
+    );
+}
+
+/// Issue 18: with the default `session = "reuse"`, a solver that refuses `sessions.create`
+/// (FlareBypasser's 422, an unknown command, Byparr's GET of nothing, a 404 or 405) is asked
+/// without sessions from then on, after one `sessions.create` in all; a solver with sessions
+/// (flaresolverr-go) keeps them.
+#[tokio::test]
+async fn a_solver_without_sessions_is_found_out_once() {
+    use crate::helpers::fixtures::recorded_http;
+    for (case, refusal) in [
+        (
+            "FlareBypasser 422",
+            recorded_http("flarebypasser-0.1.52/sessions.create.json"),
+        ),
+        (
+            "FlareBypasser unknown command",
+            recorded_http("flarebypasser-0.1.52/sessions.create_with_url.json"),
+        ),
+        ("Byparr", recorded_http("byparr-fake/sessions.create.json")),
+        ("Byparr answering a GET", recorded_http("byparr-fake/rss.json")),
+        ("404", Action::Reply(404, r#"{"detail": "Not Found"}"#.into())),
+        ("405", Action::Reply(405, "Method Not Allowed".into())),
+    ] {
+        let fake = FakeSolver::start().await;
+        fake.on_command("sessions.create", refusal);
+        fake.page(FEED_URL, recorded_http("flarebypasser-0.1.52/rss.json"));
+        let solver = client(&fake.url, SessionPolicy::Reuse);
+        for feed in ["a", "b", "c"] {
+            let solved = solver
+                .solve(&flarefeed::solver::SolveRequest::new(feed, FEED_URL, None))
+                .await;
+            assert!(solved.is_ok(), "{case}: {solved:?}");
+        }
+        assert!(solver.sessionless(), "{case}");
+        let commands = fake.commands();
+        let sessions = commands.iter().filter(|c| c.starts_with("sessions.")).count();
+        assert_eq!(sessions, 1, "{case}: {commands:?}");
+        assert_eq!(
+            commands.iter().filter(|c| *c == "request.get").count(),
+            3,
+            "{case}: {commands:?}"
+        );
+    }
+
+    let go = FakeSolver::start().await;
+    go.on_command(
+        "sessions.create",
+        recorded_http("flaresolverr-go-fake/sessions.create.json"),
+    );
+    go.page(FEED_URL, recorded_http("flaresolverr-go-fake/rss.json"));
+    let solver = client(&go.url, SessionPolicy::Reuse);
+    solver
+        .solve(&flarefeed::solver::SolveRequest::new("a", FEED_URL, None))
+        .await
+        .unwrap();
+    assert!(!solver.sessionless());
+    assert_eq!(
+        go.commands(),
+        ["sessions.create@flarefeed-a", "request.get@flarefeed-a"]
+    );
+}
+
+/// Issue 18's pool: a 429 solver, a proxy answering 502 HTML, a solver that takes the
+/// connection and never answers, and a healthy one. Every feed is solved, by the healthy one,
+/// and none waits longer than maxTimeout and the margin for any broken solver before it.
+#[tokio::test]
+async fn a_pool_with_every_kind_of_broken_solver_still_serves_every_feed() {
+    use crate::helpers::fixtures::recorded_http;
+    use flarefeed::solver::SolverPool;
+    let limited = FakeSolver::start().await;
+    limited.on_command("request.get", recorded_http("flaresolverr-go-fake/ratelimit.json"));
+    limited.on_command("sessions.create", recorded_http("flaresolverr-go-fake/ratelimit.json"));
+    let proxy = FakeSolver::start().await;
+    let bad_gateway = Action::Raw(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 24\r\nConnection: close\r\n\r\n<h1>502 Bad Gateway</h1>".to_vec(),
+    );
+    proxy.on_command("request.get", bad_gateway.clone());
+    proxy.on_command("sessions.create", bad_gateway);
+    let hung = FakeSolver::start().await;
+    hung.on_command("request.get", Action::Hang);
+    hung.on_command("sessions.create", Action::Hang);
+    let healthy = FakeSolver::start().await;
+    healthy.page(FEED_URL, recorded_http("flarebypasser-0.1.52/rss.json"));
+    healthy.on_command(
+        "sessions.create",
+        recorded_http("flarebypasser-0.1.52/sessions.create.json"),
+    );
+    let urls = vec![
+        limited.url.clone(),
+        proxy.url.clone(),
+        hung.url.clone(),
+        healthy.url.clone(),
+    ];
+    let margin = Duration::from_secs(1);
+    let max_timeout = Duration::from_secs(1);
+    let settings = SolverSettings {
+        url: urls[0].clone(),
+        urls: urls.clone(),
+        session: SessionPolicy::Reuse,
+        max_timeout,
+        startup_margin: margin,
+        connect_timeout: Duration::from_secs(1),
+        ..SolverSettings::default()
+    };
+    let pool = SolverPool::new(&settings);
+    for i in 0..12 {
+        let feed = format!("feed-{i}");
+        let before_healthy = pool.order(&feed).iter().take_while(|url| **url != healthy.url).count() as u32;
+        let started = Instant::now();
+        let solution = pool
+            .solve(&flarefeed::solver::SolveRequest::new(&feed, FEED_URL, None))
+            .await
+            .unwrap_or_else(|e| panic!("{feed}: {e}"));
+        assert_eq!(solution.solver.as_deref(), Some(healthy.url.as_str()), "{feed}");
+        let most = (max_timeout + margin) * before_healthy.max(1) + Duration::from_secs(2);
+        assert!(started.elapsed() < most, "{feed} waited {:?}", started.elapsed());
+    }
 }
