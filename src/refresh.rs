@@ -855,7 +855,12 @@ impl Refresher {
             Ok(Err(e)) => return Attempt::failed(found, Stage::Solver, e),
             Err(by) => return Attempt::failed(found, Stage::Solver, RefreshError::Interrupted { by: by.into() }),
         };
-        let final_url = solution.url.as_deref().filter(|url| *url != feed.url).map(redact_url);
+        // An empty url (Chrome downloaded the page instead of showing it) is no redirect.
+        let final_url = solution
+            .url
+            .as_deref()
+            .filter(|url| !url.is_empty() && *url != feed.url)
+            .map(redact_url);
         if let Some(url) = &final_url {
             info!(feed = %feed.name, final_url = %url.escape_debug(), "the feed's url redirected");
         }

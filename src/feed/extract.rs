@@ -60,10 +60,53 @@ pub fn extract(response: &str) -> Result<Extracted<'_>, FeedError> {
     match pre_content(doc) {
         Some(Pre::Json) => Err(FeedError::Json),
         Some(Pre::Text(escaped)) => Ok(Extracted {
-            text: html_escape::decode_html_entities(escaped),
+            text: undo_windows_1252(html_escape::decode_html_entities(escaped)),
             wrapper: Wrapper::Pre,
         }),
         None => Ok(raw()),
+    }
+}
+
+/// Chrome's plain-text view decodes a body whose `Content-Type` names no charset as
+/// Windows-1252, whatever its XML declaration says: a UTF-8 feed served as `application/rss+xml`
+/// without `; charset=utf-8` comes back as mojibake ("新闻" as "æ–°é—»"), well-formed and wrong.
+/// Seen with a live FlareBypasser and Chromium 156 (`flarebypasser-0.1.52/rss-no-charset.json`).
+///
+/// So a document that declares UTF-8 (or declares nothing, which means UTF-8) and is not ASCII is
+/// encoded back to Windows-1252; if that succeeds for every character and the bytes are valid
+/// UTF-8, they are what the site sent. Text Chrome decoded right does not pass: CJK text has no
+/// Windows-1252 form, and a lone "é" is not valid UTF-8 as one byte.
+fn undo_windows_1252(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.is_ascii() || !declares_utf8(&text) {
+        return text;
+    }
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
+    if unmappable {
+        return text;
+    }
+    match String::from_utf8(bytes.into_owned()) {
+        Ok(repaired) if repaired != *text => Cow::Owned(repaired),
+        _ => text,
+    }
+}
+
+/// Whether the XML declaration names UTF-8, or there is none (XML's default).
+fn declares_utf8(text: &str) -> bool {
+    let text = document(text);
+    let Some(declaration) = text.strip_prefix("<?xml").and_then(|rest| rest.split("?>").next()) else {
+        return true;
+    };
+    match declaration.find("encoding") {
+        None => true,
+        Some(at) => {
+            let value = declaration[at + "encoding".len()..]
+                .trim_start()
+                .trim_start_matches('=')
+                .trim_start()
+                .trim_start_matches(['"', '\''])
+                .to_ascii_lowercase();
+            value.starts_with("utf-8") || value.starts_with("utf8")
+        }
     }
 }
 
@@ -178,5 +221,31 @@ mod tests {
     fn html_page_with_markup_in_pre_is_not_a_wrapper() {
         let page = "<html><head></head><body><pre><b>x</b></pre></body></html>";
         assert_eq!(extract(page).unwrap().wrapper, Wrapper::Raw);
+    }
+
+    /// A UTF-8 feed Chrome showed as Windows-1252 (no charset in its Content-Type) is repaired;
+    /// text Chrome decoded right, and a feed that declares another encoding, are left alone.
+    #[test]
+    fn chrome_s_windows_1252_view_of_utf8_is_undone() {
+        let original =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss><title>新闻 — Café “q” € 😀 你 \u{81}</title></rss>";
+        let (bytes, _, _) = encoding_rs::UTF_8.encode(original);
+        let (shown, _, _) = encoding_rs::WINDOWS_1252.decode(&bytes);
+        assert_ne!(shown, original);
+        let escaped = html_escape::encode_text(&shown).replace('\u{a0}', "&nbsp;");
+        let page = format!("<html><head></head><body><pre style=\"x\">{escaped}</pre></body></html>");
+        assert_eq!(extract(&page).unwrap().text, original);
+
+        for untouched in [
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss><title>新闻 Café</title></rss>",
+            "<rss><title>Café</title></rss>",
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><rss><title>CafÃ©</title></rss>",
+        ] {
+            let page = format!(
+                "<html><head></head><body><pre>{}</pre></body></html>",
+                html_escape::encode_text(untouched)
+            );
+            assert_eq!(extract(&page).unwrap().text, untouched);
+        }
     }
 }

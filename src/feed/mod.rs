@@ -25,7 +25,9 @@ pub enum FeedError {
         "the reply is {size} bytes, over the {limit}-byte cap: refusing it to protect memory; if the feed really is this large, raise the cap"
     )]
     TooLarge { size: usize, limit: usize },
-    #[error("the solver returned an empty page, not the feed: the site sent nothing, or Chrome loaded nothing")]
+    #[error(
+        "the solver returned an empty page, not the feed: the site sent nothing, or Chrome loaded nothing (Chrome downloads rather than shows some feed types, such as application/x-rss+xml; fetch = \"auto\" fetches those directly)"
+    )]
     Empty,
     #[error(
         "the solver returned JSON, not a feed: the feed url points at a JSON endpoint; use the site's RSS or Atom url"
@@ -50,7 +52,7 @@ pub enum FeedError {
     )]
     ChromeError { code: String },
     #[error(
-        "the solver returned Chrome's New Tab page, not the feed: Chrome did not load the url at all (unsupported scheme or a port Chrome refuses); check the feed url"
+        "the solver returned Chrome's New Tab page, not the feed: Chrome did not show the url (an unsupported scheme, a port Chrome refuses, or a feed type Chrome downloads rather than shows, such as application/x-rss+xml: fetch = \"auto\" fetches those directly); check the feed url"
     )]
     ChromeNewTab,
     #[error("the solver returned an HTML page{}, not a feed: check that the feed url is the feed itself and not the site's page or an error page", title.as_ref().map(|t| format!(" titled {t:?}")).unwrap_or_default())]

@@ -624,6 +624,8 @@ async fn a_flarebypasser_publishes_ordinary_feeds_with_the_default_configuration
         ("rss", "rss.xml", "rss.json"),
         ("atom", "atom.xml", "atom.json"),
         ("appxml", "rss-appxml.xml", "rss-appxml.json"),
+        // Served as application/rss+xml without a charset: Chrome showed it as Windows-1252.
+        ("zh", "zh.rssxml", "rss-no-charset.json"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("flarefeed.toml");
@@ -648,12 +650,18 @@ async fn a_flarebypasser_publishes_ordinary_feeds_with_the_default_configuration
         1,
         "{commands:?}"
     );
+    let zh = std::fs::read_to_string(dir.path().join("out/zh.xml")).unwrap();
+    assert!(
+        zh.contains("新闻 — Café “quotes” €") && zh.contains("你好 &amp; ü"),
+        "no mojibake:\n{zh}"
+    );
     let published = std::fs::read(dir.path().join("out/rss.xml")).unwrap();
 
     for (recording, says) in [
         ("404.json", "titled \"404 Not Found\""),
         ("503.json", "titled \"503 Service Unavailable\""),
         ("slow5_2000.json", "could not solve the challenge in time"),
+        ("download-x-rss.json", "Chrome downloads rather than shows"),
     ] {
         fake.page(
             &format!("{site}/rss.xml"),
