@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod redact;
 pub mod refresh;
+pub mod site;
 pub mod solver;
 pub mod status;
 pub mod store;

@@ -30,7 +30,9 @@ use crate::outcome::Recorded;
 pub use crate::outcome::{Outcome, RefreshError, Report, Stage};
 use crate::redact::redact_url;
 use crate::solver::{Body, MIN_REQUEST_TIME, STARTUP_MARGIN, SolveRequest, Solver, SolverError};
-use crate::status::{self, Backoff, Gate, InFlight, Interrupted, RecordedValidators, StatusRecord, Trigger};
+use crate::status::{
+    self, AttemptMark, Backoff, Gate, InFlight, Interrupted, RecordedValidators, StatusRecord, Trigger,
+};
 use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version, store_now};
 
 /// The status record may still be written this long after the refresh's deadline; the Lambda
@@ -356,6 +358,14 @@ impl Attempt {
                 record.consecutive_failures += 1;
             }
         }
+        let mark = match &self.result {
+            Ok(published) if published.outcome == Recorded::Updated => AttemptMark::Updated,
+            Ok(_) => AttemptMark::Unchanged,
+            Err(_) => AttemptMark::Failed,
+        };
+        if let Some(at) = claimed.last_attempt {
+            record.remember(at, mark, total_ms);
+        }
         record
     }
 
@@ -468,6 +478,10 @@ impl Refresher {
                         .write_outcome(feed, &record, &claim, deadline + STATUS_WRITE_GRACE)
                         .await
                         .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
+                    if written.is_ok() {
+                        self.update_site(feed, claim.before.as_ref(), &record, deadline + STATUS_WRITE_GRACE)
+                            .await;
+                    }
                     (attempt.outcome(written), Some(attempt), Some(record))
                 }
             }
@@ -514,6 +528,24 @@ impl Refresher {
             .map(drop)
     }
 
+    /// The status site, when the feed's summary changed ([`crate::site::update`]). A site that
+    /// cannot be written is logged, never the refresh's failure: the feed and its record stand.
+    async fn update_site(&self, feed: &FeedConfig, before: Option<&StatusRecord>, after: &StatusRecord, by: Instant) {
+        if !self.config.site.enabled {
+            return;
+        }
+        let now = store_now(self.store.as_ref());
+        let update = crate::site::update(self.store.as_ref(), &self.config, feed, before, after, now);
+        match tokio::time::timeout_at(by, update).await {
+            Ok(Ok(written)) if written.puts > 0 => {
+                info!(feed = %feed.name, stage = "site", gets = written.gets, puts = written.puts, "status site updated");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(feed = %feed.name, stage = "site", error = %e, "the status site could not be updated"),
+            Err(_) => warn!(feed = %feed.name, stage = "site", "the status site could not be updated in time"),
+        }
+    }
+
     /// Puts the record back as it was before the claim, noting the interruption: within
     /// [`PUT_BACK_TIME`], as a process told to stop has little left. If that fails, the claim
     /// stays until it ends, or until a refresh on this host sees its holder gone.
@@ -521,11 +553,13 @@ impl Refresher {
         let mut record = claim.before.clone().unwrap_or_else(|| StatusRecord::never(feed));
         record.in_flight = None;
         record.first_attempt = claim.record.first_attempt;
+        let at = store_now(self.store.as_ref());
         record.interrupted = Some(Interrupted {
-            at: store_now(self.store.as_ref()),
+            at,
             trigger,
             by: by.to_string(),
         });
+        record.remember(at, AttemptMark::Interrupted, 0);
         let write = status::write(
             self.store.as_ref(),
             feed,

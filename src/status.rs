@@ -102,6 +102,10 @@ pub struct StatusRecord {
         with = "time::serde::rfc3339::option"
     )]
     pub first_attempt: Option<OffsetDateTime>,
+    /// The last [`HISTORY`] attempts, oldest first: what the status site's bar shows. Entries
+    /// this build cannot read are dropped, never a reason to refuse the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "lenient_list")]
+    pub history: Vec<Attempted>,
     /// The last refresh that was stopped (Ctrl-C, SIGTERM) before it finished; it changed
     /// nothing else in the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,53 @@ pub struct StatusRecord {
     pub written: Option<OffsetDateTime>,
 }
 
+/// How many attempts a record keeps.
+pub const HISTORY: usize = 90;
+
+/// One attempt, compact: `[unix seconds, "u"|"n"|"f"|"i", milliseconds]` (updated, unchanged,
+/// failed, interrupted), about 20 bytes in the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempted(pub i64, pub AttemptMark, pub u64);
+
+/// An attempt's outcome in one letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptMark {
+    #[serde(rename = "u")]
+    Updated,
+    #[serde(rename = "n")]
+    Unchanged,
+    #[serde(rename = "f")]
+    Failed,
+    #[serde(rename = "i")]
+    Interrupted,
+    /// A mark of a newer build.
+    #[serde(other)]
+    Other,
+}
+
+impl AttemptMark {
+    pub fn letter(self) -> char {
+        match self {
+            AttemptMark::Updated => 'u',
+            AttemptMark::Unchanged => 'n',
+            AttemptMark::Failed => 'f',
+            AttemptMark::Interrupted => 'i',
+            AttemptMark::Other => '?',
+        }
+    }
+}
+
+impl StatusRecord {
+    /// Adds an attempt at `at` to the history, dropping the oldest beyond [`HISTORY`].
+    pub fn remember(&mut self, at: OffsetDateTime, mark: AttemptMark, ms: u64) {
+        self.history.push(Attempted(at.unix_timestamp(), mark, ms));
+        if self.history.len() > HISTORY {
+            let extra = self.history.len() - HISTORY;
+            self.history.drain(..extra);
+        }
+    }
+}
+
 /// A refresh stopped by a signal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interrupted {
@@ -123,6 +174,19 @@ pub struct Interrupted {
     pub trigger: Trigger,
     /// `SIGINT`, `SIGTERM`.
     pub by: String,
+}
+
+/// A list whose entries this build cannot read are left out.
+fn lenient_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let values = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?.unwrap_or_default();
+    Ok(values
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
 }
 
 /// An optional value that reads as absent when this build does not understand it: for fields
@@ -327,6 +391,7 @@ impl StatusRecord {
             validators: None,
             not_before: None,
             first_attempt: None,
+            history: Vec::new(),
             interrupted: None,
             extra: Default::default(),
             written: None,
@@ -503,7 +568,8 @@ pub async fn all(store: &dyn Store, config: &Config) -> Result<Vec<StatusRecord>
 pub async fn found(store: &dyn Store) -> Result<Vec<StatusRecord>, StoreError> {
     let mut records = Vec::new();
     for key in store.list("status/").await? {
-        if !key.ends_with(".json") {
+        // The status site's summary lives beside the records, and is not one.
+        if !key.ends_with(".json") || key == "status/index.json" {
             continue;
         }
         let Some(stored) = store.get(&key).await? else {
@@ -683,7 +749,8 @@ mod tests {
             "consecutive_failures": 2,
             "items": 3, "bytes": 10, "sha256": "ab", "solver_ms": null, "total_ms": null,
             "fetched_by": "carrier-pigeon",
-            "history": [{"at": "2026-12-01T08:15:02Z", "outcome": "updated"}],
+            "quarantine_log": [{"at": "2026-12-01T08:15:02Z", "outcome": "updated"}],
+            "history": [[1796292000, "u", 1200], {"at": 1}, [1796292900, "z", 3]],
             "in_flight": {
                 "trigger": "webhook",
                 "started": crate::outcome::rfc3339(now),
@@ -701,7 +768,18 @@ mod tests {
         assert_eq!(claim.trigger, Trigger::Other);
         assert!(record.busy(now, DEFAULT_LEASE).is_some(), "a live claim stays live");
         let written = serde_json::to_value(&record).unwrap();
-        assert_eq!(written["history"][0]["outcome"], "updated", "unknown fields are kept");
+        assert_eq!(
+            written["quarantine_log"][0]["outcome"], "updated",
+            "unknown fields are kept"
+        );
+        assert_eq!(
+            record.history,
+            [
+                Attempted(1796292000, AttemptMark::Updated, 1200),
+                Attempted(1796292900, AttemptMark::Other, 3)
+            ],
+            "history entries it cannot read are left out"
+        );
         assert_eq!(written["in_flight"]["lease_owner"], "x");
     }
 

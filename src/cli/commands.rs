@@ -107,6 +107,20 @@ pub(super) async fn refresh(
     })
 }
 
+/// `flarefeed site`: the whole status site, from every configured feed's record.
+pub(super) async fn site(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = deployment::load(config.as_deref()).await?.config;
+    let store = deployment::store(&config.store).await;
+    let records = status::all(store.as_ref(), &config).await?;
+    let now = crate::store::store_now(store.as_ref());
+    let index = crate::site::rebuild(store.as_ref(), &config, &records, now).await?;
+    for key in crate::config::SITE_KEYS.iter().chain([&crate::site::INDEX_JSON]) {
+        println!("{}", store.locate(key));
+    }
+    println!("{} feeds", index.feeds.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// sysexits.h's "temporary failure; the user is invited to retry".
 const EX_TEMPFAIL: u8 = 75;
 

@@ -78,6 +78,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the status site (index.html, feeds.opml, status/index.json, badges) from every
+    /// feed's record. Refreshes keep it up to date themselves; this writes it whole.
+    Site {
+        /// The configuration file (else FLAREFEED_CONFIG, FLAREFEED_CONFIG_FILE or FLAREFEED_CONFIG_URL).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs a parsed command line. `Ok(code)` for outcomes the command reports itself.
@@ -97,6 +104,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => block_on(commands::refresh(feeds, config, force, url, name, json)),
         Command::Status { config, json } => block_on(commands::status(config, json)),
+        Command::Site { config } => block_on(commands::site(config)),
         Command::Run { config, jobs } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

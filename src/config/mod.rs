@@ -250,6 +250,32 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     pub fleet: FleetConfig,
     pub fetch: FetchConfig,
+    pub site: SiteConfig,
+}
+
+/// The status site's pages, beside the feeds: no feed may take these keys.
+pub const SITE_KEYS: [&str; 2] = ["index.html", "feeds.opml"];
+
+/// `[site]`: the status site written beside the feeds ([`crate::site`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// Write `index.html`, `feeds.opml`, `status/index.json` and the badges (default true).
+    pub enabled: bool,
+    /// The page's title.
+    pub title: String,
+    /// Where readers find the feeds (`https://feeds.example.com/`): `feeds.opml` names each feed
+    /// by it. Without it the OPML's urls are relative to the OPML itself.
+    pub base_url: Option<String>,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            title: "flarefeed".into(),
+            base_url: None,
+        }
+    }
 }
 
 /// Every default and no feed.
@@ -261,6 +287,7 @@ impl Default for Config {
             feeds: Vec::new(),
             fleet: FleetConfig::default(),
             fetch: FetchConfig::default(),
+            site: SiteConfig::default(),
         }
     }
 }
@@ -438,6 +465,16 @@ struct RawConfig {
     fleet: RawFleet,
     #[serde(default)]
     fetch: RawFetch,
+    #[serde(default)]
+    site: RawSite,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    enabled: Option<bool>,
+    title: Option<String>,
+    base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -713,12 +750,32 @@ impl RawConfig {
         if let Some(url) = &fleet.queue_url {
             check_http_url(url, "fleet.queue_url")?;
         }
+        let defaults = SiteConfig::default();
+        let title = self.site.title.unwrap_or(defaults.title);
+        if title.trim().is_empty() || title.chars().count() > 120 || title.chars().any(char::is_control) {
+            return Err(invalid("site.title", "must be 1 to 120 characters on one line"));
+        }
+        if let Some(base) = &self.site.base_url {
+            check_http_url(base, "site.base_url")?;
+            if !base.ends_with('/') || base.contains(['?', '#', '@']) {
+                return Err(invalid(
+                    "site.base_url",
+                    "must end in '/' and hold no query, fragment or credentials",
+                ));
+            }
+        }
+        let site = SiteConfig {
+            enabled: self.site.enabled.unwrap_or(defaults.enabled),
+            title,
+            base_url: self.site.base_url,
+        };
         Ok(Config {
             solver,
             store,
             feeds,
             fleet,
             fetch,
+            site,
         })
     }
 }
@@ -813,6 +870,12 @@ fn check_feed(feed: &FeedConfig, at: &str) -> Result<(), ConfigError> {
         return Err(invalid(
             format!("{at}.key"),
             "`status` and keys under status/ are reserved for status records",
+        ));
+    }
+    if SITE_KEYS.contains(&key.as_str()) {
+        return Err(invalid(
+            format!("{at}.key"),
+            format!("{key:?} is reserved for the status site"),
         ));
     }
     Ok(())

@@ -11,6 +11,7 @@ mod helpers;
 mod lambda;
 mod races;
 mod refresh;
+mod site;
 mod solver;
 mod template;
 mod wellformed;

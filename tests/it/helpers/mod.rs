@@ -190,6 +190,7 @@ impl Builder {
                 tick: self.tick.unwrap_or(defaults.tick),
                 ..defaults
             },
+            site: Default::default(),
         });
         let seen = match self.wrap {
             Some(wrap) => wrap(store.clone()),

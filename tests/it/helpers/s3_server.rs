@@ -68,6 +68,7 @@ impl S3Server {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let writes = Arc::new(tokio::sync::Mutex::new(()));
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 if matches!(shared.lock().unwrap().fault, Some(Fault::Down)) {
@@ -78,9 +79,11 @@ impl S3Server {
                 let _ = socket.set_nodelay(true);
                 let s3 = s3.clone();
                 let state = shared.clone();
+                let writes = writes.clone();
                 let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                     let s3 = s3.clone();
                     let state = state.clone();
+                    let writes = writes.clone();
                     async move {
                         let fault = {
                             let mut state = state.lock().unwrap();
@@ -122,6 +125,14 @@ impl S3Server {
                                 let response = forward(&s3, request).await;
                                 *state.lock().unwrap().writing.entry(path).or_default() -= 1;
                                 Ok(response)
+                            }
+                            // s3s-fs checks a write's condition, then writes: two conditional
+                            // writes at once could both pass. S3 decides them atomically
+                            // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html),
+                            // so this layer carries out one PUT at a time, as S3 would order them.
+                            _ if request.method() == hyper::Method::PUT => {
+                                let _one_at_a_time = writes.lock().await;
+                                Ok(forward(&s3, request).await)
                             }
                             _ => Ok(forward(&s3, request).await),
                         }

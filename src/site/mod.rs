@@ -1,0 +1,347 @@
+//! The status site, written into the store beside the feeds: `index.html` (every feed, its
+//! state and a bar of its last attempts), `feeds.opml` (every published feed, for a reader to
+//! subscribe to all at once), `status/index.json` (the same summary for machines) and
+//! `status/<name>.svg` (a badge).
+//!
+//! A refresh whose feed's summary changed (its state, what is published, its failures in a row)
+//! updates the site; an unchanged one writes nothing. `status/index.json` is the one source: it
+//! is re-read and written with a conditional write, retried on conflict, so two refreshes that
+//! finish together both land in it. The pages are rendered from the index being written and put
+//! *before* it, so that the last writer of the index is also the last writer of the pages.
+
+mod badge;
+mod opml;
+mod page;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::config::{Config, FeedConfig, SITE_KEYS};
+use crate::fetch::Route;
+use crate::redact::{one_line, redact_url};
+use crate::status::{DEFAULT_LEASE, StatusRecord};
+use crate::store::{Condition, PutOptions, Store, StoreError};
+
+pub use page::render as render_page;
+
+/// The summary for machines, beside the status records.
+pub const INDEX_JSON: &str = "status/index.json";
+
+/// How often a conditional write of the index is tried before the update is given up (and
+/// logged: the next change writes it again): enough for every solver slot finishing at once.
+const TRIES: usize = 24;
+
+/// How long readers and CDNs may keep a page: short, as the page changes with every refresh.
+const CACHE_CONTROL: &str = "public, max-age=60";
+
+/// What a feed is, for the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Published, and its last success within twice its interval.
+    Ok,
+    /// No success within twice its interval.
+    Stale,
+    /// Its last attempt failed.
+    Failing,
+    /// Never refreshed.
+    Never,
+    /// A refresh is running now.
+    Busy,
+    /// A state of a newer build.
+    #[serde(other)]
+    Other,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Stale => "stale",
+            State::Failing => "failing",
+            State::Never => "never refreshed",
+            State::Busy => "busy",
+            State::Other => "unknown",
+        }
+    }
+}
+
+/// `status/index.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub title: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated: OffsetDateTime,
+    pub feeds: Vec<FeedSummary>,
+}
+
+/// One feed on the site. Everything in it is safe to publish: the url without userinfo or
+/// query, no header, and texts from sites and solvers on one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedSummary {
+    pub name: String,
+    /// The published feed's key, relative to the site.
+    pub href: String,
+    /// The source, redacted.
+    pub url: String,
+    pub state: State,
+    pub interval_s: u64,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_success: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_attempt: Option<OffsetDateTime>,
+    /// `stage: message`.
+    pub last_error: Option<String>,
+    pub failures: u32,
+    pub route: Option<Route>,
+    pub items: Option<usize>,
+    pub bytes: Option<usize>,
+    /// The fingerprint of what readers get, if anything is published.
+    pub sha256: Option<String>,
+    /// The last attempts, oldest first, a letter each: `u` updated, `n` unchanged, `f` failed,
+    /// `i` interrupted.
+    pub history: String,
+}
+
+impl FeedSummary {
+    /// `feed` as its record says, at `now`.
+    pub fn of(feed: &FeedConfig, record: &StatusRecord, now: OffsetDateTime) -> Self {
+        let stale_after = time::Duration::try_from(feed.interval.saturating_mul(2)).unwrap_or(time::Duration::MAX);
+        let state = if record.busy(now, DEFAULT_LEASE).is_some() {
+            State::Busy
+        } else if record.consecutive_failures > 0 {
+            State::Failing
+        } else if record.last_attempt.is_none() && record.last_success.is_none() {
+            State::Never
+        } else if record
+            .last_success
+            .is_none_or(|at| at.saturating_add(stale_after) < now)
+        {
+            State::Stale
+        } else {
+            State::Ok
+        };
+        Self {
+            name: feed.name.clone(),
+            href: feed.key.clone(),
+            url: redact_url(&feed.url),
+            state,
+            interval_s: feed.interval.as_secs(),
+            last_success: record.last_success,
+            last_attempt: record.last_attempt,
+            last_error: record.last_error.as_deref().map(one_line),
+            failures: record.consecutive_failures,
+            route: record.fetched_by,
+            items: record.items,
+            bytes: record.bytes,
+            sha256: record.sha256.clone(),
+            history: record.history.iter().map(|a| a.1.letter()).collect(),
+        }
+    }
+
+    /// A feed with no record yet.
+    pub fn never(feed: &FeedConfig) -> Self {
+        Self::of(feed, &StatusRecord::never(feed), OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// What makes a change worth writing: the state, what is published, the failures in a row.
+    fn key(&self) -> (State, Option<&str>, u32) {
+        (self.state, self.sha256.as_deref(), self.failures)
+    }
+}
+
+/// What an update wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub gets: usize,
+    pub puts: usize,
+}
+
+/// After a refresh of `feed`: updates the site if the feed's summary changed between `before`
+/// and `after` (none written for an unchanged refresh). Gives up at `deadline`.
+pub async fn update(
+    store: &dyn Store,
+    config: &Config,
+    feed: &FeedConfig,
+    before: Option<&StatusRecord>,
+    after: &StatusRecord,
+    now: OffsetDateTime,
+) -> Result<Written, StoreError> {
+    let summary = FeedSummary::of(feed, after, now);
+    let previous = before.map(|b| FeedSummary::of(feed, b, now));
+    if previous.as_ref().is_some_and(|p| p.key() == summary.key()) {
+        return Ok(Written::default());
+    }
+    let mut written = Written::default();
+    for _ in 0..TRIES {
+        let stored = store.get(INDEX_JSON).await?;
+        written.gets += 1;
+        let (old, condition) = match &stored {
+            Some(stored) => (
+                serde_json::from_slice::<Index>(&stored.body)
+                    .inspect_err(|e| warn!(error = %e, "status/index.json does not parse; it is written again"))
+                    .ok(),
+                Condition::Matches(stored.version.clone()),
+            ),
+            None => (None, Condition::Absent),
+        };
+        let index = merged(config, old.as_ref(), summary.clone(), now);
+        written.puts += write_pages(store, config, old.as_ref(), &index, Some(&feed.name)).await?;
+        match put_index(store, &index, condition).await {
+            Ok(()) => {
+                written.puts += 1;
+                return Ok(written);
+            }
+            Err(StoreError::Conflict { .. }) => {
+                info!(feed = %feed.name, "status/index.json changed meanwhile; reading it again");
+                // A pause that differs between writers, so that they stop colliding.
+                tokio::time::sleep(jitter(&feed.name, written.gets)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    warn!(feed = %feed.name, tries = TRIES, "status/index.json kept changing; this update is given up, the next one writes it");
+    Ok(written)
+}
+
+/// Writes the whole site from every configured feed's record: `flarefeed site`, and after a
+/// configuration change.
+pub async fn rebuild(
+    store: &dyn Store,
+    config: &Config,
+    records: &[StatusRecord],
+    now: OffsetDateTime,
+) -> Result<Index, StoreError> {
+    let feeds = config
+        .feeds
+        .iter()
+        .zip(records)
+        .map(|(feed, record)| FeedSummary::of(feed, record, now))
+        .collect();
+    let index = Index {
+        title: config.site.title.clone(),
+        generated: now,
+        feeds,
+    };
+    write_pages(store, config, None, &index, None).await?;
+    put_index(store, &index, Condition::Any).await?;
+    Ok(index)
+}
+
+/// The index with `summary` in place, in configuration order; feeds no longer configured are
+/// dropped, and configured feeds the index does not know yet appear as never refreshed.
+fn merged(config: &Config, old: Option<&Index>, summary: FeedSummary, now: OffsetDateTime) -> Index {
+    let feeds = config
+        .feeds
+        .iter()
+        .map(|feed| {
+            if feed.name == summary.name {
+                return summary.clone();
+            }
+            old.and_then(|old| old.feeds.iter().find(|f| f.name == feed.name))
+                .cloned()
+                .unwrap_or_else(|| FeedSummary::never(feed))
+        })
+        .collect();
+    Index {
+        title: config.site.title.clone(),
+        generated: now,
+        feeds,
+    }
+}
+
+async fn put_index(store: &dyn Store, index: &Index, condition: Condition) -> Result<(), StoreError> {
+    let body = serde_json::to_vec(index).expect("an index always serializes");
+    let options = PutOptions {
+        content_type: "application/json",
+        cache_control: CACHE_CONTROL,
+        sha256: None,
+        condition,
+    };
+    store.put(INDEX_JSON, body, options).await.map(drop)
+}
+
+/// `index.html` always; `feeds.opml` when the published feeds changed; the badge of `only` (or
+/// of every feed) when its state changed. Returns the PUTs made.
+async fn write_pages(
+    store: &dyn Store,
+    config: &Config,
+    old: Option<&Index>,
+    index: &Index,
+    only: Option<&str>,
+) -> Result<usize, StoreError> {
+    let put = |key: &'static str, body: Vec<u8>, content_type: &'static str| {
+        let options = PutOptions {
+            content_type,
+            cache_control: CACHE_CONTROL,
+            sha256: None,
+            condition: Condition::Any,
+        };
+        async move { store.put(key, body, options).await.map(drop) }
+    };
+    let [html_key, opml_key] = SITE_KEYS;
+    let mut puts = 0;
+    put(html_key, page::render(index).into_bytes(), "text/html; charset=utf-8").await?;
+    puts += 1;
+    let opml = opml::render(index, config.site.base_url.as_deref());
+    if old.is_none_or(|old| opml::render(old, config.site.base_url.as_deref()) != opml) {
+        put(opml_key, opml.into_bytes(), "text/x-opml; charset=utf-8").await?;
+        puts += 1;
+    }
+    for summary in &index.feeds {
+        if only.is_some_and(|only| only != summary.name) {
+            continue;
+        }
+        let was = old.and_then(|old| old.feeds.iter().find(|f| f.name == summary.name));
+        if was.is_some_and(|was| badge::kind(was.state) == badge::kind(summary.state)) {
+            continue;
+        }
+        let options = PutOptions {
+            content_type: "image/svg+xml",
+            cache_control: CACHE_CONTROL,
+            sha256: None,
+            condition: Condition::Any,
+        };
+        let key = format!("status/{}.svg", summary.name);
+        store.put(&key, badge::render(summary).into_bytes(), options).await?;
+        puts += 1;
+    }
+    Ok(puts)
+}
+
+/// 5 to 50 ms, growing with the tries and different for each feed.
+fn jitter(feed: &str, tries: usize) -> Duration {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{feed}/{tries}").as_bytes());
+    let spread = u64::from(digest[0]) % 20;
+    Duration::from_millis(5 + (spread + tries as u64 * 5).min(45))
+}
+
+/// How long after `since` is `at`, in words: "3 min ago", "2 h ago", "5 d ago".
+pub fn ago(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let seconds = (now - at).whole_seconds();
+    if seconds < 0 {
+        return "just now".into();
+    }
+    let seconds = seconds as u64;
+    match seconds {
+        0..60 => format!("{seconds} s ago"),
+        60..3600 => format!("{} min ago", seconds / 60),
+        3600..172_800 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} d ago", seconds / 86_400),
+    }
+}
+
+/// A feed's interval, in the configuration's words.
+pub fn every(interval: Duration) -> String {
+    let s = interval.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
