@@ -53,17 +53,34 @@ pub(super) fn check(file: Option<&PathBuf>, min_items: usize) -> anyhow::Result<
 /// (`EX_TEMPFAIL`) if none failed but one was busy or backing off. Ctrl-C or SIGTERM stops the
 /// refresh in flight (its status record put back as it was) and the feeds not started, and
 /// exits 130 or 143.
+/// `refresh --url`: one feed with no configuration, and the settings it may change.
+pub(super) struct OneUrl {
+    pub(super) url: String,
+    pub(super) name: Option<String>,
+    pub(super) min_items: Option<usize>,
+    /// Seconds.
+    pub(super) max_timeout: Option<u64>,
+}
+
 pub(super) async fn refresh(
     feeds: Vec<String>,
     config: Option<PathBuf>,
     force: bool,
-    url: Option<String>,
-    name: Option<String>,
+    one: Option<OneUrl>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let env = crate::config::process_env;
-    let config = match url {
-        Some(url) => Config::for_url(&url, name.as_deref(), config.as_deref(), &env)?,
+    let config = match one {
+        Some(one) => {
+            let mut config = Config::for_url(&one.url, one.name.as_deref(), config.as_deref(), &env)?;
+            if let Some(min_items) = one.min_items {
+                config.feeds[0].min_items = min_items;
+            }
+            if let Some(seconds) = one.max_timeout {
+                config.solver.max_timeout = std::time::Duration::from_secs(seconds);
+            }
+            config
+        }
         None => deployment::load(config.as_deref()).await?.config,
     };
     let selected = match feeds.is_empty() {

@@ -41,7 +41,7 @@ pub enum Command {
         /// Feeds to refresh, by name; all configured feeds when none are named.
         #[arg(conflicts_with = "url")]
         feeds: Vec<String>,
-        /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
+        /// The configuration file (else FLAREFEED_CONFIG, FLAREFEED_CONFIG_FILE or FLAREFEED_CONFIG_URL).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Publish even when the feed is unchanged.
@@ -50,9 +50,15 @@ pub enum Command {
         /// Refresh this one url, no configuration needed (solver at localhost:8191, output in ./public/).
         #[arg(long)]
         url: Option<String>,
-        /// The name for --url (default: from the url's host); the feed is written as NAME.xml.
+        /// The name for --url (default: from the url's host and path); the feed is written as NAME.xml.
         #[arg(long, requires = "url")]
         name: Option<String>,
+        /// With --url: refuse a feed with fewer items than this (default 1).
+        #[arg(long, requires = "url", value_name = "N")]
+        min_items: Option<usize>,
+        /// With --url: FlareSolverr's maxTimeout, in seconds (default 60, at most 600).
+        #[arg(long, requires = "url", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+        max_timeout: Option<u64>,
         /// One JSON object per feed (the report the function URL returns) instead of a line.
         #[arg(long)]
         json: bool,
@@ -60,7 +66,7 @@ pub enum Command {
     /// Refresh every feed on its interval until Ctrl-C: the fleet's planner and workers in one
     /// process, on the folder or S3 store, with no AWS queue. A failing feed backs off.
     Run {
-        /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
+        /// The configuration file (else FLAREFEED_CONFIG, FLAREFEED_CONFIG_FILE or FLAREFEED_CONFIG_URL).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Refreshes at once (default: the number of solvers).
@@ -71,7 +77,7 @@ pub enum Command {
     ///
     /// Without a configuration, the records `refresh --url` left in ./public/.
     Status {
-        /// The configuration file (else FLAREFEED_CONFIG or FLAREFEED_CONFIG_FILE).
+        /// The configuration file (else FLAREFEED_CONFIG, FLAREFEED_CONFIG_FILE or FLAREFEED_CONFIG_URL).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Print the records as JSON instead of a table.
@@ -101,8 +107,18 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             url,
             name,
+            min_items,
+            max_timeout,
             json,
-        } => block_on(commands::refresh(feeds, config, force, url, name, json)),
+        } => {
+            let one = url.map(|url| commands::OneUrl {
+                url,
+                name,
+                min_items,
+                max_timeout,
+            });
+            block_on(commands::refresh(feeds, config, force, one, json))
+        }
         Command::Status { config, json } => block_on(commands::status(config, json)),
         Command::Site { config } => block_on(commands::site(config)),
         Command::Run { config, jobs } => tokio::runtime::Builder::new_multi_thread()

@@ -18,7 +18,7 @@ use crate::solver::{SessionPolicy, SolverSettings};
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error(
-        "no configuration: pass --config FILE, or set FLAREFEED_CONFIG (inline TOML) or FLAREFEED_CONFIG_FILE (a path)"
+        "no configuration: pass --config FILE, or set FLAREFEED_CONFIG (inline TOML), FLAREFEED_CONFIG_FILE (a path) or FLAREFEED_CONFIG_URL (s3://bucket/key or a path); or refresh one feed with --url URL"
     )]
     Missing,
     #[error("cannot read the configuration file {path}: {detail}")]
@@ -439,17 +439,23 @@ fn name_from_url(url: &str) -> Option<String> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))?;
     let host = parsed.host_str()?;
-    let name: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    Some(name.trim_matches('-').to_string()).filter(|n| !n.is_empty())
+    // The host and the path, so that two feeds of one site get names of their own and never
+    // overwrite each other's file: https://example.com/news/rss.xml -> example-com-news-rss-xml.
+    let whole = format!("{host}{}", parsed.path());
+    let mut name = String::with_capacity(whole.len());
+    for c in whole.chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if !(c == '-' && name.ends_with('-')) {
+            name.push(c);
+        }
+    }
+    let name = name.trim_matches('-');
+    let name = name.get(..name.len().min(64)).unwrap_or(name).trim_end_matches('-');
+    Some(name.to_string()).filter(|n| !n.is_empty())
 }
 
 #[derive(Debug, Deserialize)]
@@ -1244,7 +1250,10 @@ mod tests {
         let config = Config::for_url("https://www.nodeseek.com/rss.xml", None, None, &no_env).unwrap();
         assert_eq!(
             config.feeds,
-            [FeedConfig::new("www-nodeseek-com", "https://www.nodeseek.com/rss.xml")]
+            [FeedConfig::new(
+                "www-nodeseek-com-rss-xml",
+                "https://www.nodeseek.com/rss.xml"
+            )]
         );
         assert_eq!(config.store.location, StoreLocation::Dir("public".into()));
         assert_eq!(config.solver.url, "http://localhost:8191/v1");

@@ -8,6 +8,8 @@ mod extract;
 mod format;
 mod guard;
 mod pages;
+
+pub use pages::explain_net_error;
 mod xml;
 
 pub use decode::{decode, decode_with_charset};
@@ -38,7 +40,7 @@ pub enum FeedError {
     )]
     ParsedAsHtml,
     #[error(
-        "the solver returned a Cloudflare challenge page, not the feed: the challenge was not solved; raise [solver] max_timeout_ms or update FlareSolverr"
+        "the solver returned a Cloudflare challenge page, not the feed: the challenge was not solved; raise [solver] max_timeout_ms (--max-timeout with --url) or update FlareSolverr"
     )]
     CloudflareChallenge,
     #[error(
@@ -48,9 +50,14 @@ pub enum FeedError {
     #[error("the solver returned a DDoS-Guard check page, not the feed: FlareSolverr did not get past DDoS-Guard")]
     DdosGuard,
     #[error(
-        "the solver returned Chrome's error page ({code}), not the feed: Chrome could not load the url; check the feed url and that the site is reachable from the FlareSolverr host"
+        "the solver returned Chrome's error page ({code}), not the feed: {}",
+        pages::explain_net_error(code)
     )]
     ChromeError { code: String },
+    #[error(
+        "the site is failing: the solver returned its error page titled {title:?}, not the feed; it is tried again at the next refresh"
+    )]
+    ServerError { title: String },
     #[error(
         "the solver returned Chrome's New Tab page, not the feed: Chrome did not show the url (an unsupported scheme, a port Chrome refuses, or a feed type Chrome downloads rather than shows, such as application/x-rss+xml: fetch = \"auto\" fetches those directly); check the feed url"
     )]
@@ -84,7 +91,7 @@ pub enum FeedError {
     )]
     UnsupportedVersion { kind: &'static str, version: String },
     #[error(
-        "the feed has {found} items, fewer than min_items = {min}: refusing to publish a feed that lost its items; lower min_items if this is expected"
+        "the feed has {found} items, fewer than min_items = {min}: refusing to publish a feed that lost its items; lower the feed's min_items (--min-items with --url) if this is expected"
     )]
     TooFewItems { found: usize, min: usize },
 }

@@ -85,9 +85,62 @@ pub(crate) fn classify_html(text: &str) -> FeedError {
     if body_is_empty(&lower) {
         return FeedError::Empty;
     }
-    FeedError::HtmlPage {
-        title: title(text, &lower),
+    let title = title(text, &lower);
+    if let Some(title) = title.as_deref().filter(|t| server_error_title(t)) {
+        return FeedError::ServerError {
+            title: title.to_string(),
+        };
     }
+    FeedError::HtmlPage { title }
+}
+
+/// What Chrome's `net::ERR_…` code means for an operator, in one sentence.
+pub fn explain_net_error(code: &str) -> &'static str {
+    let code = code.trim_start_matches("net::");
+    match code {
+        "ERR_NAME_NOT_RESOLVED" | "ERR_NAME_RESOLUTION_FAILED" => {
+            "the feed's host name does not resolve from the solver's machine: check the url's spelling, and the solver's DNS"
+        }
+        "ERR_CONNECTION_REFUSED" => {
+            "the site refused the solver's connection: check that the site is up and that its port is right"
+        }
+        "ERR_CONNECTION_TIMED_OUT" | "ERR_TIMED_OUT" => {
+            "the site did not answer the solver in time: it may be down, or block the solver's address"
+        }
+        "ERR_CONNECTION_RESET" | "ERR_CONNECTION_CLOSED" | "ERR_EMPTY_RESPONSE" => {
+            "the site dropped the connection: it may be failing, or block the solver's address; it is tried again at the next refresh"
+        }
+        "ERR_ADDRESS_UNREACHABLE" | "ERR_INTERNET_DISCONNECTED" | "ERR_NETWORK_CHANGED" => {
+            "the solver's machine has no route to the site: check its network"
+        }
+        "ERR_TOO_MANY_REDIRECTS" => "the site redirects in a loop: open the url in a browser to see where",
+        "ERR_SSL_PROTOCOL_ERROR" | "ERR_SSL_VERSION_OR_CIPHER_MISMATCH" => {
+            "TLS with the site failed: the site's HTTPS is broken, or something between intercepts it"
+        }
+        "ERR_BLOCKED_BY_CLIENT" | "ERR_BLOCKED_BY_RESPONSE" => "Chrome itself blocked the page",
+        code if code.starts_with("ERR_CERT_") => {
+            "the site's TLS certificate is not valid from the solver's machine (expired, or for another name)"
+        }
+        _ => "check the url, and that the site is reachable from the solver's machine",
+    }
+}
+
+/// A server's own error page ("503 Service Unavailable", Cloudflare's 52x), by its title.
+fn server_error_title(title: &str) -> bool {
+    let lower = title.to_ascii_lowercase();
+    let code = lower.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 3);
+    code.is_some_and(|c| c.starts_with('5'))
+        || [
+            "service unavailable",
+            "internal server error",
+            "bad gateway",
+            "gateway time-out",
+            "gateway timeout",
+            "web server is down",
+            "origin is unreachable",
+        ]
+        .iter()
+        .any(|m| lower.contains(m))
 }
 
 fn net_error_code(text: &str) -> Option<String> {
@@ -117,4 +170,39 @@ fn body_is_empty(lower: &str) -> bool {
     let inner = &lower[open + gt + 1..];
     let inner = inner.find("</body>").map_or(inner, |end| &inner[..end]);
     inner.trim().is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19: a server's error page says the site is failing and will be retried, not "check
+    /// the url"; Chrome's error page says what its code means.
+    #[test]
+    fn server_and_chrome_error_pages_are_explained() {
+        for title in [
+            "503 Service Unavailable",
+            "502 Bad Gateway",
+            "example.com | 521: Web server is down",
+        ] {
+            let page = format!("<html><head><title>{title}</title></head><body><h1>x</h1></body></html>");
+            let error = classify_html(&page);
+            assert!(matches!(error, FeedError::ServerError { .. }), "{title}: {error:?}");
+            let said = error.to_string();
+            assert!(
+                said.contains("the site is failing") && !said.contains("check that the feed url"),
+                "{said}"
+            );
+        }
+        let ordinary = classify_html("<html><head><title>Welcome</title></head><body><h1>x</h1></body></html>");
+        assert!(matches!(ordinary, FeedError::HtmlPage { .. }), "{ordinary:?}");
+        let chrome = classify_html(
+            "<html><body><div id=\"main-frame-error\" class=\"interstitial-wrapper\">net::ERR_NAME_NOT_RESOLVED</div></body></html>",
+        );
+        let said = chrome.to_string();
+        assert!(
+            said.contains("ERR_NAME_NOT_RESOLVED") && said.contains("does not resolve"),
+            "{said}"
+        );
+    }
 }

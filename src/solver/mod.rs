@@ -89,11 +89,11 @@ pub enum SolverError {
     )]
     Unreachable { url: String, detail: String },
     #[error(
-        "FlareSolverr at {url} did not answer within {seconds} s; it may be stuck or overloaded: check its logs, or give the request more time (max_timeout_ms, Lambda timeout)"
+        "FlareSolverr at {url} did not answer within {seconds} s; it may be stuck or overloaded: check its logs, or give the request more time ([solver] max_timeout_ms, or --max-timeout with --url; the Lambda timeout)"
     )]
     Timeout { url: String, seconds: u64 },
     #[error(
-        "FlareSolverr could not solve the challenge in time: {message}; raise [solver] max_timeout_ms, or try again later"
+        "FlareSolverr could not solve the challenge in time: {message}; raise [solver] max_timeout_ms (--max-timeout with --url), or try again later"
     )]
     ChallengeTimeout { message: String },
     #[error(
@@ -112,8 +112,14 @@ pub enum SolverError {
         "the solver refused the request as invalid: {message}; this flarefeed and the solver disagree on the API (is [solver] url a FlareSolverr-compatible /v1?)"
     )]
     Rejected { message: String },
-    #[error("the site answered HTTP {status} for {url} (as FlareSolverr reports it); check the feed url")]
+    #[error("the site answered HTTP {status} for {url} (as the solver reports it); {}", upstream_hint(*status))]
     Upstream { status: u16, url: String },
+    /// Chrome's own network error for the url (`net::ERR_…`): the site, not the solver.
+    #[error(
+        "Chrome could not load the feed's url ({code}): {}",
+        crate::feed::explain_net_error(code)
+    )]
+    Chrome { code: String },
     #[error("FlareSolverr's reply is malformed: {detail}; is [solver] url really FlareSolverr's /v1 endpoint?")]
     Malformed { detail: String },
     /// JSON, but in no shape a FlareSolverr-compatible solver answers: the url is right, the
@@ -130,6 +136,17 @@ pub enum SolverError {
     RateLimited { url: String, retry_after_s: Option<u64> },
     #[error("FlareSolverr's reply is larger than {limit} bytes; refused to protect memory: {}", too_large_hint(*memory_mb))]
     TooLarge { limit: usize, memory_mb: Option<u64> },
+}
+
+/// What a site's HTTP error asks of the operator: a 5xx is the site failing, and passes.
+fn upstream_hint(status: u16) -> &'static str {
+    match status {
+        500..=599 => "the site is failing; it is tried again at the next refresh",
+        401 | 403 => "the site refuses the solver: it may block its address, or want a login",
+        404 | 410 => "the feed is not there: check the feed url",
+        429 => "the site limits requests: lengthen the feed's interval",
+        _ => "check the feed url",
+    }
 }
 
 /// What to raise when a reply is over the cap.
@@ -170,6 +187,7 @@ impl SolverError {
         match self {
             SolverError::Session { .. } => true,
             SolverError::Failed { message } => !message.contains("net::ERR_"),
+            SolverError::Chrome { .. } => false,
             _ => false,
         }
     }

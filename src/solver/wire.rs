@@ -353,6 +353,12 @@ fn classify(message: &str) -> SolverError {
         SolverError::ChallengeTimeout { message }
     } else if lower.contains("cloudflare has blocked this request") {
         SolverError::Blocked { message }
+    } else if let Some(at) = message.find("net::ERR_") {
+        let code: String = message[at + "net::".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        SolverError::Chrome { code }
     } else if SESSION_MARKERS.iter().any(|m| lower.contains(m)) {
         SolverError::Session { message }
     } else {
@@ -395,17 +401,35 @@ mod tests {
     #[test]
     fn stack_traces_are_cut() {
         let e = classify(
-            "Error: Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED\\n  (Session info: chrome=156)\\nStacktrace:\\n#0 0x55",
+            "Error: Error solving the challenge. Message: unknown error: cannot determine loading status\\n  (Session info: chrome=156)\\nStacktrace:\\n#0 0x55",
         );
         assert_eq!(
             e,
             SolverError::Failed {
-                message: "Error solving the challenge. Message: unknown error: net::ERR_CONNECTION_REFUSED".into()
+                message: "Error solving the challenge. Message: unknown error: cannot determine loading status".into()
             }
         );
     }
 
-    /// Finding 9: a malformed-request reply's text cannot print a line of its own.
+    /// Chrome's network errors are the site's, explained in a sentence that says what to check.
+    #[test]
+    fn chrome_network_errors_are_explained() {
+        let e = classify(
+            "Error: Error solving the challenge. Message: unknown error: net::ERR_NAME_NOT_RESOLVED\\n  (Session info: chrome=156)",
+        );
+        assert_eq!(
+            e,
+            SolverError::Chrome {
+                code: "ERR_NAME_NOT_RESOLVED".into()
+            }
+        );
+        assert!(!e.may_be_session_failure());
+        let said = e.to_string();
+        assert!(said.contains("does not resolve from the solver's machine"), "{said}");
+        let refused = classify("Error: net::ERR_CONNECTION_REFUSED").to_string();
+        assert!(refused.contains("refused the solver's connection"), "{refused}");
+    }
+
     #[test]
     fn a_rejection_cannot_inject_a_line() {
         let metric = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"flarefeed","Dimensions":[["Feed"]],"Metrics":[{"Name":"Failed"}]}]},"Feed":"other","Failed":1}"#;

@@ -28,6 +28,10 @@ pub enum StoreError {
         "{target}: cannot reach the S3 endpoint: {detail}; check store.endpoint, AWS_ENDPOINT_URL_S3 and the network"
     )]
     Unreachable { target: String, detail: String },
+    #[error(
+        "{target}: no AWS credentials were found ({detail}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where a role provides them (Lambda, ECS, EC2)"
+    )]
+    NoCredentials { target: String, detail: String },
     #[error("{target}: S3 did not answer in time; the endpoint is slow or overloaded")]
     Timeout { target: String },
     #[error("{target}: S3 error: {detail}")]

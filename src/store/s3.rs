@@ -133,6 +133,13 @@ impl S3Store {
         match &error {
             SdkError::TimeoutError(_) => StoreError::Timeout { target },
             SdkError::DispatchFailure(failure) if failure.is_timeout() => StoreError::Timeout { target },
+            // The SDK fails to sign before it sends, and reports that as a dispatch failure
+            // ("no credentials found in chain", "failed to load IMDS session token"): that is
+            // not the endpoint's fault, and says so.
+            SdkError::DispatchFailure(_) if no_credentials(&error_chain(&error)) => StoreError::NoCredentials {
+                target,
+                detail: crate::redact::one_line(&error_chain(&error)),
+            },
             SdkError::DispatchFailure(_) => StoreError::Unreachable {
                 target,
                 detail: error_chain(&error),
@@ -160,6 +167,20 @@ impl S3Store {
             },
         }
     }
+}
+
+/// Whether an SDK error is about credentials rather than the network.
+fn no_credentials(chain: &str) -> bool {
+    let chain = chain.to_lowercase();
+    [
+        "no credentials",
+        "credential provider",
+        "credentials provider",
+        "imds",
+        "failed to load credentials",
+    ]
+    .iter()
+    .any(|marker| chain.contains(marker))
 }
 
 #[async_trait]

@@ -120,19 +120,24 @@ async fn refresh_url_needs_no_configuration() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
-        stdout.starts_with("news-example-test  updated  rss 2.0, 2 items,"),
+        stdout.starts_with("news-example-test-rss-xml  updated  rss 2.0, 2 items,"),
         "{stdout}"
     );
-    let written = std::fs::read_to_string(checkout.path().join("public/news-example-test.xml")).unwrap();
+    let written = std::fs::read_to_string(checkout.path().join("public/news-example-test-rss-xml.xml")).unwrap();
     assert_eq!(written, formatted_rss("Mon, 01 Jan 2024 00:00:00 GMT"));
-    assert!(checkout.path().join("public/status/news-example-test.json").exists());
+    assert!(
+        checkout
+            .path()
+            .join("public/status/news-example-test-rss-xml.json")
+            .exists()
+    );
     // The session is named for this deployment: its folder, `public`.
     let prefix = flarefeed::config::default_session_prefix(&flarefeed::config::StoreConfig::default());
     assert_eq!(
         fake.commands(),
         [
-            format!("sessions.create@{prefix}-news-example-test"),
-            format!("request.get@{prefix}-news-example-test")
+            format!("sessions.create@{prefix}-news-example-test-rss-xml"),
+            format!("request.get@{prefix}-news-example-test-rss-xml")
         ]
     );
 
@@ -220,6 +225,88 @@ async fn refresh_without_any_configuration_says_how_to_give_one() {
         "{}",
         text(&out.stderr)
     );
+    // Issue 19: every source is named, FLAREFEED_CONFIG_URL included, here and in --help.
+    assert!(
+        text(&out.stderr).contains("FLAREFEED_CONFIG_URL"),
+        "{}",
+        text(&out.stderr)
+    );
+    let help = flarefeed_async(dir.path())
+        .args(["refresh", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = text(&help.stdout);
+    assert!(
+        help.contains("FLAREFEED_CONFIG_URL") && help.contains("--max-timeout") && help.contains("--min-items"),
+        "{help}"
+    );
+}
+
+/// Issue 19's diagnoses, each by its message: missing S3 credentials are not an unreachable
+/// endpoint; two `--url` feeds of one host get names of their own; with `--url` the hints name
+/// the flags that change what they ask.
+#[tokio::test]
+async fn diagnoses_say_what_to_check() {
+    use crate::helpers::fake_solver::FakeSolver;
+    use crate::helpers::{FEED_URL, rss_page};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flarefeed.toml");
+    std::fs::write(
+        &config,
+        "[store]\nbucket = \"my-bucket\"\nendpoint = \"http://127.0.0.1:9\"\npath_style = true\n[[feeds]]\nname = \"a\"\nurl = \"https://a.example.test/feed\"\n",
+    )
+    .unwrap();
+    let out = flarefeed_async(dir.path())
+        .args(["status", "--config"])
+        .arg(&config)
+        .env("HOME", dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        said.contains("no AWS credentials were found") && said.contains("AWS_ACCESS_KEY_ID"),
+        "{said}"
+    );
+    assert!(!said.contains("cannot reach"), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "one line: {said}");
+
+    let fake = FakeSolver::start().await;
+    fake.page(FEED_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    fake.page(
+        "https://news.example.test/other.xml",
+        rss_page("Mon, 01 Jan 2024 00:00:00 GMT"),
+    );
+    for url in [FEED_URL, "https://news.example.test/other.xml"] {
+        let out = flarefeed_async(dir.path())
+            .args(["refresh", "--url", url])
+            .env("FLAREFEED_SOLVER_URL", &fake.url)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert!(dir.path().join("public/news-example-test-rss-xml.xml").exists());
+    assert!(dir.path().join("public/news-example-test-other-xml.xml").exists());
+
+    // rss_page has two items: --min-items 5 refuses it, and the message names the flag.
+    let out = flarefeed_async(dir.path())
+        .args(["refresh", "--url", FEED_URL, "--min-items", "5", "--max-timeout", "30"])
+        .env("FLAREFEED_SOLVER_URL", &fake.url)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("--min-items with --url"),
+        "{}",
+        text(&out.stdout)
+    );
+    let sent = fake.log().last().unwrap()["maxTimeout"].clone();
+    assert_eq!(sent, 30_000, "--max-timeout is sent as maxTimeout");
 }
 
 /// A solver url with credentials and a feed url with a token: neither secret may reach the
@@ -302,7 +389,10 @@ async fn refresh_through_a_pipe_is_plain_text_and_says_a_failure_once() {
     assert!(!stderr.contains('\r'), "a spinner was drawn into a pipe: {stderr:?}");
     let said = format!("{stdout}{stderr}");
     assert_eq!(said.matches("Cloudflare blocked FlareSolverr").count(), 1, "{said}");
-    assert!(stdout.starts_with("news-example-test  failed at solver"), "{stdout}");
+    assert!(
+        stdout.starts_with("news-example-test-rss-xml  failed at solver"),
+        "{stdout}"
+    );
     // The stages still log at info.
     assert!(stderr.contains("solver answered"), "{stderr}");
 }
@@ -337,13 +427,16 @@ async fn on_a_terminal_logs_are_coloured_unless_no_color_and_a_spinner_runs() {
         let screen = text(&out.stdout);
         assert!(out.status.success(), "{screen}");
         assert_eq!(has_colour(&screen), !no_color, "NO_COLOR={no_color}: {screen:?}");
-        assert!(screen.contains("⠋ news-example-test  0.0 s"), "no spinner: {screen:?}");
+        assert!(
+            screen.contains("⠋ news-example-test-rss-xml  0.0 s"),
+            "no spinner: {screen:?}"
+        );
         assert!(
             screen.contains("\r\u{1b}[2K"),
             "the spinner is never cleared: {screen:?}"
         );
         assert!(
-            screen.contains("news-example-test  updated  rss 2.0, 2 items"),
+            screen.contains("news-example-test-rss-xml  updated  rss 2.0, 2 items"),
             "{screen:?}"
         );
     }
@@ -363,7 +456,7 @@ async fn refresh_json_prints_one_parsable_report_per_feed() {
         .map(|line| serde_json::from_str(line).expect("each line is JSON"))
         .collect();
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["feed"], "news-example-test");
+    assert_eq!(lines[0]["feed"], "news-example-test-rss-xml");
     assert_eq!(lines[0]["outcome"], "updated");
     assert_eq!(lines[0]["items"], 2);
 
@@ -420,7 +513,7 @@ async fn status_without_configuration_reads_the_default_folder() {
         .skip(1)
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(feeds, ["news-example-test", "second"], "{table}");
+    assert_eq!(feeds, ["news-example-test-rss-xml", "second"], "{table}");
     let json = flarefeed_async(dir.path())
         .args(["status", "--json"])
         .output()
@@ -659,7 +752,10 @@ async fn a_flarebypasser_publishes_ordinary_feeds_with_the_default_configuration
 
     for (recording, says) in [
         ("404.json", "titled \"404 Not Found\""),
-        ("503.json", "titled \"503 Service Unavailable\""),
+        (
+            "503.json",
+            "the site is failing: the solver returned its error page titled \"503 Service Unavailable\"",
+        ),
         ("slow5_2000.json", "could not solve the challenge in time"),
         ("download-x-rss.json", "Chrome downloads rather than shows"),
     ] {

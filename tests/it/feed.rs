@@ -163,7 +163,6 @@ fn html_pages_are_refused_with_their_title() {
     for (path, title) in [
         ("upstream-3.5.0/html_nosession.json", "Probe HTML page"),
         ("upstream-3.5.0/http404_nosession.json", "404 Not Found"),
-        ("upstream-3.5.0/http503_nosession.json", "503 Service Unavailable"),
     ] {
         let page = recorded_response(path);
         let extracted = feed::extract(&page).unwrap();
@@ -177,6 +176,16 @@ fn html_pages_are_refused_with_their_title() {
         );
         assert!(error.to_string().contains(title));
     }
+    // A server's own error page is the site failing, said so (issue 19).
+    let page = recorded_response("upstream-3.5.0/http503_nosession.json");
+    let error = refusal(&feed::extract(&page).unwrap().text);
+    assert_eq!(
+        error,
+        FeedError::ServerError {
+            title: "503 Service Unavailable".into()
+        }
+    );
+    assert!(error.to_string().contains("the site is failing"));
 }
 
 // ---- guard ----

@@ -112,13 +112,13 @@ async fn each_error_shape_gets_its_own_error() {
         (recorded("upstream-3.5.0/sim_cf_denied.json", 500), "Blocked", ""),
         (
             recorded("upstream-3.5.0/err_conn_refused.json", 500),
-            "Failed",
-            "net::ERR_CONNECTION_REFUSED\"",
+            "Chrome",
+            "ERR_CONNECTION_REFUSED\"",
         ),
         (
             recorded("upstream-3.5.0/err_dns.json", 500),
-            "Failed",
-            "net::ERR_NAME_NOT_RESOLVED\"",
+            "Chrome",
+            "ERR_NAME_NOT_RESOLVED\"",
         ),
         (recorded("pypi-3.3.21/err_conn_refused.json", 500), "Failed", ""),
         (
