@@ -182,10 +182,13 @@ pub(super) async fn run(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow:
 /// `flarefeed status`: each feed's record. It builds only the store.
 pub(super) async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let env = crate::config::process_env;
+    let mut configured = None;
     let records = match deployment::load(config.as_deref()).await {
         Ok(loaded) => {
             let store = deployment::store(&loaded.config.store).await;
-            status::all(store.as_ref(), &loaded.config).await?
+            let records = status::all(store.as_ref(), &loaded.config).await?;
+            configured = Some(loaded.config);
+            records
         }
         // As `refresh --url` does: the default folder, whatever feeds it has records for.
         Err(ConfigError::Missing) => {
@@ -206,7 +209,12 @@ pub(super) async fn status(config: Option<PathBuf>, json: bool) -> anyhow::Resul
     if json {
         println!("{}", serde_json::to_string_pretty(&records)?);
     } else {
-        print!("{}", status_table(&records));
+        let style = super::print::Style {
+            width: super::print::width(),
+            colour: super::print::colour_wanted(),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        print!("{}", status_table(&records, configured.as_ref(), style, now));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,55 +1,172 @@
 //! What the commands print: the status table. A refresh's line is its report's `Display`.
 
-use crate::outcome::rfc3339;
-use crate::status::StatusRecord;
+use time::OffsetDateTime;
 
-pub(super) fn status_table(records: &[StatusRecord]) -> String {
+use crate::config::{Config, FeedConfig};
+use crate::site::{FeedSummary, State, ago};
+use crate::status::{Backoff, StatusRecord};
+
+/// How the table is drawn: to a width (a terminal's, or `COLUMNS`), and in colour (a terminal
+/// without `NO_COLOR`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Style {
+    pub(super) width: Option<usize>,
+    pub(super) colour: bool,
+}
+
+/// One line per feed: its state (coloured), the last success and attempt as relative times, the
+/// failures in a row, items, size, and a note: who holds a claim and until when, a backoff's
+/// end, or the last error, cut to the width (`--json` has it whole).
+pub(super) fn status_table(
+    records: &[StatusRecord],
+    config: Option<&Config>,
+    style: Style,
+    now: OffsetDateTime,
+) -> String {
     let header = [
         "FEED",
-        "OUTCOME",
-        "LAST ATTEMPT",
+        "STATE",
         "LAST SUCCESS",
-        "FAILURES",
+        "LAST ATTEMPT",
+        "FAILS",
         "ITEMS",
-        "BYTES",
-        "LAST ERROR",
+        "SIZE",
+        "NOTE",
     ];
     let dash = || "-".to_string();
-    let now = time::OffsetDateTime::now_utc();
-    let rows: Vec<[String; 8]> = records
+    let rows: Vec<([String; 8], State)> = records
         .iter()
         .map(|r| {
-            let outcome = match &r.in_flight {
-                Some(running) if running.left(now, crate::status::DEFAULT_LEASE, r.written).is_some() => {
-                    format!("{} (refreshing)", r.outcome)
-                }
-                _ => r.outcome.to_string(),
-            };
-            [
+            let configured = config.and_then(|c| c.feeds.iter().find(|f| f.name == r.feed));
+            let fallback = FeedConfig::new(&r.feed, &r.url);
+            let feed = configured.unwrap_or(&fallback);
+            let state = FeedSummary::of(feed, r, now).state;
+            let note = note(r, feed, config, now);
+            let row = [
                 r.feed.clone(),
-                outcome,
-                r.last_attempt.map_or_else(dash, rfc3339),
-                r.last_success.map_or_else(dash, rfc3339),
+                state.name().to_string(),
+                r.last_success.map_or_else(dash, |at| ago(at, now)),
+                r.last_attempt.map_or_else(dash, |at| ago(at, now)),
                 r.consecutive_failures.to_string(),
                 r.items.map_or_else(dash, |n| n.to_string()),
-                r.bytes.map_or_else(dash, |n| n.to_string()),
-                r.last_error.clone().unwrap_or_else(dash),
-            ]
+                r.bytes.map_or_else(dash, human_bytes),
+                note,
+            ];
+            (row, state)
         })
         .collect();
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for (row, _) in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
+    // The note takes what the other columns leave of the width, and is cut to it.
+    let fixed: usize = widths[..7].iter().sum::<usize>() + 2 * 7;
+    let note_room = style.width.map(|w| w.saturating_sub(fixed).max(12));
     let mut out = String::new();
-    let mut line = |cells: &[String]| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(padded.join("  ").trim_end());
+    let mut line = |cells: &[String], state: Option<State>| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let cell = match (i, note_room) {
+                (7, Some(room)) => cut(cell, room),
+                _ => cell.clone(),
+            };
+            let padded = if i == 7 { cell } else { format!("{cell:<width$}  ") };
+            match (i, state) {
+                (1, Some(state)) if style.colour => text.push_str(&format!("{}{padded}\u{1b}[0m", colour(state))),
+                _ => text.push_str(&padded),
+            }
+        }
+        out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&header.map(String::from));
-    rows.iter().for_each(|row| line(row));
+    line(&header.map(String::from), None);
+    rows.iter().for_each(|(row, state)| line(row, Some(*state)));
     out
+}
+
+/// What a feed's row adds: a live claim, a backoff, or the last error.
+fn note(record: &StatusRecord, feed: &FeedConfig, config: Option<&Config>, now: OffsetDateTime) -> String {
+    if let Some(crate::outcome::Outcome::Busy { holder, until, .. }) = record.busy(now, crate::status::DEFAULT_LEASE) {
+        return format!("refreshing: {holder}, until {}", clock(until));
+    }
+    if let Some(config) = config {
+        let backoff = Backoff {
+            interval: feed.interval,
+            max: config.fleet.max_backoff,
+        };
+        if let Some(wait) = record.backing_off(backoff, now) {
+            let until = now + time::Duration::seconds(wait.as_secs() as i64);
+            let error = record.last_error.as_deref().unwrap_or("");
+            return format!("backing off until {}: {error}", clock(until));
+        }
+    }
+    record.last_error.clone().unwrap_or_else(|| "-".into())
+}
+
+/// `10:42 UTC`, or the date too when it is not today.
+fn clock(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    if at.date() == OffsetDateTime::now_utc().date() {
+        format!("{:02}:{:02} UTC", at.hour(), at.minute())
+    } else {
+        format!("{} {:02}:{:02} UTC", at.date(), at.hour(), at.minute())
+    }
+}
+
+fn colour(state: State) -> &'static str {
+    match state {
+        State::Ok => "\u{1b}[32m",
+        State::Stale => "\u{1b}[33m",
+        State::Failing => "\u{1b}[31m",
+        State::Busy => "\u{1b}[34m",
+        State::Never | State::Other => "\u{1b}[2m",
+    }
+}
+
+/// `text` in at most `room` characters, `…` where it was cut.
+fn cut(text: &str, room: usize) -> String {
+    if text.chars().count() <= room {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+/// The width of the terminal on stdout, else `COLUMNS`; `None` for a pipe without `COLUMNS`.
+pub(super) fn width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(columns);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: TIOCGWINSZ fills the winsize it is given, and stdout is a terminal.
+        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+        if ok && size.ws_col > 0 {
+            return Some(usize::from(size.ws_col));
+        }
+    }
+    Some(100)
+}
+
+/// Colour on a terminal, never with `NO_COLOR` (<https://no-color.org>).
+pub(super) fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stdout().is_terminal() && !no_color && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }

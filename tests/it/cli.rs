@@ -206,8 +206,52 @@ async fn refresh_and_status_with_a_config_file_and_s3() {
 
     let table = run(&["status"]).output().await.unwrap();
     let table = text(&table.stdout);
-    assert!(table.starts_with("FEED   OUTCOME  LAST ATTEMPT"), "{table}");
+    assert!(
+        table.starts_with("FEED   STATE    LAST SUCCESS  LAST ATTEMPT"),
+        "{table}"
+    );
     assert!(table.contains("Cloudflare blocked FlareSolverr"), "{table}");
+    // Issue 19: relative times, the backoff's end, and no colour through a pipe.
+    assert!(
+        table.contains("s ago") && table.contains("backing off until"),
+        "{table}"
+    );
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    // Cut to the width it is given, the whole error still under --json.
+    let narrow = run(&["status"]).env("COLUMNS", "80").output().await.unwrap();
+    let narrow = text(&narrow.stdout);
+    assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+    assert!(narrow.contains('…'), "{narrow}");
+    // On a terminal (a pty from `script`): the state in colour, unless NO_COLOR.
+    for no_color in [false, true] {
+        let binary = env!("CARGO_BIN_EXE_flarefeed");
+        let mut command = tokio::process::Command::new("script");
+        command
+            .args([
+                "-qec",
+                &format!("'{binary}' status --config '{}'", config.display()),
+                "/dev/null",
+            ])
+            .current_dir(work.path())
+            .envs(s3.env())
+            .env("TERM", "xterm")
+            .env("COLUMNS", "120")
+            .env_remove("NO_COLOR");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        let screen = text(&command.output().await.unwrap().stdout);
+        assert_eq!(
+            screen.contains("\u{1b}[31mfailing"),
+            !no_color,
+            "NO_COLOR={no_color}: {screen:?}"
+        );
+        let visible = screen.replace("\u{1b}[31m", "").replace("\u{1b}[0m", "");
+        assert!(
+            visible.lines().all(|l| l.trim_end_matches('\r').chars().count() <= 120),
+            "{screen}"
+        );
+    }
     let json = run(&["status", "--json"]).output().await.unwrap();
     let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(records[0]["feed"], "news");
