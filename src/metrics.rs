@@ -77,6 +77,11 @@ pub fn emf(report: &Report, record: Option<&StatusRecord>, now: OffsetDateTime) 
             "Count",
             Some(u64::from(report.outcome == Outcome::Updated)),
         ),
+        (
+            "Unchanged",
+            "Count",
+            Some(u64::from(report.outcome == Outcome::Unchanged)),
+        ),
         ("Failed", "Count", Some(u64::from(report.outcome.is_failure()))),
     ];
     let since = record.and_then(|r| r.last_success.or(r.first_attempt).or(r.last_attempt));
@@ -164,6 +169,7 @@ mod tests {
                 "Bytes",
                 "Items",
                 "Published",
+                "Unchanged",
                 "Failed",
                 "StaleSeconds"
             ]

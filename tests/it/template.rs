@@ -414,3 +414,67 @@ fn the_template_keeps_least_privilege_and_its_limits() {
     assert!(tick.contains("ScheduleExpression: rate(1 minute)"));
     assert!(tick.contains("\"every\": \"1m\""), "{tick}");
 }
+
+/// Issue 19: the dashboard's body is JSON once CloudFormation fills it in, and every metric it
+/// draws is one the function's EMF lines declare.
+#[test]
+fn the_dashboard_draws_metrics_the_function_emits() {
+    use flarefeed::outcome::{Outcome, Report};
+    use flarefeed::status::StatusRecord;
+    let template = template_text();
+    let start = template.find("DashboardBody: !Sub |\n").expect("a dashboard") + "DashboardBody: !Sub |\n".len();
+    let end = start + template[start..].find("\n\n").unwrap();
+    let body: String = template[start..end]
+        .lines()
+        .map(|l| l.get(8..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("${StaleAfterMinutes}", "360");
+    assert!(!body.contains("${"), "an unfilled parameter: {body}");
+    let dashboard: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut drawn = std::collections::BTreeSet::new();
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            if metric[0] == "flarefeed" {
+                drawn.insert(metric[1].as_str().unwrap().to_string());
+            } else if let Some(expression) = metric[0]["expression"].as_str()
+                && let Some(at) = expression.find("MetricName=\"")
+            {
+                let name = &expression[at + 12..];
+                drawn.insert(name[..name.find('"').unwrap()].to_string());
+            }
+        }
+    }
+    let feed = flarefeed::config::FeedConfig::new("news", "https://site.test/feed");
+    let mut record = StatusRecord::never(&feed);
+    record.last_success = Some(time::OffsetDateTime::now_utc());
+    let report = Report {
+        feed: "news".into(),
+        outcome: Outcome::Updated,
+        location: "x".into(),
+        kind: None,
+        items: Some(1),
+        bytes: Some(1),
+        solver_ms: Some(1),
+        total_ms: 1,
+        final_url: None,
+        solver: None,
+        route: Some(flarefeed::fetch::Route::Solver),
+    };
+    let document = flarefeed::metrics::emf(&report, Some(&record), time::OffsetDateTime::now_utc());
+    let mut declared: std::collections::BTreeSet<String> = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap().to_string())
+        .collect();
+    declared.insert("Direct".into()); // declared on a direct refresh, as Solver is here
+    for name in &drawn {
+        assert!(
+            declared.contains(name),
+            "the dashboard draws {name}, which no EMF line declares: {declared:?}"
+        );
+    }
+    assert!(drawn.len() >= 6, "{drawn:?}");
+}
