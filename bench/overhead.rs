@@ -526,15 +526,22 @@ async fn fleet_capacity() {
             deployment.config,
             deployment.refresher,
             jobs,
+            None,
             shutdown,
             progress.clone(),
         ));
         tokio::time::sleep(Duration::from_secs(30)).await;
-        let (due, done) = (
-            progress.due.load(Ordering::Relaxed),
-            progress.done.load(Ordering::Relaxed),
-        );
-        let waiting = due - done - progress.in_flight.load(Ordering::Relaxed);
+        let done = [
+            &progress.updated,
+            &progress.unchanged,
+            &progress.failed,
+            &progress.skipped,
+        ]
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .sum::<usize>();
+        let due = progress.due.load(Ordering::Relaxed);
+        let waiting = due - done - progress.in_flight.lock().unwrap().len();
         stop.send(()).unwrap();
         running.await.unwrap();
         let keeps_up = waiting <= jobs * 2;

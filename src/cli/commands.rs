@@ -152,12 +152,39 @@ pub(super) async fn run(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow:
     let shutdown = shutdown_signal()?;
     let progress = std::sync::Arc::new(crate::fleet::local::Progress::default());
     eprintln!("flarefeed: {feeds} feeds, {jobs} at once; Ctrl-C stops after the refreshes in flight");
+    // What comes first: feeds never refreshed or overdue now, the others at their next slot.
+    let mut records = Vec::with_capacity(feeds);
+    for feed in &deployment.config.feeds {
+        records.push(status::read(deployment.store.as_ref(), feed).await?.record);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let start = crate::fleet::local::start(&deployment.config, &records, now);
+    if !start.now.is_empty() {
+        eprintln!(
+            "flarefeed: {} never refreshed or overdue, refreshed now",
+            start.now.len()
+        );
+    }
+    const SHOWN: usize = 20;
+    for (feed, at) in start.later.iter().take(SHOWN) {
+        eprintln!("flarefeed: {feed} next at {}", crate::outcome::rfc3339(*at));
+    }
+    if start.later.len() > SHOWN {
+        eprintln!("flarefeed: and {} more later", start.later.len() - SHOWN);
+    }
     let live = std::io::stderr().is_terminal().then(|| {
         let progress = progress.clone();
+        let config = deployment.config.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                draw_live_line(&progress.line());
+                let now = time::OffsetDateTime::now_utc();
+                let next = config
+                    .feeds
+                    .iter()
+                    .map(|f| (f.name.as_str(), crate::fleet::local::next_slot(f, now)))
+                    .min_by_key(|(_, at)| *at);
+                draw_live_line(&progress.live(next, now));
             }
         })
     });
@@ -165,6 +192,7 @@ pub(super) async fn run(config: Option<PathBuf>, jobs: Option<usize>) -> anyhow:
         deployment.config,
         deployment.refresher,
         jobs,
+        Some(start.now),
         async move {
             shutdown.await;
         },

@@ -13,7 +13,8 @@ pub fn init_logging(cli: &Cli) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match cli.command {
-        Command::Run { .. } => "flarefeed=info",
+        // One line per outcome: the stages' own logs are for RUST_LOG=flarefeed=info.
+        Command::Run { .. } => "flarefeed=warn,flarefeed::outcome=info",
         _ => DEFAULT_LOG,
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

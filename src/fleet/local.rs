@@ -5,10 +5,10 @@
 //! or runs (the FIFO group and deduplication id), and a failing feed backs off (the worker's
 //! [`RefreshOptions::queued`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
@@ -17,40 +17,143 @@ use tracing::info;
 use super::plan::due_in;
 use crate::config::Config;
 use crate::config::FeedConfig;
+use crate::outcome::Outcome;
 use crate::refresh::{RefreshOptions, Refresher};
+use crate::status::StatusRecord;
 
 /// What the run has done so far; the CLI draws it on a terminal.
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Feeds the planner queued.
     pub due: AtomicUsize,
-    pub in_flight: AtomicUsize,
-    /// Refreshes that ended, failed or not (a backoff or a busy feed counts as done).
-    pub done: AtomicUsize,
+    pub updated: AtomicUsize,
+    pub unchanged: AtomicUsize,
     pub failed: AtomicUsize,
+    /// Refreshes that stood back: busy, backing off, or too soon.
+    pub skipped: AtomicUsize,
+    /// The refreshes running now, and since when.
+    pub in_flight: Mutex<BTreeMap<String, Instant>>,
+    /// Feeds that back off, and until when.
+    pub backing_off: Mutex<BTreeMap<String, OffsetDateTime>>,
 }
 
 impl Progress {
-    /// `due 12  in flight 2  done 9  failed 1`.
+    /// `updated 3  unchanged 9  failed 1  skipped 0`.
     pub fn line(&self) -> String {
         let get = |n: &AtomicUsize| n.load(Ordering::Relaxed);
         format!(
-            "due {}  in flight {}  done {}  failed {}",
-            get(&self.due),
-            get(&self.in_flight),
-            get(&self.done),
-            get(&self.failed)
+            "updated {}  unchanged {}  failed {}  skipped {}",
+            get(&self.updated),
+            get(&self.unchanged),
+            get(&self.failed),
+            get(&self.skipped)
         )
+    }
+
+    /// The live view: the counters, the refreshes in flight with their time so far, the next
+    /// feed due and when, and how many feeds back off.
+    pub fn live(&self, next: Option<(&str, OffsetDateTime)>, now: OffsetDateTime) -> String {
+        let mut line = self.line();
+        let running = self.in_flight.lock().expect("not poisoned");
+        if !running.is_empty() {
+            let shown: Vec<String> = running
+                .iter()
+                .take(3)
+                .map(|(feed, since)| format!("{feed} {} s", since.elapsed().as_secs()))
+                .collect();
+            let more = running.len().saturating_sub(3);
+            line.push_str(&format!("  | running: {}", shown.join(", ")));
+            if more > 0 {
+                line.push_str(&format!(" +{more}"));
+            }
+        }
+        drop(running);
+        if let Some((feed, at)) = next {
+            line.push_str(&format!("  | next: {feed} in {}", until(at, now)));
+        }
+        let backing_off = self.backing_off.lock().expect("not poisoned").len();
+        if backing_off > 0 {
+            line.push_str(&format!("  | backing off: {backing_off}"));
+        }
+        line
+    }
+
+    fn finished(&self, feed: &str, outcome: &Outcome, now: OffsetDateTime) {
+        let counter = match outcome {
+            Outcome::Updated => &self.updated,
+            Outcome::Unchanged => &self.unchanged,
+            Outcome::Failed { .. } => &self.failed,
+            Outcome::Skipped { .. } | Outcome::Backoff { .. } | Outcome::Busy { .. } => &self.skipped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut backing_off = self.backing_off.lock().expect("not poisoned");
+        match outcome {
+            Outcome::Backoff { retry_after_s, .. } => {
+                backing_off.insert(feed.to_string(), now + time::Duration::seconds(*retry_after_s as i64));
+            }
+            Outcome::Failed { .. } => {}
+            _ => {
+                backing_off.remove(feed);
+            }
+        }
     }
 }
 
-/// Runs the planner over `config` and `jobs` workers on `refresher` until `shutdown` completes (the CLI passes Ctrl-C and
+/// `4 min`, `2 h`, `12 s`.
+fn until(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let seconds = (at - now).whole_seconds().max(0) as u64;
+    match seconds {
+        0..120 => format!("{seconds} s"),
+        120..7200 => format!("{} min", seconds / 60),
+        _ => format!("{} h", seconds / 3600),
+    }
+}
+
+/// What a run does first: the feeds never refreshed, or overdue (no attempt within their
+/// interval), at once; every other feed at its next slot.
+#[derive(Debug, Default)]
+pub struct Start {
+    pub now: Vec<FeedConfig>,
+    /// The others, soonest first.
+    pub later: Vec<(String, OffsetDateTime)>,
+}
+
+/// [`Start`] from the records as read (`None` where a feed has none).
+pub fn start(config: &Config, records: &[Option<StatusRecord>], now: OffsetDateTime) -> Start {
+    let mut start = Start::default();
+    for (feed, record) in config.feeds.iter().zip(records) {
+        let interval = time::Duration::try_from(feed.interval).unwrap_or(time::Duration::MAX);
+        let overdue = record
+            .as_ref()
+            .and_then(|r| r.last_attempt)
+            .is_none_or(|at| at.saturating_add(interval) <= now);
+        if overdue {
+            start.now.push(feed.clone());
+        } else {
+            start.later.push((feed.name.clone(), next_slot(feed, now)));
+        }
+    }
+    start.later.sort_by_key(|(_, at)| *at);
+    start
+}
+
+/// The feed's first slot after `now`.
+pub fn next_slot(feed: &FeedConfig, now: OffsetDateTime) -> OffsetDateTime {
+    let at = now.unix_timestamp();
+    let interval = i64::try_from(feed.interval.as_secs().max(1)).unwrap_or(i64::MAX);
+    let latest = super::plan::due_slot(feed, at, feed.interval).unwrap_or(at);
+    OffsetDateTime::from_unix_timestamp(latest.saturating_add(interval)).unwrap_or(now)
+}
+
+/// Runs the planner over `config` and `jobs` workers on `refresher`, after the feeds `first`
+/// names, until `shutdown` completes (the CLI passes Ctrl-C and
 /// SIGTERM), then lets the refreshes in flight finish. Feeds queued but not started when it
 /// stops are left for the next run.
 pub async fn serve(
     config: Arc<Config>,
     refresher: Refresher,
     jobs: usize,
+    first: Option<Vec<FeedConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     progress: Arc<Progress>,
 ) {
@@ -85,21 +188,34 @@ pub async fn serve(
                     }
                 };
                 let Some(feed) = next else { return };
-                progress.in_flight.fetch_add(1, Ordering::Relaxed);
+                progress
+                    .in_flight
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(feed.name.clone(), Instant::now());
                 let report = refresher.refresh(&feed, RefreshOptions::queued(None)).await;
-                progress.in_flight.fetch_sub(1, Ordering::Relaxed);
-                progress.done.fetch_add(1, Ordering::Relaxed);
-                if report.outcome.is_failure() {
-                    progress.failed.fetch_add(1, Ordering::Relaxed);
-                }
+                progress.in_flight.lock().expect("not poisoned").remove(&feed.name);
+                progress.finished(&feed.name, &report.outcome, OffsetDateTime::now_utc());
                 pending.lock().expect("not poisoned").remove(&feed.name);
             }
         });
     }
 
-    // The planner: each tick queues the feeds with a slot since the last one.
+    // The planner: each tick queues the feeds with a slot since the last one. Given `first` (the
+    // feeds never refreshed or overdue, [`start`]), those go now and the planner starts from
+    // now; without it, the first tick takes the slots of the tick before.
     let tick = config.fleet.tick;
-    let mut last = OffsetDateTime::now_utc().unix_timestamp() - tick.as_secs() as i64;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let mut last = match &first {
+        Some(_) => now,
+        None => now - tick.as_secs() as i64,
+    };
+    for feed in first.unwrap_or_default() {
+        if pending.lock().expect("not poisoned").insert(feed.name.clone()) {
+            progress.due.fetch_add(1, Ordering::Relaxed);
+            let _ = queue.send(feed);
+        }
+    }
     loop {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let window = Duration::from_secs(now.saturating_sub(last).max(0) as u64);

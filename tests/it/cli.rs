@@ -618,9 +618,15 @@ async fn run_refreshes_the_feeds_due_and_stops_cleanly_on_ctrl_c() {
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert_eq!(stdout.trim(), "due 3  in flight 0  done 3  failed 0", "{stderr}");
+    assert_eq!(stdout.trim(), "updated 3  unchanged 0  failed 0  skipped 0", "{stderr}");
     assert!(stderr.contains("3 feeds, 2 at once"), "{stderr}");
-    assert!(stderr.contains("refresh done"), "run keeps the outcome logs: {stderr}");
+    assert!(
+        stderr.contains("3 never refreshed or overdue, refreshed now"),
+        "{stderr}"
+    );
+    // One line per outcome at the default level, not one per stage.
+    assert_eq!(stderr.matches("refresh done").count(), 3, "{stderr}");
+    assert!(!stderr.contains("solver answered"), "{stderr}");
 }
 
 /// A folder deployment of one feed, `news`, through `fake` without sessions.
@@ -822,4 +828,66 @@ async fn a_flarebypasser_publishes_ordinary_feeds_with_the_default_configuration
             "{recording}"
         );
     }
+}
+
+/// Issue 19: `flarefeed run` on a terminal (a pty from `script`): a feed never refreshed runs at
+/// once, a feed refreshed a moment ago is announced for its next slot, and the live view shows
+/// the refresh in flight with its time, and the next feed due.
+#[tokio::test]
+async fn run_on_a_terminal_shows_what_runs_and_what_comes_next() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    use crate::helpers::{FEED_URL, rss_page};
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flarefeed.toml");
+    let toml = format!(
+        "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\ndir = \"out\"\n\
+         [[feeds]]\nname = \"fresh\"\nurl = \"{FEED_URL}\"\ninterval = \"1h\"\n\
+         [[feeds]]\nname = \"recent\"\nurl = \"https://recent.example.test/feed\"\ninterval = \"1h\"\n",
+        fake.url
+    );
+    std::fs::write(&config, toml).unwrap();
+    // `recent` was attempted a moment ago: it waits for its slot.
+    std::fs::create_dir_all(dir.path().join("out/status")).unwrap();
+    let record = serde_json::json!({
+        "feed": "recent", "url": "https://recent.example.test/feed", "outcome": "unchanged",
+        "last_attempt": flarefeed::outcome::rfc3339(time::OffsetDateTime::now_utc()),
+        "last_success": flarefeed::outcome::rfc3339(time::OffsetDateTime::now_utc()),
+        "last_error": null, "consecutive_failures": 0, "items": 2, "bytes": 10, "sha256": "ab",
+        "solver_ms": null, "total_ms": null
+    });
+    std::fs::write(dir.path().join("out/status/recent.json"), record.to_string()).unwrap();
+    fake.then(Action::Delay(
+        std::time::Duration::from_millis(2500),
+        Box::new(rss_page("Mon, 01 Jan 2024 00:00:00 GMT")),
+    ));
+    let binary = env!("CARGO_BIN_EXE_flarefeed");
+    let mut command = tokio::process::Command::new("script");
+    command
+        .args([
+            "-qec",
+            &format!("timeout -s INT 4 '{binary}' run --config '{}'", config.display()),
+            "/dev/null",
+        ])
+        .current_dir(dir.path())
+        .envs(crate::helpers::SOLVER_ONLY)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    let out = command.output().await.unwrap();
+    let screen = text(&out.stdout);
+    assert!(
+        screen.contains("1 never refreshed or overdue, refreshed now"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("recent next at "), "{screen:?}");
+    assert!(
+        screen.contains("running: fresh 1 s"),
+        "the live view shows the refresh in flight: {screen:?}"
+    );
+    assert!(screen.contains("| next: "), "{screen:?}");
+    assert!(
+        screen.contains("updated 1  unchanged 0  failed 0  skipped 0"),
+        "{screen:?}"
+    );
 }
