@@ -82,9 +82,10 @@ fn row(html: &mut String, feed: &FeedSummary, now: OffsetDateTime) {
     };
     let success = match feed.last_success {
         Some(at) => format!(
-            "<time datetime=\"{at}\" title=\"{at}\">{}</time>",
+            "<time datetime=\"{exact}\" title=\"{exact}\">{}</time><div class=\"url\">{}</div>",
             ago(at, now),
-            at = rfc3339(at)
+            minutes(at),
+            exact = rfc3339(at)
         ),
         None => "never".into(),
     };

@@ -403,3 +403,47 @@ async fn chromium(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Four `flarefeed refresh` processes at once, one feed each, into one folder: every feed is in
+/// the index and on the page (the folder's conditional writes, between processes).
+#[tokio::test]
+async fn refresh_processes_at_once_lose_no_index_entry() {
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flarefeed.toml");
+    let mut toml = format!(
+        "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\ndir = \"out\"\n",
+        fake.url
+    );
+    for i in 0..4 {
+        let url = format!("https://site-{i}.example.test/feed");
+        fake.page(&url, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+        toml.push_str(&format!("[[feeds]]\nname = \"feed-{i}\"\nurl = \"{url}\"\n"));
+    }
+    std::fs::write(&config, toml).unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            flarefeed_async(dir.path())
+                .args(["refresh", &format!("feed-{i}"), "--config"])
+                .arg(&config)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/status/index.json")).unwrap()).unwrap();
+    let ok = index["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] == "ok")
+        .count();
+    assert_eq!(ok, 4, "{index}");
+    let html = std::fs::read_to_string(dir.path().join("out/index.html")).unwrap();
+    assert_eq!(html.matches("data-state=\"ok\"").count(), 4);
+}
