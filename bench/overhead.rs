@@ -37,7 +37,43 @@ async fn main() {
         Some("cold-start") => cold_start(&dir).await,
         Some("fleet") => fleet_capacity().await,
         Some("direct") => direct_against_solver(&dir).await,
+        Some("walk") => one_walk(&dir),
         _ => refresh_overhead(&dir).await,
+    }
+}
+
+/// The guard and the formatter as a refresh runs them: two walks (`check`, then `format_within`)
+/// against one (`check_and_format`), median of 9 each, interleaved, in the same run.
+fn one_walk(dir: &Path) {
+    use flarefeed::feed::{self, GuardOptions};
+    println!("| feed | two walks | one walk | one / two |");
+    println!("|---|---:|---:|---:|");
+    for size in ["1M", "10M"] {
+        let text = feed(dir, size);
+        let options = GuardOptions {
+            min_items: 1,
+            max_bytes: usize::MAX,
+        };
+        let (mut two, mut one) = (Vec::new(), Vec::new());
+        for _ in 0..9 {
+            let began = Instant::now();
+            let info = feed::check(&text, options).unwrap();
+            let formatted = feed::format_within(&text, usize::MAX).unwrap();
+            two.push(began.elapsed());
+            std::hint::black_box((info, formatted));
+            let began = Instant::now();
+            let both = feed::check_and_format(&text, options, usize::MAX).unwrap();
+            one.push(began.elapsed());
+            std::hint::black_box(both);
+        }
+        let (two, one) = (median(two), median(one));
+        println!(
+            "| {} MB | {:.1} ms | {:.1} ms | {:.2} |",
+            text.len() / 1_000_000,
+            two.as_secs_f64() * 1e3,
+            one.as_secs_f64() * 1e3,
+            one.as_secs_f64() / two.as_secs_f64()
+        );
     }
 }
 

@@ -988,8 +988,9 @@ impl Refresher {
             max_bytes: usize::MAX,
         };
         let guarded = |e: FeedError| (Stage::Guard, e.into());
-        let info = feed::check(text, guard).map_err(guarded)?;
-        let formatted = feed::format_within(text, self.config.solver.max_reply_bytes).map_err(guarded)?;
+        // One walk: the guard's verdict and the formatted feed together.
+        let (info, formatted) =
+            feed::check_and_format(text, guard, self.config.solver.max_reply_bytes).map_err(guarded)?;
         let sha256 = formatted.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = elapsed_ms(started),

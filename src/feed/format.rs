@@ -103,52 +103,9 @@ pub fn format(text: &str) -> Result<Formatted, FeedError> {
 /// [`FeedError::TooLarge`].
 pub fn format_within(text: &str, max_bytes: usize) -> Result<Formatted, FeedError> {
     let src = document(text);
-    // The bound counts the body after any declaration, which is rewritten: a document and its
-    // as-written fallback then get the same bound, and formatting stays idempotent.
-    let body_len = src.len() - declaration_end(src);
-    let limit = body_len.saturating_mul(2).saturating_add(SLACK_BYTES).min(max_bytes);
-    let mut printer = Printer {
-        src,
-        out: Output {
-            // A pretty-printed feed is typically a little larger than a minified one.
-            xml: String::with_capacity((src.len() + src.len() / 8 + 256).min(limit)),
-            limit,
-            overflow: false,
-        },
-        declared: false,
-        body_start: 0,
-        stack: Vec::new(),
-        verbatim: None,
-        volatile: Vec::new(),
-        root: Root::Other,
-        scopes: Vec::new(),
-        namespaces: HashMap::new(),
-    };
+    let mut printer = Printer::new(src, max_bytes);
     walk(src, &mut printer)?;
-    if !printer.out.overflow {
-        return Ok(Formatted {
-            xml: printer.out.xml,
-            volatile: printer.volatile,
-            as_written: false,
-        });
-    }
-    // As written: the fresh declaration, then everything after the original one.
-    let declaration_len = printer.out.declaration_len();
-    let mut declaration = printer.out.xml;
-    declaration.truncate(declaration_len);
-    let rest = &src[printer.body_start..];
-    let size = declaration.len() + rest.len();
-    if size > max_bytes {
-        return Err(FeedError::TooLarge { size, limit: max_bytes });
-    }
-    let mut xml = String::with_capacity(size);
-    xml.push_str(&declaration);
-    xml.push_str(rest);
-    Ok(Formatted {
-        xml,
-        volatile: Vec::new(),
-        as_written: true,
-    })
+    printer.finish(max_bytes)
 }
 
 /// Where an XML declaration at the start ends (0 without one); the walk checks it properly.
@@ -221,7 +178,7 @@ struct Frame<'a> {
     volatile_from: Option<usize>,
 }
 
-struct Printer<'a> {
+pub(super) struct Printer<'a> {
     src: &'a str,
     out: Output,
     /// Whether the declaration has been written.
@@ -240,6 +197,62 @@ struct Printer<'a> {
 }
 
 impl<'a> Printer<'a> {
+    /// A printer of `src` (the document, after [`document`]), refusing output over `max_bytes`:
+    /// walk it over `src`, then [`Printer::finish`]. A refresh walks it together with the guard's
+    /// visitor, so the document is read once ([`super::check_and_format`]).
+    pub(super) fn new(src: &'a str, max_bytes: usize) -> Self {
+        // The bound counts the body after any declaration, which is rewritten: a document and its
+        // as-written fallback then get the same bound, and formatting stays idempotent.
+        let body_len = src.len() - declaration_end(src);
+        let limit = body_len.saturating_mul(2).saturating_add(SLACK_BYTES).min(max_bytes);
+        Printer {
+            src,
+            out: Output {
+                // A pretty-printed feed is typically a little larger than a minified one.
+                xml: String::with_capacity((src.len() + src.len() / 8 + 256).min(limit)),
+                limit,
+                overflow: false,
+            },
+            declared: false,
+            body_start: 0,
+            stack: Vec::new(),
+            verbatim: None,
+            volatile: Vec::new(),
+            root: Root::Other,
+            scopes: Vec::new(),
+            namespaces: HashMap::new(),
+        }
+    }
+
+    /// The pretty form, after a walk that succeeded; or the document as written, when the pretty
+    /// form would have been over the bound; or [`FeedError::TooLarge`] when even that is.
+    pub(super) fn finish(self, max_bytes: usize) -> Result<Formatted, FeedError> {
+        if !self.out.overflow {
+            return Ok(Formatted {
+                xml: self.out.xml,
+                volatile: self.volatile,
+                as_written: false,
+            });
+        }
+        // As written: the fresh declaration, then everything after the original one.
+        let declaration_len = self.out.declaration_len();
+        let mut declaration = self.out.xml;
+        declaration.truncate(declaration_len);
+        let rest = &self.src[self.body_start..];
+        let size = declaration.len() + rest.len();
+        if size > max_bytes {
+            return Err(FeedError::TooLarge { size, limit: max_bytes });
+        }
+        let mut xml = String::with_capacity(size);
+        xml.push_str(&declaration);
+        xml.push_str(rest);
+        Ok(Formatted {
+            xml,
+            volatile: Vec::new(),
+            as_written: true,
+        })
+    }
+
     /// The top element's content is not structure: copy it as it came.
     fn go_verbatim(&mut self) {
         let top = self.stack.len() - 1;

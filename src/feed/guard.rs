@@ -84,6 +84,15 @@ impl fmt::Display for FeedInfo {
 
 /// Checks the whole text and accepts it only if it is a well-formed feed with enough items.
 pub fn check(text: &str, options: GuardOptions) -> Result<FeedInfo, FeedError> {
+    let doc = before_walk(text, options)?;
+    let mut shape = Shape::new(doc);
+    let walked = walk(doc, &mut shape);
+    shape.finish(walked, options)
+}
+
+/// What the guard refuses before reading the document: over the size, empty, an HTML page. The
+/// document to walk, after [`document`].
+pub(super) fn before_walk(text: &str, options: GuardOptions) -> Result<&str, FeedError> {
     if text.len() > options.max_bytes {
         return Err(FeedError::TooLarge {
             size: text.len(),
@@ -97,32 +106,43 @@ pub fn check(text: &str, options: GuardOptions) -> Result<FeedInfo, FeedError> {
     if looks_like_html(doc) {
         return Err(classify_html(doc));
     }
-    let mut shape = Shape {
-        src: doc,
-        kind: None,
-        items: 0,
-        in_channel: false,
-    };
-    match walk(doc, &mut shape) {
-        Ok(()) => {}
-        Err(e @ FeedError::NotWellFormed { .. }) => return Err(known_page(doc).unwrap_or(e)),
-        Err(e) => return Err(e),
+    Ok(doc)
+}
+
+impl<'a> Shape<'a> {
+    pub(super) fn new(src: &'a str) -> Self {
+        Shape {
+            src,
+            kind: None,
+            items: 0,
+            in_channel: false,
+        }
     }
-    let kind = shape.kind.expect("walk only succeeds with a root element");
-    if shape.items < options.min_items {
-        return Err(FeedError::TooFewItems {
-            found: shape.items,
-            min: options.min_items,
-        });
+
+    /// The verdict after the walk: a page the walk found broken named for what it is, then the
+    /// root and the items.
+    pub(super) fn finish(self, walked: Result<(), FeedError>, options: GuardOptions) -> Result<FeedInfo, FeedError> {
+        match walked {
+            Ok(()) => {}
+            Err(e @ FeedError::NotWellFormed { .. }) => return Err(known_page(self.src).unwrap_or(e)),
+            Err(e) => return Err(e),
+        }
+        let kind = self.kind.expect("walk only succeeds with a root element");
+        if self.items < options.min_items {
+            return Err(FeedError::TooFewItems {
+                found: self.items,
+                min: options.min_items,
+            });
+        }
+        Ok(FeedInfo {
+            kind,
+            items: self.items,
+        })
     }
-    Ok(FeedInfo {
-        kind,
-        items: shape.items,
-    })
 }
 
 /// Tracks the root and counts items where each kind keeps them.
-struct Shape<'a> {
+pub(super) struct Shape<'a> {
     src: &'a str,
     kind: Option<FeedKind>,
     items: usize,

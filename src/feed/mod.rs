@@ -18,6 +18,37 @@ pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
 pub use xml::{MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_EXPANSION_FACTOR};
 
+/// [`check`] and [`format_within`] in one walk of the document: a refresh reads its feed once.
+/// The verdict is [`check`]'s, exactly (the guard's visitor sees each event first, and the
+/// formatter's never fails); then the formatted document, as [`format_within`] makes it.
+pub fn check_and_format(
+    text: &str,
+    options: GuardOptions,
+    max_bytes: usize,
+) -> Result<(FeedInfo, Formatted), FeedError> {
+    let doc = guard::before_walk(text, options)?;
+    let mut both = Both {
+        shape: guard::Shape::new(doc),
+        printer: format::Printer::new(doc, max_bytes),
+    };
+    let walked = xml::walk(doc, &mut both);
+    let info = both.shape.finish(walked, options)?;
+    Ok((info, both.printer.finish(max_bytes)?))
+}
+
+/// The guard's visitor and the formatter's, over one walk.
+struct Both<'a> {
+    shape: guard::Shape<'a>,
+    printer: format::Printer<'a>,
+}
+
+impl<'a> xml::Visitor<'a> for Both<'a> {
+    fn visit(&mut self, event: &xml::Event<'a>, span: std::ops::Range<usize>, depth: usize) -> Result<(), FeedError> {
+        self.shape.visit(event, span.clone(), depth)?;
+        self.printer.visit(event, span, depth)
+    }
+}
+
 use thiserror::Error;
 
 /// Why a reply or document is not published. Each message says what happened and what to do.

@@ -693,3 +693,59 @@ fn site_chosen_titles_are_escaped_in_messages() {
     assert!(!message.contains('\n') && !message.contains('\u{1b}'), "{message}");
     assert!(message.contains(r#"Hi\nINFO forged line \u{1b}[31m\"x\""#), "{message}");
 }
+
+/// Issue 20's one walk: `check_and_format` gives exactly what `check` then `format_within` gave,
+/// verdicts and bytes, for every fixture feed, each hostile shape, broken documents and pages,
+/// and a cap that forces the as-written fallback or refuses.
+#[test]
+fn one_walk_gives_what_the_two_gave() {
+    let mut documents: Vec<String> = std::fs::read_dir(crate::helpers::fixtures::fixture_path("feeds"))
+        .unwrap()
+        .map(|entry| String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned())
+        .collect();
+    let nested = |depth: usize| {
+        format!(
+            "<rss version=\"2.0\"><channel><item>{}{}</item></channel></rss>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        )
+    };
+    documents.extend([
+        nested(feed::MAX_DEPTH),
+        nested(feed::MAX_DEPTH + 1),
+        "<rss version=\"2.0\"><channel><item><title>a</title></item>".into(),
+        "<rss version=\"2.0\"><channel><item>&bogus;</item></channel></rss>".into(),
+        "<html><head><title>Just a moment...</title></head><body></body></html>".into(),
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><title>t</title></entry></feed>".into(),
+        format!(
+            "<rss version=\"2.0\"><channel>{}</channel></rss>",
+            "<item><b/></item>".repeat(2000)
+        ),
+        String::new(),
+        "<sitemap/>".into(),
+    ]);
+    for doc in &documents {
+        for (min_items, cap) in [(1, usize::MAX), (0, usize::MAX), (1, doc.len() + 200), (1, 64)] {
+            let options = feed::GuardOptions {
+                min_items,
+                max_bytes: usize::MAX,
+            };
+            let two = feed::check(doc, options).and_then(|info| Ok((info, feed::format_within(doc, cap)?)));
+            let one = feed::check_and_format(doc, options, cap);
+            match (two, one) {
+                (Ok((info2, f2)), Ok((info1, f1))) => {
+                    assert_eq!(info1, info2);
+                    assert_eq!((f1.as_str(), f1.as_written()), (f2.as_str(), f2.as_written()));
+                    assert_eq!(f1.fingerprint(), f2.fingerprint());
+                }
+                (Err(e2), Err(e1)) => assert_eq!(e1, e2, "{}", &doc[..doc.len().min(80)]),
+                (two, one) => panic!(
+                    "{:?} vs {:?} for {}",
+                    two.map(|_| ()),
+                    one.map(|_| ()),
+                    &doc[..doc.len().min(80)]
+                ),
+            }
+        }
+    }
+}
