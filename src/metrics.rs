@@ -26,40 +26,38 @@ impl Observer for Emf {
     }
 
     fn config_invalid(&self, _error: &str) {
-        println!("{}", count_emf("ConfigInvalid", OffsetDateTime::now_utc()));
+        println!("{}", counts_emf(&[("ConfigInvalid", 1)], OffsetDateTime::now_utc()));
     }
-}
-
-/// An EMF document of one count, without dimensions: `ConfigInvalid`.
-pub fn count_emf(name: &str, now: OffsetDateTime) -> Value {
-    json!({
-        name: 1,
-        "_aws": {
-            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": [{"Name": name, "Unit": "Count"}],
-            }],
-        },
-    })
 }
 
 /// The EMF document for one tick: `Queued` and `NotQueued` (due feeds the queue would not
 /// take, even sent again), without a feed dimension.
 pub fn tick_emf(queued: usize, not_queued: usize, now: OffsetDateTime) -> Value {
-    json!({
-        "Queued": queued,
-        "NotQueued": not_queued,
-        "_aws": {
+    counts_emf(&[("Queued", queued), ("NotQueued", not_queued)], now)
+}
+
+/// An EMF document of counts, without dimensions (`ConfigInvalid`, a tick's counts).
+pub fn counts_emf(counts: &[(&str, usize)], now: OffsetDateTime) -> Value {
+    let mut document = Map::new();
+    for (name, value) in counts {
+        document.insert((*name).into(), (*value).into());
+    }
+    let declared: Vec<Value> = counts
+        .iter()
+        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    document.insert(
+        "_aws".into(),
+        json!({
             "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [[]],
-                "Metrics": [{"Name": "Queued", "Unit": "Count"}, {"Name": "NotQueued", "Unit": "Count"}],
+                "Metrics": declared,
             }],
-        },
-    })
+        }),
+    );
+    Value::Object(document)
 }
 
 /// The EMF document for one refresh, whatever its outcome (busy and backoff included, so a

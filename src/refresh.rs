@@ -31,7 +31,7 @@ pub use crate::outcome::{Outcome, RefreshError, Report, Stage};
 use crate::redact::redact_url;
 use crate::solver::{Body, MIN_REQUEST_TIME, STARTUP_MARGIN, SolveRequest, Solver, SolverError};
 use crate::status::{
-    self, AttemptMark, Backoff, Gate, InFlight, Interrupted, RecordedValidators, StatusRecord, Trigger,
+    self, AttemptMark, Backoff, Gate, InFlight, Interrupted, RecordedValidators, StatusRecord, Trigger, signed,
 };
 use crate::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Version, store_now};
 
@@ -1037,10 +1037,6 @@ fn log_outcome(report: &Report) {
 /// A Lambda function's longest timeout
 /// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
 const LAMBDA_LONGEST: Duration = Duration::from_secs(900);
-
-fn signed(duration: Duration) -> time::Duration {
-    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
-}
 
 fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64

@@ -486,7 +486,8 @@ fn until(at: OffsetDateTime, now: OffsetDateTime) -> Option<Duration> {
     (at > now).then(|| (at - now).try_into().unwrap_or_default())
 }
 
-fn signed(duration: Duration) -> time::Duration {
+/// A std duration as a time one, saturating: nothing computed from a setting can overflow.
+pub(crate) fn signed(duration: Duration) -> time::Duration {
     time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
 }
 

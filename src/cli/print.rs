@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::config::{Config, FeedConfig};
-use crate::site::{FeedSummary, State, ago};
+use crate::site::{FeedSummary, State, ago, human_bytes, minutes};
 use crate::status::{Backoff, StatusRecord};
 
 /// How the table is drawn: to a width (a terminal's, or `COLUMNS`), and in colour (a terminal
@@ -111,7 +111,7 @@ fn clock(at: OffsetDateTime) -> String {
     if at.date() == OffsetDateTime::now_utc().date() {
         format!("{:02}:{:02} UTC", at.hour(), at.minute())
     } else {
-        format!("{} {:02}:{:02} UTC", at.date(), at.hour(), at.minute())
+        minutes(at)
     }
 }
 
@@ -133,14 +133,6 @@ fn cut(text: &str, room: usize) -> String {
     let mut cut: String = text.chars().take(room.saturating_sub(1)).collect();
     cut.push('…');
     cut
-}
-
-fn human_bytes(bytes: usize) -> String {
-    match bytes {
-        0..1024 => format!("{bytes} B"),
-        1024..1_048_576 => format!("{:.1} KB", bytes as f64 / 1024.0),
-        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
-    }
 }
 
 /// The width of the terminal on stdout, else `COLUMNS`; `None` for a pipe without `COLUMNS`.

@@ -500,8 +500,8 @@ struct RawFleet {
     max_backoff: Option<String>,
 }
 
-/// A bound as it is written: `"30d"`, `"1h"`, `"900s"`.
-fn describe(bound: Duration) -> String {
+/// A duration as the configuration writes it: `"30d"`, `"1h"`, `"15m"`, `"90s"`.
+pub fn describe(bound: Duration) -> String {
     let seconds = bound.as_secs();
     match seconds {
         s if s % 86_400 == 0 => format!("{}d", s / 86_400),

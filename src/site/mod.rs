@@ -25,7 +25,7 @@ use crate::redact::{one_line, redact_url};
 use crate::status::{DEFAULT_LEASE, StatusRecord};
 use crate::store::{Condition, PutOptions, Store, StoreError};
 
-pub use page::render as render_page;
+pub use page::{human_bytes, minutes, render as render_page};
 
 /// The summary for machines, beside the status records.
 pub const INDEX_JSON: &str = "status/index.json";
@@ -332,16 +332,5 @@ pub fn ago(at: OffsetDateTime, now: OffsetDateTime) -> String {
         60..3600 => format!("{} min ago", seconds / 60),
         3600..172_800 => format!("{} h ago", seconds / 3600),
         _ => format!("{} d ago", seconds / 86_400),
-    }
-}
-
-/// A feed's interval, in the configuration's words.
-pub fn every(interval: Duration) -> String {
-    let s = interval.as_secs();
-    match s {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }

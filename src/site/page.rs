@@ -7,7 +7,8 @@ use std::fmt::Write;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use time::OffsetDateTime;
 
-use super::{FeedSummary, Index, State, ago, every};
+use super::{FeedSummary, Index, State, ago};
+use crate::config::describe as every;
 use crate::outcome::rfc3339;
 
 const STYLE: &str = r#"
@@ -130,7 +131,7 @@ fn row(html: &mut String, feed: &FeedSummary, now: OffsetDateTime) {
 }
 
 /// `2026-12-03 10:26 UTC`: what a reader needs of a time.
-fn minutes(at: OffsetDateTime) -> String {
+pub fn minutes(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} UTC",
@@ -142,7 +143,8 @@ fn minutes(at: OffsetDateTime) -> String {
     )
 }
 
-fn human_bytes(bytes: usize) -> String {
+/// `1075 B`, `47.1 KB`, `9.8 MB`.
+pub fn human_bytes(bytes: usize) -> String {
     match bytes {
         0..1024 => format!("{bytes} B"),
         1024..1_048_576 => format!("{:.1} KB", bytes as f64 / 1024.0),
