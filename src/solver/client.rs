@@ -53,9 +53,11 @@ impl FlareSolverr {
     pub fn new(settings: SolverSettings) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
-            // Below uvicorn's 5 s keep-alive (FlareBypasser, Byparr): a pooled connection the
-            // solver is closing is never reused for a request that cannot be retried.
-            .pool_idle_timeout(Duration::from_secs(4))
+            // No pooled connections: solvers close idle ones early (FlareBypasser runs gunicorn's
+            // UvicornWorker, whose keep-alive is gunicorn's `keepalive`, 2 s by default, as its
+            // installed gunicorn/config.py says), and a POST on a connection the solver is
+            // closing fails with no retry. A connect costs nothing beside a 1 to 60 s solve.
+            .pool_max_idle_per_host(0)
             .build()
             .expect("a plain rustls client always builds");
         Self {
