@@ -14,6 +14,7 @@
 //!   engine in one process.
 //! - [`metrics`]: CloudWatch EMF lines, an observer the Lambda wires into the refresher.
 //! - [`refresh`]: one refresh of one feed: claim, fetch, check, format, publish, record.
+//! - [`site`]: the status site beside the feeds, updated by a refresh whose summary changed.
 //! - [`status`]: the per-feed status record, its claim, and the gate before a refresh.
 //! - [`outcome`]: what a refresh did, worded once.
 //! - Ports and their adapters: [`fetch`] (a direct GET), [`solver`] (FlareSolverr, a pool of
@@ -21,7 +22,8 @@
 //!   `ScriptedSolver`, `MemoryStore` and `MemoryQueue`, as tokio's `test-util` does for time.
 //! - [`config`]: the TOML configuration, validated, and its S3 watch.
 //! - [`feed`]: extracting the feed from a solver's page, the guard, and the formatter.
-//! - [`redact`]: urls without their secrets, for every message.
+//! - [`redact`]: urls without their secrets, and site or solver text as one escaped line, for
+//!   every message.
 
 pub mod cli;
 pub mod config;
