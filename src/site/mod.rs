@@ -171,7 +171,11 @@ pub async fn update(
     now: OffsetDateTime,
 ) -> Result<Written, StoreError> {
     let summary = FeedSummary::of(feed, after, now);
-    let previous = before.map(|b| FeedSummary::of(feed, b, now));
+    // A record without history was written by a build before the site (or never): its feed may
+    // be missing from the site, so its first refresh here writes it, changed or not.
+    let previous = before
+        .filter(|b| !b.history.is_empty())
+        .map(|b| FeedSummary::of(feed, b, now));
     if previous.as_ref().is_some_and(|p| p.key() == summary.key()) {
         return Ok(Written::default());
     }

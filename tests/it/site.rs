@@ -447,3 +447,38 @@ async fn refresh_processes_at_once_lose_no_index_entry() {
     let html = std::fs::read_to_string(dir.path().join("out/index.html")).unwrap();
     assert_eq!(html.matches("data-state=\"ok\"").count(), 4);
 }
+
+/// A record from a build before the site (no history) brings its feed onto the site at its first
+/// refresh here, changed or not; after that, an unchanged refresh writes nothing again.
+#[tokio::test]
+async fn records_from_before_the_site_join_it_at_their_first_refresh() {
+    let test = TestApp::builder().backend(Backend::S3s).start().await;
+    test.publish_good().await;
+    let mut record: Value = serde_json::from_slice(&test.object("status/news.json").await.unwrap()).unwrap();
+    record.as_object_mut().unwrap().remove("history");
+    test.s3()
+        .client()
+        .put_object()
+        .bucket(BUCKET)
+        .key("status/news.json")
+        .body(serde_json::to_vec(&record).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let puts_of_index = |test: &TestApp| test.s3().puts_of("status/index.json");
+    let before = puts_of_index(&test);
+    assert_eq!(
+        test.refresh(RefreshOptions::cli(false)).await.outcome,
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        puts_of_index(&test),
+        before + 1,
+        "written once, for the record without history"
+    );
+    assert_eq!(
+        test.refresh(RefreshOptions::cli(false)).await.outcome,
+        Outcome::Unchanged
+    );
+    assert_eq!(puts_of_index(&test), before + 1, "and not again");
+}
