@@ -265,7 +265,21 @@ async fn feeds_stick_to_their_solver_and_fall_over_when_it_is_down() {
         ..SolverSettings::default()
     };
     let pool = SolverPool::new(&settings);
-    let names: Vec<String> = (0..12).map(|i| format!("feed-{i}")).collect();
+    // The ports, and so the ranking, differ each run: pick 9 feeds that rank a live solver
+    // first and 3 that rank the dead one first, so the failover is always exercised.
+    let candidates = (0..).map(|i| format!("feed-{i}"));
+    let (dead_first, live_first): (Vec<String>, Vec<String>) =
+        candidates.take(400).partition(|name| pool.order(name)[0] == down);
+    let names: Vec<String> = live_first
+        .into_iter()
+        .take(9)
+        .chain(dead_first.into_iter().take(3))
+        .collect();
+    assert_eq!(
+        names.len(),
+        12,
+        "400 names always hold 3 that rank the dead solver first"
+    );
     let feeds: Vec<FeedConfig> = names.iter().map(|n| FeedConfig::new(n, FEED_URL)).collect();
     let test = TestApp::builder().feeds(feeds.clone()).start().await;
     let mut config = (*test.config).clone();
