@@ -46,18 +46,21 @@ pub fn counts_emf(counts: &[(&str, usize)], now: OffsetDateTime) -> Value {
         .iter()
         .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
         .collect();
-    document.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": declared,
-            }],
-        }),
-    );
+    document.insert("_aws".into(), directive(json!([[]]), declared, now));
     Value::Object(document)
+}
+
+/// EMF's `_aws` member: when, and which of the document's members are metrics, by which
+/// dimensions.
+fn directive(dimensions: Value, declared: Vec<Value>, now: OffsetDateTime) -> Value {
+    json!({
+        "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+        "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": dimensions,
+            "Metrics": declared,
+        }],
+    })
 }
 
 /// The EMF document for one refresh, whatever its outcome (busy and backoff included, so a
@@ -107,17 +110,7 @@ pub fn emf(report: &Report, record: Option<&StatusRecord>, now: OffsetDateTime) 
         document.insert(name.into(), 1.into());
     }
     document.insert("outcome".into(), report.outcome.name().into());
-    document.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Feed"], []],
-                "Metrics": declared,
-            }],
-        }),
-    );
+    document.insert("_aws".into(), directive(json!([["Feed"], []]), declared, now));
     Value::Object(document)
 }
 

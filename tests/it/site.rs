@@ -163,16 +163,20 @@ async fn refreshes_finishing_together_lose_no_index_entry() {
             assert_eq!(report.outcome, Outcome::Updated, "{backend:?}");
         }
         let index: Value = serde_json::from_slice(&test.object("status/index.json").await.unwrap()).unwrap();
-        let ok = index["feeds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["state"] == "ok")
-            .count();
-        assert_eq!(ok, feeds.len(), "{backend:?}: {index}");
+        assert_eq!(feeds_ok(&index), feeds.len(), "{backend:?}: {index}");
         let html = String::from_utf8(test.object("index.html").await.unwrap()).unwrap();
         assert_eq!(html.matches("data-state=\"ok\"").count(), feeds.len(), "{backend:?}");
     }
+}
+
+/// How many feeds of a `status/index.json` are ok.
+fn feeds_ok(index: &Value) -> usize {
+    index["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] == "ok")
+        .count()
 }
 
 async fn futures_join<T: Send + 'static>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
@@ -437,13 +441,7 @@ async fn refresh_processes_at_once_lose_no_index_entry() {
     }
     let index: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/status/index.json")).unwrap()).unwrap();
-    let ok = index["feeds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["state"] == "ok")
-        .count();
-    assert_eq!(ok, 4, "{index}");
+    assert_eq!(feeds_ok(&index), 4, "{index}");
     let html = std::fs::read_to_string(dir.path().join("out/index.html")).unwrap();
     assert_eq!(html.matches("data-state=\"ok\"").count(), 4);
 }
