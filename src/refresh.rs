@@ -1076,6 +1076,11 @@ mod tests {
     }
 
     fn unit_with(fetch: FetchMode) -> Unit {
+        unit_observed(fetch, None)
+    }
+
+    /// [`unit_with`], with `observer` wired in as the Lambda wires its metrics.
+    fn unit_observed(fetch: FetchMode, observer: Option<Arc<dyn Observer>>) -> Unit {
         let solver = Arc::new(ScriptedSolver::default());
         let fetcher = Arc::new(ScriptedFetcher::default());
         let store = Arc::new(MemoryStore::default());
@@ -1093,7 +1098,7 @@ mod tests {
             store: store.clone(),
             queue: None,
         };
-        let refresher = Deployment::assemble(Arc::new(config), adapters, None).refresher;
+        let refresher = Deployment::assemble(Arc::new(config), adapters, observer).refresher;
         Unit {
             solver,
             fetcher,
@@ -1487,28 +1492,12 @@ mod tests {
             }
         }
         let heard = Arc::new(Heard::default());
-        let store = Arc::new(MemoryStore::default());
-        let solver = Arc::new(ScriptedSolver::default());
-        let feed = FeedConfig {
-            fetch: FetchMode::Solver,
-            ..FeedConfig::new("news", URL)
-        };
-        let config = Config {
-            feeds: vec![feed.clone()],
-            ..Config::default()
-        };
-        let adapters = Adapters {
-            solver: solver.clone(),
-            fetcher: Arc::new(ScriptedFetcher::default()),
-            store: store.clone(),
-            queue: None,
-        };
-        let refresher = Deployment::assemble(Arc::new(config), adapters, Some(heard.clone())).refresher;
-        solver.error(SolverError::Blocked {
+        let u = unit_observed(FetchMode::Solver, Some(heard.clone()));
+        u.solver.error(SolverError::Blocked {
             message: "blocked".into(),
         });
-        refresher.refresh(&feed, RefreshOptions::queued(None)).await;
-        refresher.refresh(&feed, RefreshOptions::queued(None)).await;
+        u.refresh(RefreshOptions::queued(None)).await;
+        u.refresh(RefreshOptions::queued(None)).await;
         let heard = heard.0.lock().unwrap().clone();
         assert_eq!(heard.len(), 2);
         assert_eq!(heard[0].0, "failed");

@@ -256,6 +256,9 @@ pub struct Config {
 /// The status site's pages, beside the feeds: no feed may take these keys.
 pub const SITE_KEYS: [&str; 2] = ["index.html", "feeds.opml"];
 
+/// The status site's summary for machines, beside the status records (and not one of them).
+pub const SITE_INDEX: &str = "status/index.json";
+
 /// `[site]`: the status site written beside the feeds ([`crate::site`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteConfig {

@@ -344,6 +344,11 @@ mod tests {
         assert!(!local_endpoint(&|_| None));
     }
 
+    /// One feed's TOML.
+    fn feed(name: &str) -> String {
+        format!("[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n")
+    }
+
     fn changed(checked: Checked) -> Arc<Config> {
         match checked {
             Checked::Changed(config) => config,
@@ -355,7 +360,6 @@ mod tests {
     async fn a_file_is_reread_when_it_changes_and_an_invalid_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flarefeed.toml");
-        let feed = |name: &str| format!("[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n");
         std::fs::write(&path, feed("a")).unwrap();
         let opened = Watched::open(
             ConfigUrl::Path(path.clone()),
@@ -392,7 +396,6 @@ mod tests {
     async fn a_cold_start_on_a_bad_upload_runs_on_the_last_valid_copy() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flarefeed.toml");
-        let feed = |name: &str| format!("[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n");
         std::fs::write(&path, "not = [toml").unwrap();
         assert!(matches!(
             Watched::open(

@@ -28,7 +28,7 @@ use crate::store::{Condition, PutOptions, Store, StoreError};
 pub use page::{human_bytes, minutes, render as render_page};
 
 /// The summary for machines, beside the status records.
-pub const INDEX_JSON: &str = "status/index.json";
+pub const INDEX_JSON: &str = crate::config::SITE_INDEX;
 
 /// How often a conditional write of the index is tried before the update is given up (and
 /// logged: the next change writes it again): enough for every solver slot finishing at once.
