@@ -10,10 +10,14 @@
 //! start tag and copies it raw: the common case stays one pass, and a mixed element found late
 //! costs only truncating what was written for it.
 //!
-//! The output is written straight into one string, so a refresh holds the input and the output
-//! and nothing else of the feed's size. Its size is bounded: indentation stops deepening at
-//! [`MAX_INDENT`] levels, and should the pretty form still pass twice the input plus
-//! [`SLACK_BYTES`] (or the caller's cap), the document is published as written instead.
+//! The output is never assembled while formatting: it is a list of pieces, each an optional line
+//! break and indent and then a slice of the input (the pretty form only ever drops whitespace
+//! between elements and adds indentation). A piece takes a few bytes however long its slice, so
+//! formatting holds the input and little else: `flarefeed format` streams the pieces to stdout,
+//! and a refresh assembles the string it stores once ([`Formatted::into_xml`]). Its size is
+//! bounded: indentation stops deepening at [`MAX_INDENT`] levels, and should the pretty form still
+//! pass twice the input plus [`SLACK_BYTES`] (or the caller's cap), the document is published as
+//! written instead.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -32,25 +36,31 @@ pub const SLACK_BYTES: usize = 4096;
 
 const XHTML: &str = "http://www.w3.org/1999/xhtml";
 
-/// A formatted document, ready to store.
+/// A formatted document, ready to store: the new declaration, then pieces of the input it was
+/// formatted from.
 #[derive(Debug, Clone)]
-pub struct Formatted {
-    xml: String,
+pub struct Formatted<'a> {
+    src: &'a str,
+    declaration: String,
+    pieces: Pieces,
     /// Output byte spans of the feed-level `lastBuildDate`/`pubDate` (RSS) and `updated` (Atom).
     volatile: Vec<Range<usize>>,
     as_written: bool,
+    /// The output assembled, once [`Formatted::as_str`] asked for it.
+    assembled: std::sync::OnceLock<String>,
 }
 
-const SPACES: &str = "                                                                ";
+/// A line break and the deepest indent; an indent is a prefix of it.
+const INDENT: &str = "\n                                                                ";
 
-impl Formatted {
+impl Formatted<'_> {
     /// Length of the output in bytes.
     pub fn len(&self) -> usize {
-        self.xml.len()
+        self.pieces.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.xml.is_empty()
+        self.pieces.len == 0
     }
 
     /// Whether the pretty form would have passed its size bound, so the document is kept as
@@ -59,23 +69,46 @@ impl Formatted {
         self.as_written
     }
 
+    /// The output as one string, assembled on the first call and kept: a copy of the feed's
+    /// size that [`Formatted::write_to`] and [`Formatted::into_xml`] never make.
     pub fn as_str(&self) -> &str {
-        &self.xml
+        self.assembled.get_or_init(|| self.to_xml())
     }
 
-    /// The output as one string (a copy; see [`Formatted::into_xml`]).
+    /// The output as one string.
     pub fn to_xml(&self) -> String {
-        self.xml.clone()
+        if let Some(xml) = self.assembled.get() {
+            return xml.clone();
+        }
+        let mut xml = String::with_capacity(self.len());
+        self.each_chunk(|chunk| {
+            xml.push_str(chunk);
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+        xml
     }
 
-    /// The output, without copying it.
-    pub fn into_xml(self) -> String {
-        self.xml
+    /// The output as one string, the only copy of the feed's size a refresh then needs: the input
+    /// it was formatted from can be dropped.
+    pub fn into_xml(mut self) -> String {
+        self.assembled.take().unwrap_or_else(|| self.to_xml())
     }
 
-    /// Writes the output.
+    /// Writes the output as it goes, never holding it whole: the pieces go out as they lie, up
+    /// to a thousand to a vectored write, so not even a buffer copies them.
     pub fn write_to(&self, mut writer: impl Write) -> io::Result<()> {
-        writer.write_all(self.xml.as_bytes())?;
+        /// Linux's IOV_MAX.
+        const BATCH: usize = 1024;
+        let mut slices = Vec::with_capacity(BATCH);
+        self.each_chunk(|chunk| {
+            slices.push(io::IoSlice::new(chunk.as_bytes()));
+            if slices.len() == BATCH {
+                write_all_vectored(&mut writer, &mut slices)?;
+            }
+            Ok::<_, io::Error>(())
+        })?;
+        write_all_vectored(&mut writer, &mut slices)?;
         writer.flush()
     }
 
@@ -83,25 +116,125 @@ impl Formatted {
     /// in a freshly stamped build date are the same feed, so nothing is written.
     pub fn fingerprint(&self) -> String {
         let mut hasher = Sha256::new();
+        // The spans are in output order and never overlap.
+        let mut spans = self.volatile.iter().peekable();
         let mut at = 0;
-        for span in &self.volatile {
-            hasher.update(&self.xml.as_bytes()[at..span.start]);
-            at = span.end;
-        }
-        hasher.update(&self.xml.as_bytes()[at..]);
+        self.each_chunk(|chunk| {
+            let (from, to) = (at, at + chunk.len());
+            let mut kept = from;
+            while let Some(span) = spans.peek() {
+                if span.start >= to {
+                    break;
+                }
+                if span.start > kept {
+                    hasher.update(&chunk.as_bytes()[kept - from..span.start - from]);
+                }
+                kept = kept.max(span.end.min(to));
+                if span.end > to {
+                    break;
+                }
+                spans.next();
+            }
+            if kept < to {
+                hasher.update(&chunk.as_bytes()[kept - from..]);
+            }
+            at = to;
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
         hex::encode(hasher.finalize())
+    }
+
+    /// Calls `f` with the output in order: the declaration, then each indent and slice.
+    fn each_chunk<'s, E>(&'s self, mut f: impl FnMut(&'s str) -> Result<(), E>) -> Result<(), E> {
+        if !self.declaration.is_empty() {
+            f(&self.declaration)?;
+        }
+        let mut at = 0;
+        let mut src_end = 0;
+        let bytes = &self.pieces.bytes;
+        while at < bytes.len() {
+            let indent = bytes[at];
+            at += 1;
+            let start = src_end + read_varint(bytes, &mut at);
+            src_end = start + read_varint(bytes, &mut at);
+            if indent > 0 {
+                f(&INDENT[..1 + 2 * usize::from(indent - 1)])?;
+            }
+            if src_end > start {
+                f(&self.src[start..src_end])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes every slice, then empties the list.
+fn write_all_vectored(writer: &mut impl Write, slices: &mut Vec<io::IoSlice<'_>>) -> io::Result<()> {
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match writer.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    slices.clear();
+    Ok(())
+}
+
+/// The output after the declaration, as pieces: per piece an indent code (0 for none, else one
+/// more than the depth), then the gap since the previous piece's end and the slice's length in
+/// the input, as LEB128 varints. Pieces run forward through the input.
+#[derive(Debug, Clone, Default)]
+struct Pieces {
+    bytes: Vec<u8>,
+    /// Input offset where the last piece ends.
+    src_end: usize,
+    /// Output length so far, the declaration included.
+    len: usize,
+}
+
+/// Where the output stood, to roll back to.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    bytes: usize,
+    src_end: usize,
+    len: usize,
+}
+
+fn write_varint(bytes: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        bytes.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> usize {
+    let mut value = 0;
+    let mut shift = 0;
+    loop {
+        let byte = bytes[*at];
+        *at += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return value;
+        }
+        shift += 7;
     }
 }
 
 /// Pretty-prints a well-formed XML document without changing what it means.
-pub fn format(text: &str) -> Result<Formatted, FeedError> {
+pub fn format(text: &str) -> Result<Formatted<'_>, FeedError> {
     format_within(text, usize::MAX)
 }
 
 /// [`format`], refusing before it is built any output over `max_bytes`: the pretty form falls
 /// back to the document as written, and if even that is over, the result is
 /// [`FeedError::TooLarge`].
-pub fn format_within(text: &str, max_bytes: usize) -> Result<Formatted, FeedError> {
+pub fn format_within(text: &str, max_bytes: usize) -> Result<Formatted<'_>, FeedError> {
     let src = document(text);
     let mut printer = Printer::new(src, max_bytes);
     walk(src, &mut printer)?;
@@ -119,40 +252,61 @@ fn declaration_end(src: &str) -> usize {
 
 /// The output so far, refusing to grow past its limit.
 struct Output {
-    xml: String,
+    declaration: String,
+    pieces: Pieces,
     limit: usize,
     /// Something did not fit: the rest is ignored and the document goes out as written.
     overflow: bool,
 }
 
 impl Output {
-    fn push(&mut self, text: &str) {
-        if self.overflow {
-            return;
-        }
-        if self.xml.len() + text.len() > self.limit {
+    /// Whether `more` bytes still fit; if not, the output overflows for good.
+    fn fits(&mut self, more: usize) -> bool {
+        if self.overflow || self.pieces.len + more > self.limit {
             self.overflow = true;
-            return;
+            return false;
         }
-        self.xml.push_str(text);
+        true
     }
 
-    fn indent(&mut self, depth: usize) {
-        self.push("\n");
-        self.push(&SPACES[..2 * depth.min(MAX_INDENT)]);
+    /// The declaration is always the first thing written.
+    fn declare(&mut self, declaration: String) {
+        if self.fits(declaration.len()) {
+            self.pieces.len += declaration.len();
+            self.declaration = declaration;
+        }
+    }
+
+    /// A line break and indent at `depth` when given, then the input's bytes in `range`.
+    fn piece(&mut self, depth: Option<usize>, range: Range<usize>) {
+        let indent = depth.map_or(0, |d| 1 + 2 * d.min(MAX_INDENT));
+        if !self.fits(indent + range.len()) {
+            return;
+        }
+        let pieces = &mut self.pieces;
+        pieces.bytes.push(depth.map_or(0, |d| 1 + d.min(MAX_INDENT) as u8));
+        write_varint(&mut pieces.bytes, range.start - pieces.src_end);
+        write_varint(&mut pieces.bytes, range.len());
+        pieces.src_end = range.end;
+        pieces.len += indent + range.len();
     }
 
     fn len(&self) -> usize {
-        self.xml.len()
+        self.pieces.len
     }
 
-    fn rollback(&mut self, len: usize) {
-        self.xml.truncate(len);
+    fn mark(&self) -> Mark {
+        Mark {
+            bytes: self.pieces.bytes.len(),
+            src_end: self.pieces.src_end,
+            len: self.pieces.len,
+        }
     }
 
-    /// The declaration is always the first line written.
-    fn declaration_len(&self) -> usize {
-        self.xml.find("?>").map_or(0, |at| at + 2)
+    fn rollback(&mut self, mark: Mark) {
+        self.pieces.bytes.truncate(mark.bytes);
+        self.pieces.src_end = mark.src_end;
+        self.pieces.len = mark.len;
     }
 }
 
@@ -168,8 +322,8 @@ struct Frame<'a> {
     local: &'a str,
     /// Input offset just after the start tag.
     src_content: usize,
-    /// Output length just after the start tag.
-    out_content: usize,
+    /// The output just after the start tag.
+    out_content: Mark,
     /// An element, comment or PI child was seen (and indented).
     children: bool,
     /// Non-whitespace text, CDATA or a reference was seen.
@@ -194,6 +348,8 @@ pub(super) struct Printer<'a> {
     scopes: Vec<(usize, &'a str)>,
     /// The uris bound to each prefix, innermost last: a lookup costs the same however many there are.
     namespaces: HashMap<&'a str, Vec<&'a str>>,
+    /// How many of those bindings are to the XHTML namespace: with none, no tag is looked up.
+    xhtml_bindings: usize,
 }
 
 impl<'a> Printer<'a> {
@@ -208,8 +364,12 @@ impl<'a> Printer<'a> {
         Printer {
             src,
             out: Output {
-                // A pretty-printed feed is typically a little larger than a minified one.
-                xml: String::with_capacity((src.len() + src.len() / 8 + 256).min(limit)),
+                declaration: String::new(),
+                // A feed's elements are rarely under 64 bytes a piece.
+                pieces: Pieces {
+                    bytes: Vec::with_capacity(src.len() / 64 + 64),
+                    ..Pieces::default()
+                },
                 limit,
                 overflow: false,
             },
@@ -221,35 +381,51 @@ impl<'a> Printer<'a> {
             root: Root::Other,
             scopes: Vec::new(),
             namespaces: HashMap::new(),
+            xhtml_bindings: 0,
         }
     }
 
     /// The pretty form, after a walk that succeeded; or the document as written, when the pretty
     /// form would have been over the bound; or [`FeedError::TooLarge`] when even that is.
-    pub(super) fn finish(self, max_bytes: usize) -> Result<Formatted, FeedError> {
-        if !self.out.overflow {
+    pub(super) fn finish(self, max_bytes: usize) -> Result<Formatted<'a>, FeedError> {
+        let Output {
+            declaration,
+            pieces,
+            overflow,
+            ..
+        } = self.out;
+        if !overflow {
             return Ok(Formatted {
-                xml: self.out.xml,
+                src: self.src,
+                declaration,
+                pieces,
                 volatile: self.volatile,
                 as_written: false,
+                assembled: Default::default(),
             });
         }
-        // As written: the fresh declaration, then everything after the original one.
-        let declaration_len = self.out.declaration_len();
-        let mut declaration = self.out.xml;
-        declaration.truncate(declaration_len);
-        let rest = &self.src[self.body_start..];
-        let size = declaration.len() + rest.len();
+        // As written: the fresh declaration (if it fitted), then everything after the original one.
+        let size = declaration.len() + self.src.len() - self.body_start;
         if size > max_bytes {
             return Err(FeedError::TooLarge { size, limit: max_bytes });
         }
-        let mut xml = String::with_capacity(size);
-        xml.push_str(&declaration);
-        xml.push_str(rest);
+        let mut out = Output {
+            pieces: Pieces {
+                len: declaration.len(),
+                ..Pieces::default()
+            },
+            declaration,
+            limit: usize::MAX,
+            overflow: false,
+        };
+        out.piece(None, self.body_start..self.src.len());
         Ok(Formatted {
-            xml,
+            src: self.src,
+            declaration: out.declaration,
+            pieces: out.pieces,
             volatile: Vec::new(),
             as_written: true,
+            assembled: Default::default(),
         })
     }
 
@@ -258,7 +434,7 @@ impl<'a> Printer<'a> {
         let top = self.stack.len() - 1;
         let mark = self.stack[top].out_content;
         self.out.rollback(mark);
-        self.volatile.retain(|span| span.end <= mark);
+        self.volatile.retain(|span| span.end <= mark.len);
         self.verbatim = Some(top);
     }
 
@@ -288,7 +464,11 @@ impl<'a> Printer<'a> {
                 };
                 self.scopes.push((depth, prefix));
                 self.namespaces.entry(prefix).or_default().push(value);
+                self.xhtml_bindings += usize::from(value == XHTML);
             }
+        }
+        if self.xhtml_bindings == 0 {
+            return false;
         }
         let prefix = tag.name.rsplit_once(':').map_or("", |(prefix, _)| prefix);
         self.namespaces
@@ -303,8 +483,10 @@ impl<'a> Printer<'a> {
             && d >= depth
         {
             self.scopes.pop();
-            if let Some(uris) = self.namespaces.get_mut(prefix) {
-                uris.pop();
+            if let Some(uris) = self.namespaces.get_mut(prefix)
+                && uris.pop() == Some(XHTML)
+            {
+                self.xhtml_bindings -= 1;
             }
         }
     }
@@ -316,24 +498,25 @@ impl<'a> Visitor<'a> for Printer<'a> {
             let version = if *version == "1.1" { "1.1" } else { "1.0" };
             let standalone = standalone.map(|v| format!(r#" standalone="{v}""#)).unwrap_or_default();
             self.out
-                .push(&format!(r#"<?xml version="{version}" encoding="UTF-8"{standalone}?>"#));
+                .declare(format!(r#"<?xml version="{version}" encoding="UTF-8"{standalone}?>"#));
             self.declared = true;
             self.body_start = span.end;
             return Ok(());
         }
         if !self.declared {
-            self.out.push(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+            self.out
+                .declare(r#"<?xml version="1.0" encoding="UTF-8"?>"#.to_string());
             self.declared = true;
         }
 
         if let Some(index) = self.verbatim {
             match event {
-                Event::Start(_) => self.stack.push(frame("", span.end, self.out.len())),
+                Event::Start(_) => self.stack.push(frame("", span.end, self.out.mark())),
                 Event::End => {
                     let done = self.stack.pop().expect("end tag has a frame");
                     self.close_scope(depth);
                     if self.stack.len() == index {
-                        self.out.push(&self.src[done.src_content..span.end]);
+                        self.out.piece(None, done.src_content..span.end);
                         self.verbatim = None;
                         if let Some(from) = done.volatile_from {
                             self.volatile.push(from..self.out.len());
@@ -358,7 +541,7 @@ impl<'a> Visitor<'a> for Printer<'a> {
                     if parent.text || xhtml {
                         self.go_verbatim();
                         if matches!(event, Event::Start(_)) {
-                            self.stack.push(frame("", span.end, self.out.len()));
+                            self.stack.push(frame("", span.end, self.out.mark()));
                         }
                         return Ok(());
                     }
@@ -378,11 +561,10 @@ impl<'a> Visitor<'a> for Printer<'a> {
                 let volatile_from = local
                     .filter(|local| self.is_volatile(depth, local))
                     .map(|_| self.out.len());
-                self.out.indent(depth);
-                self.out.push(&self.src[span.clone()]);
+                self.out.piece(Some(depth), span.clone());
                 match event {
                     Event::Start(tag) => {
-                        let mut f = frame(local.unwrap_or(""), span.end, self.out.len());
+                        let mut f = frame(local.unwrap_or(""), span.end, self.out.mark());
                         f.volatile_from = volatile_from;
                         self.stack.push(f);
                         if content_is_markup(tag) {
@@ -411,16 +593,18 @@ impl<'a> Visitor<'a> for Printer<'a> {
                 let done = self.stack.pop().expect("end tag has a frame");
                 self.close_scope(depth);
                 if done.children {
-                    self.out.indent(depth);
-                    self.out.push(&self.src[span]);
+                    self.out.piece(Some(depth), span);
                 } else {
-                    self.out.push(&self.src[done.src_content..span.end]);
+                    self.out.piece(None, done.src_content..span.end);
                 }
                 if let Some(from) = done.volatile_from {
                     self.volatile.push(from..self.out.len());
                 }
             }
-            Event::Eof => self.out.indent(0),
+            Event::Eof => {
+                let end = self.out.pieces.src_end;
+                self.out.piece(Some(0), end..end);
+            }
             Event::Decl { .. } => unreachable!("handled above"),
         }
         Ok(())
@@ -447,7 +631,7 @@ fn content_is_markup(tag: &Tag<'_>) -> bool {
 }
 
 /// A frame for an element; elements inside a verbatim copy need no name (`""`).
-fn frame(local: &str, src_content: usize, out_content: usize) -> Frame<'_> {
+fn frame(local: &str, src_content: usize, out_content: Mark) -> Frame<'_> {
     Frame {
         local,
         src_content,
@@ -540,6 +724,47 @@ mod tests {
             formatted.write_to(&mut streamed).unwrap();
             assert_eq!(streamed, xml.as_bytes());
         }
+    }
+
+    /// A writer that takes a few bytes a call, as a pipe may: every piece still goes out once.
+    #[test]
+    fn short_writes_still_write_everything() {
+        struct Trickle(Vec<u8>);
+        impl Write for Trickle {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let n = buf.len().min(7);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let src = format!(
+            "<rss version=\"2.0\"><channel>{}</channel></rss>",
+            "<item><title>t</title><b/></item>".repeat(900)
+        );
+        let formatted = format(&src).unwrap();
+        let mut out = Trickle(Vec::new());
+        formatted.write_to(&mut out).unwrap();
+        assert_eq!(out.0, formatted.to_xml().as_bytes());
+        assert_eq!(formatted.as_str(), formatted.to_xml());
+        // Three bytes a piece here, where each piece stands for 4 to 16 bytes of input.
+        assert!(
+            formatted.pieces.bytes.len() < src.len() / 2,
+            "pieces are small beside the input"
+        );
+    }
+
+    #[test]
+    fn as_written_is_one_piece_after_the_new_declaration() {
+        let src = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a><b/><b/><b/></a>";
+        let formatted = format_within(src, src.len()).unwrap();
+        assert!(formatted.as_written());
+        assert_eq!(
+            formatted.into_xml(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a><b/><b/><b/></a>"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn check_and_format(
     text: &str,
     options: GuardOptions,
     max_bytes: usize,
-) -> Result<(FeedInfo, Formatted), FeedError> {
+) -> Result<(FeedInfo, Formatted<'_>), FeedError> {
     let doc = guard::before_walk(text, options)?;
     let mut both = Both {
         shape: guard::Shape::new(doc),

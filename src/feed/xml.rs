@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use memchr::{memchr, memchr2, memmem};
+use memchr::{memchr, memchr3, memmem};
 
 use super::FeedError;
 
@@ -341,7 +341,7 @@ impl<'a> Lexer<'a> {
         malformed(self.src, at, detail)
     }
 
-    fn truncated(&self, what: &str) -> FeedError {
+    fn truncated(&self, what: impl std::fmt::Display) -> FeedError {
         malformed(
             self.src,
             self.src.len(),
@@ -376,7 +376,8 @@ impl<'a> Lexer<'a> {
         Ok(())
     }
 
-    fn expect(&mut self, s: &str, context: &str) -> Result<(), FeedError> {
+    /// `context` is only written out for an error: it runs for every end tag.
+    fn expect(&mut self, s: &str, context: impl std::fmt::Display) -> Result<(), FeedError> {
         if self.starts_with(s) {
             self.pos += s.len();
             Ok(())
@@ -438,7 +439,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// A quoted literal, returned without its quotes; `context` names it in errors.
-    fn quoted(&mut self, context: &str) -> Result<&'a str, FeedError> {
+    fn quoted(&mut self, context: impl std::fmt::Display) -> Result<&'a str, FeedError> {
         let quote = match self.peek() {
             Some(q @ (b'"' | b'\'')) => q,
             Some(_) => return Err(self.error(format!("a quoted value expected for {context}"))),
@@ -453,13 +454,23 @@ impl<'a> Lexer<'a> {
     /// `[14] CharData` up to the next `<` or `&`; returns whether it is all whitespace.
     fn text(&mut self) -> Result<bool, FeedError> {
         let from = self.pos;
-        let len = memchr2(b'<', b'&', &self.bytes[from..]).unwrap_or(self.bytes.len() - from);
-        let text = &self.bytes[from..from + len];
-        if let Some(at) = memmem::find(text, b"]]>") {
-            return Err(self.error_at(from + at, "']]>' in text: it may only end a CDATA section"));
+        // One vectorised scan for the end of the text and for ']]>' together: ']' is rare in
+        // text, so a run of plain text costs one pass.
+        let mut end = from;
+        loop {
+            match memchr3(b'<', b'&', b']', &self.bytes[end..]) {
+                Some(at) if self.bytes[end + at] == b']' => {
+                    if self.bytes[end + at..].starts_with(b"]]>") {
+                        return Err(self.error_at(end + at, "']]>' in text: it may only end a CDATA section"));
+                    }
+                    end += at + 1;
+                }
+                Some(at) => break end += at,
+                None => break end = self.bytes.len(),
+            }
         }
-        self.pos = from + len;
-        Ok(is_xml_whitespace(text))
+        self.pos = end;
+        Ok(is_xml_whitespace(&self.bytes[from..end]))
     }
 
     /// `[18] CDSect`.
@@ -594,7 +605,7 @@ impl<'a> Lexer<'a> {
                     self.expect(">", "an empty-element tag")?;
                     return Ok(event);
                 }
-                None => return Err(self.truncated(&format!("the tag <{name}>"))),
+                None => return Err(self.truncated(format_args!("the tag <{name}>"))),
                 Some(_) if space == 0 => {
                     return Err(self.error(format!("whitespace, '>' or '/>' expected in the tag <{name}>")));
                 }
@@ -624,7 +635,7 @@ impl<'a> Lexer<'a> {
     /// `[10] AttValue`: no `<`, and every `&` a good reference (WFC: No < in Attribute Values).
     fn attribute_value(&mut self, key: &str) -> Result<(), FeedError> {
         let value_start = self.pos + 1;
-        let value = self.quoted(&format!("attribute {key:?}"))?;
+        let value = self.quoted(format_args!("attribute {key:?}"))?;
         if let Some(at) = memchr(b'<', value.as_bytes()) {
             return Err(self.error_at(value_start + at, format!("'<' inside the value of attribute {key:?}")));
         }
@@ -647,7 +658,7 @@ impl<'a> Lexer<'a> {
         self.pos += 2;
         let name = self.name("an end tag")?;
         self.skip_space();
-        self.expect(">", &format!("the end tag </{name}>"))?;
+        self.expect(">", format_args!("the end tag </{name}>"))?;
         Ok(name)
     }
 
