@@ -961,7 +961,10 @@ impl Refresher {
             std::borrow::Cow::Borrowed(feed) => Ok((feed.as_ptr() as usize - text.as_ptr() as usize, feed.len())),
         };
         let text = match kept {
-            Err(unwrapped) => unwrapped,
+            Err(unwrapped) => {
+                drop(text);
+                unwrapped
+            }
             Ok((start, len)) => {
                 let mut text = text;
                 text.truncate(start + len);

@@ -77,7 +77,7 @@ pub fn extract(response: &str) -> Result<Extracted<'_>, FeedError> {
 /// UTF-8, they are what the site sent. Text Chrome decoded right does not pass: CJK text has no
 /// Windows-1252 form, and a lone "é" is not valid UTF-8 as one byte.
 fn undo_windows_1252(text: Cow<'_, str>) -> Cow<'_, str> {
-    if text.is_ascii() || !declares_utf8(&text) {
+    if text.is_ascii() || !declares_utf8(&text) || !fits_windows_1252(&text) {
         return text;
     }
     let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
@@ -87,6 +87,23 @@ fn undo_windows_1252(text: Cow<'_, str>) -> Cow<'_, str> {
     match String::from_utf8(bytes.into_owned()) {
         Ok(repaired) if repaired != *text => Cow::Owned(repaired),
         _ => text,
+    }
+}
+
+/// Whether every character has a Windows-1252 byte, found with a small scratch buffer: a real
+/// feed in CJK or Cyrillic fails at its first such character, and costs no copy of its size
+/// (the whole encoding would write each of them out as a character reference).
+fn fits_windows_1252(text: &str) -> bool {
+    let mut encoder = encoding_rs::WINDOWS_1252.new_encoder();
+    let mut scratch = [0u8; 16 * 1024];
+    let mut rest = text;
+    loop {
+        let (result, read, _) = encoder.encode_from_utf8_without_replacement(rest, &mut scratch, true);
+        match result {
+            encoding_rs::EncoderResult::InputEmpty => return true,
+            encoding_rs::EncoderResult::OutputFull => rest = &rest[read..],
+            encoding_rs::EncoderResult::Unmappable(_) => return false,
+        }
     }
 }
 
