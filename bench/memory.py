@@ -3,8 +3,10 @@
 FlareSolverr on loopback that answers with a page of 5, 15 and 20 MB in each of the three shapes
 the solver returns: the raw feed (PyPI build), Chrome's <pre> view and Chrome's XML viewer.
 
-Prints a Markdown table: page size, reply size, peak RSS, and the rule's bound
-(2.5 × reply + 16 MB). A 1 KB feed gives the process's own baseline in the same run.
+Prints a Markdown table: page size, reply size, peak RSS, and the rules' bounds (2.5 × reply +
+16 MB for every shape; issue 20's 2.2 × reply + 16 MB for the XML viewer). A 1 KB feed gives the
+process's own baseline in the same run. Then the refresh of the 15 MB XML-viewer reply against
+`xmllint --format` and minidom on the feed inside it, timed in the same run (median of 5, minidom 3).
 usage: memory.py FLAREFEED_BINARY
 """
 import html
@@ -12,10 +14,12 @@ import http.server
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import genfeed  # noqa: E402
@@ -85,11 +89,60 @@ def peak_rss(binary, port, response):
     }).encode()
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, FLAREFEED_SOLVER_URL=f"http://127.0.0.1:{port}/v1", RUST_LOG="warn")
+        started = time.perf_counter()
         run = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "refresh", "--url", "https://example.test/feed.xml"],
                              cwd=work, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
         if run.returncode != 0:
             sys.exit(f"refresh failed: {run.stderr}")
+        peak_rss.seconds = seconds
         return int(run.stderr.strip().splitlines()[-1]) * 1024, len(Solver.reply)
+
+
+def tool_run(argv):
+    """(seconds, peak RSS bytes) of one run of a tool, output thrown away."""
+    started = time.perf_counter()
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        sys.exit(f"{argv[0]} failed: {run.stderr[-300:]}")
+    return seconds, int(run.stderr.strip().splitlines()[-1]) * 1024
+
+
+MINIDOM = "import sys, xml.dom.minidom as m; sys.stdout.write(m.parse(sys.argv[1]).toprettyxml())"
+
+
+def viewer_against_tools(binary, port):
+    """The whole refresh of a 15 MB XML-viewer reply, and the tools on the feed inside it."""
+    response = page("viewer", 15 * MB)
+    feed = response[len(VIEWER_HEAD):response.index("</div>")]
+    feed = '<?xml version="1.0" encoding="UTF-8"?>\n' + feed
+    refreshes = []
+    for _ in range(5):
+        rss_bytes, reply = peak_rss(binary, port, response)
+        refreshes.append((peak_rss.seconds, rss_bytes))
+    with tempfile.NamedTemporaryFile("w", suffix=".xml", encoding="utf-8") as file:
+        file.write(feed)
+        file.flush()
+        tools = {
+            "xmllint --format": [tool_run(["xmllint", "--format", file.name]) for _ in range(5)],
+            "minidom": [tool_run([sys.executable, "-c", MINIDOM, file.name]) for _ in range(3)],
+        }
+    median = lambda runs: (statistics.median(t for t, _ in runs), statistics.median(r for _, r in runs))
+    refresh = median(refreshes)
+    print(f"The refresh of a {len(response) / MB:.1f} MB XML-viewer page ({reply / MB:.1f} MB reply; "
+          f"the feed inside is {len(feed.encode()) / MB:.1f} MB) against the tools on that feed:")
+    print()
+    print("| run | median time | peak RSS | time vs refresh | RSS vs refresh |")
+    print("|---|---:|---:|---:|---:|")
+    bound = 2.2 * reply + 16 * MB
+    flag = "" if refresh[1] <= bound else " **over**"
+    print(f"| flarefeed refresh (fake solver, folder store; bound {bound / MB:.1f} MB) | {refresh[0] * 1000:.0f} ms | "
+          f"{refresh[1] / MB:.1f} MB{flag} | 1.00× | 1.00× |")
+    for tool, runs in tools.items():
+        seconds, rss_bytes = median(runs)
+        print(f"| {tool} on the feed alone | {seconds * 1000:.0f} ms | {rss_bytes / MB:.1f} MB | "
+              f"{seconds / refresh[0]:.2f}× | {rss_bytes / refresh[1]:.2f}× |")
 
 
 def main():
@@ -100,16 +153,20 @@ def main():
     baseline, _ = peak_rss(binary, port, rss(1024))
     print(f"Baseline (a 1 KB feed): peak RSS {baseline / MB:.1f} MB")
     print()
-    print("| shape | page | reply | peak RSS | bound 2.5 × reply + 16 MB | peak / reply |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| shape | page | reply | peak RSS | bound 2.5 × reply + 16 MB | viewer: 2.2 × reply + 16 MB | peak / reply |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for shape in ("raw", "pre", "viewer"):
         for target in (5, 15, 20):
             response = page(shape, target * MB)
             rss_bytes, reply = peak_rss(binary, port, response)
             bound = 2.5 * reply + 16 * MB
-            flag = "" if rss_bytes <= bound else " **over**"
-            print(f"| {shape} | {len(response) / MB:.1f} MB | {reply / MB:.1f} MB | {rss_bytes / MB:.1f} MB{flag} "
-                  f"| {bound / MB:.1f} MB | {rss_bytes / reply:.2f} |")
+            viewer_bound = 2.2 * reply + 16 * MB
+            over = rss_bytes > bound or (shape == "viewer" and rss_bytes > viewer_bound)
+            tight = f"{viewer_bound / MB:.1f} MB" if shape == "viewer" else ""
+            print(f"| {shape} | {len(response) / MB:.1f} MB | {reply / MB:.1f} MB | {rss_bytes / MB:.1f} MB"
+                  f"{' **over**' if over else ''} | {bound / MB:.1f} MB | {tight} | {rss_bytes / reply:.2f} |")
+    print()
+    viewer_against_tools(binary, port)
     server.shutdown()
 
 
