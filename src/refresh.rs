@@ -58,6 +58,9 @@ pub struct RefreshOptions {
     pub publish_unchanged: bool,
     /// Leave a failing feed alone until its backoff has passed ([`StatusRecord::backing_off`]).
     pub respect_backoff: bool,
+    /// Write the status record even for an unchanged refresh within its lag
+    /// ([`status::recent_enough`]): a refresh someone asked for shows its time.
+    pub record_always: bool,
 }
 
 impl RefreshOptions {
@@ -69,6 +72,7 @@ impl RefreshOptions {
             respect_min_interval: false,
             publish_unchanged: false,
             respect_backoff: false,
+            record_always: true,
         }
     }
 
@@ -80,6 +84,22 @@ impl RefreshOptions {
             respect_min_interval: false,
             publish_unchanged: false,
             respect_backoff: true,
+            record_always: false,
+        }
+    }
+
+    /// A refresh asked for by hand and sent through the fleet's queue (the function URL,
+    /// `flarefeed refresh`, a schedule naming a feed, in a deployment with a queue): it runs in
+    /// the feed's message group, so never beside a planned one. `force` lifts `min_interval_s`
+    /// and publishes an unchanged feed too; its record is always written.
+    pub fn asked(deadline: Option<Instant>, force: bool) -> Self {
+        Self {
+            deadline,
+            trigger: Trigger::Queue,
+            respect_min_interval: !force,
+            publish_unchanged: force,
+            respect_backoff: false,
+            record_always: true,
         }
     }
 
@@ -91,6 +111,7 @@ impl RefreshOptions {
             respect_min_interval: !force,
             publish_unchanged: false,
             respect_backoff: false,
+            record_always: true,
         }
     }
 
@@ -102,6 +123,7 @@ impl RefreshOptions {
             respect_min_interval: false,
             publish_unchanged: force,
             respect_backoff: false,
+            record_always: true,
         }
     }
 
@@ -151,7 +173,11 @@ pub trait Observer: Send + Sync {
 /// The status record as this refresh claimed it, and the version that claim wrote.
 struct Claim {
     record: StatusRecord,
-    version: Version,
+    /// The record's version this refresh writes over: its claim's, or for a queued refresh
+    /// (which writes no claim) the version it read, `None` for no record.
+    version: Option<Version>,
+    /// Whether a claim was written, which the refresh must then release by writing its record.
+    written: bool,
     /// The record before the claim: its fingerprint describes a folder's published feed, and an
     /// interrupted refresh puts it back.
     before: Option<StatusRecord>,
@@ -269,9 +295,14 @@ struct Publish<'a> {
     feed: &'a FeedConfig,
     options: RefreshOptions,
     deadline: Instant,
+    /// The published copy from a HEAD at the claim; `None` with `headed` false when the status
+    /// record's fingerprint stood for it, and the HEAD waits until a write needs its version.
     published: Option<&'a ObjectInfo>,
+    headed: bool,
     /// The published feed's fingerprint.
     published_sha: Option<&'a str>,
+    /// A folder keeps no fingerprint beside the feed: the record's stands for it.
+    recorded_sha: Option<&'a str>,
     interrupt: Option<&'a Interrupt>,
 }
 
@@ -474,11 +505,23 @@ impl Refresher {
                     (attempt.outcome(Ok(())), Some(attempt), Some(record))
                 } else {
                     let record = attempt.record(feed, &claim.record, elapsed_ms(started));
-                    let written = self
-                        .write_outcome(feed, &record, &claim, deadline + STATUS_WRITE_GRACE)
-                        .await
-                        .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"));
-                    if written.is_ok() {
+                    let quiet = !claim.written
+                        && !options.record_always
+                        && status::recent_enough(claim.before.as_ref(), &record, feed, store_now(self.store.as_ref()));
+                    if quiet {
+                        info!(
+                            feed = %feed.name, stage = "status",
+                            "unchanged, and the record says so recently enough: not written"
+                        );
+                    }
+                    let written = if quiet {
+                        Ok(())
+                    } else {
+                        self.write_outcome(feed, &record, &claim, deadline + STATUS_WRITE_GRACE)
+                            .await
+                            .inspect_err(|e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"))
+                    };
+                    if written.is_ok() && !quiet {
                         self.update_site(feed, claim.before.as_ref(), &record, deadline + STATUS_WRITE_GRACE)
                             .await;
                     }
@@ -508,7 +551,7 @@ impl Refresher {
     ) -> Result<(), StoreError> {
         let key = feed.status_key();
         let store = self.store.as_ref();
-        let write = status::write(store, feed, record, Condition::Matches(claim.version.clone()));
+        let write = status::write(store, feed, record, Condition::unchanged_since(claim.version.as_ref()));
         let conflict = match self.by(by, &key, write).await {
             Err(conflict @ StoreError::Conflict { .. }) => conflict,
             other => return other.map(drop),
@@ -551,6 +594,10 @@ impl Refresher {
     /// stays until it ends, or until a refresh on this host sees its holder gone.
     async fn put_back(&self, feed: &FeedConfig, claim: &Claim, trigger: Trigger, by: &str) -> StatusRecord {
         let mut record = claim.before.clone().unwrap_or_else(|| StatusRecord::never(feed));
+        if !claim.written {
+            // No claim to release: the record is as it was.
+            return record;
+        }
         record.in_flight = None;
         record.first_attempt = claim.record.first_attempt;
         let at = store_now(self.store.as_ref());
@@ -564,7 +611,7 @@ impl Refresher {
             self.store.as_ref(),
             feed,
             &record,
-            Condition::Matches(claim.version.clone()),
+            Condition::unchanged_since(claim.version.as_ref()),
         );
         match tokio::time::timeout(PUT_BACK_TIME, write).await {
             Ok(Ok(_)) => info!(feed = %feed.name, by, "interrupted; the status record is as it was before the claim"),
@@ -633,6 +680,25 @@ impl Refresher {
         ));
         record.first_attempt = record.first_attempt.or(record.last_attempt).or(Some(now));
         record.last_attempt = Some(now);
+        if options.trigger == Trigger::Queue {
+            // A queued refresh writes no claim: SQS hands out one message of a FIFO message
+            // group at a time, and the group is the feed ("messages that belong to the same
+            // message group are always processed one by one, in a strict order relative to
+            // the message group",
+            // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html;
+            // no other message of the group is returned while one is in flight,
+            // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-exactly-once-processing.html).
+            // Every other refresh of a queue-backed deployment is sent to the queue too
+            // (`handler::routes`, `flarefeed refresh`), and a claim from anywhere else was
+            // honoured above. Its record is written over the version read, or not at all.
+            record.in_flight = None;
+            return Ok(Claim {
+                before: read.record,
+                record,
+                version: read.version,
+                written: false,
+            });
+        }
         let claim = status::write(
             self.store.as_ref(),
             feed,
@@ -643,7 +709,8 @@ impl Refresher {
             Ok(version) => Ok(Claim {
                 before: read.record,
                 record,
-                version,
+                version: Some(version),
+                written: true,
             }),
             Err(StoreError::Conflict { .. }) => {
                 // Another refresh claimed the feed between our read and our write. Its claim
@@ -720,23 +787,43 @@ impl Refresher {
         claim: &Claim,
         interrupt: Option<&Interrupt>,
     ) -> Attempt {
-        // The feed as it is at the claim: it is replaced only if it is still this one.
-        let published: Option<ObjectInfo> = match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
-            Ok(published) => published,
-            Err(e) => return Attempt::failed(Found::default(), Stage::Store, e),
+        // The feed as it is at the claim: it is replaced only if it is still this one. A record
+        // that names the published feed's fingerprint stands for it, so an unchanged refresh
+        // (a 304, or the same fingerprint) reads nothing more; the HEAD waits until a write
+        // needs the copy's version ([`Refresher::publish`]).
+        // Only a refresh that may leave its record unwritten trusts it; the others, and each
+        // one whose record is due to be written, look at the copy itself, so a copy deleted by
+        // hand is written again within the record's lag.
+        let checked_at = store_now(self.store.as_ref());
+        let recorded_sha = claim
+            .before
+            .as_ref()
+            .filter(|r| !claim.written && r.outcome != Recorded::Never && status::lag_allows(r, feed, checked_at))
+            .and_then(|r| r.sha256.clone());
+        let published: Option<ObjectInfo> = match &recorded_sha {
+            Some(_) => None,
+            None => match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
+                Ok(published) => published,
+                Err(e) => return Attempt::failed(Found::default(), Stage::Store, e),
+            },
         };
         // A folder keeps no fingerprint beside the feed; the status record's describes it.
-        let published_sha = published.as_ref().and_then(|info| {
-            info.sha256
-                .clone()
-                .or_else(|| claim.before.as_ref().and_then(|r| r.sha256.clone()))
-        });
+        let published_sha = match &recorded_sha {
+            Some(sha) => Some(sha.clone()),
+            None => published.as_ref().and_then(|info| {
+                info.sha256
+                    .clone()
+                    .or_else(|| claim.before.as_ref().and_then(|r| r.sha256.clone()))
+            }),
+        };
         let publish = Publish {
             feed,
             options,
             deadline,
             published: published.as_ref(),
+            headed: recorded_sha.is_none(),
             published_sha: published_sha.as_deref(),
+            recorded_sha: claim.before.as_ref().and_then(|r| r.sha256.as_deref()),
             interrupt,
         };
         let now = store_now(self.store.as_ref());
@@ -923,15 +1010,36 @@ impl Refresher {
             ..found
         };
         let publishing = Instant::now();
-        if !publish.options.publish_unchanged && publish.published_sha == Some(candidate.sha256.as_str()) {
+        let unchanged =
+            |sha: Option<&str>| !publish.options.publish_unchanged && sha == Some(candidate.sha256.as_str());
+        if unchanged(publish.published_sha) {
             info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
             return Attempt::published(found, Recorded::Unchanged, candidate.sha256);
         }
+        // The record's fingerprint stood for the copy: now its version is needed, and the copy
+        // itself may be this feed already (written by a refresh whose record was not).
+        let headed;
+        let published = if publish.headed {
+            publish.published
+        } else {
+            headed = match self.by(publish.deadline, &feed.key, self.store.head(&feed.key)).await {
+                Ok(published) => published,
+                Err(e) => return Attempt::failed(found, Stage::Store, e),
+            };
+            let sha = headed
+                .as_ref()
+                .and_then(|info| info.sha256.as_deref().or(publish.recorded_sha));
+            if unchanged(sha) {
+                info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
+                return Attempt::published(found, Recorded::Unchanged, candidate.sha256);
+            }
+            headed.as_ref()
+        };
         let put_options = PutOptions {
             content_type: candidate.info.kind.content_type(),
             cache_control: &self.config.store.cache_control,
             sha256: Some(&candidate.sha256),
-            condition: Condition::unchanged_since(publish.published.map(|info| &info.version)),
+            condition: Condition::unchanged_since(published.map(|info| &info.version)),
         };
         let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
         if let Err(e) = self.by(publish.deadline, &feed.key, put).await {
@@ -1230,6 +1338,70 @@ mod tests {
             u.solver.page(URL, &rss("one"));
             assert_eq!(u.refresh(options).await.outcome, Outcome::Unchanged, "{options:?}");
         }
+    }
+
+    /// Issue 21: a queued refresh writes no claim (the FIFO group is the one writer), and an
+    /// unchanged one within the record's lag (an hour at the default 15 minutes) no record
+    /// either; past the lag, on a failure, and when asked for by hand, the record is written.
+    #[tokio::test]
+    async fn an_unchanged_queued_refresh_writes_nothing_within_the_records_lag() {
+        let u = unit();
+        let status = "status/news.json";
+        u.solver.page(URL, &rss("one"));
+        assert_eq!(u.refresh(RefreshOptions::queued(None)).await.outcome, Outcome::Updated);
+        assert_eq!(u.store.puts(status), 1, "the outcome, and no claim");
+        let first = u.record().await;
+        for _ in 0..3 {
+            u.solver.page(URL, &rss("one"));
+            assert_eq!(
+                u.refresh(RefreshOptions::queued(None)).await.outcome,
+                Outcome::Unchanged
+            );
+        }
+        assert_eq!((u.store.puts(status), u.store.puts("news.xml")), (1, 1));
+        assert_eq!(
+            u.record().await.last_attempt,
+            first.last_attempt,
+            "checked at least then"
+        );
+
+        // Asked for by hand (past min_interval_s): the record shows it.
+        u.store.set_clock_offset(time::Duration::minutes(2));
+        u.solver.page(URL, &rss("one"));
+        let asked = u.refresh(RefreshOptions::asked(None, false)).await;
+        assert_eq!((asked.outcome, u.store.puts(status)), (Outcome::Unchanged, 2));
+        let asked_at = u.record().await.last_attempt;
+        assert!(asked_at > first.last_attempt);
+
+        // An hour on (the store's clock): written once, then quiet again.
+        u.store.set_clock_offset(time::Duration::minutes(63));
+        for _ in 0..2 {
+            u.solver.page(URL, &rss("one"));
+            assert_eq!(
+                u.refresh(RefreshOptions::queued(None)).await.outcome,
+                Outcome::Unchanged
+            );
+        }
+        assert_eq!(u.store.puts(status), 3);
+        let hour_on = u.record().await;
+        assert_eq!(hour_on.outcome, Recorded::Unchanged);
+        assert!(hour_on.last_attempt > asked_at);
+
+        // A failure is always recorded, and so is the first success after it.
+        u.solver.error(SolverError::Blocked {
+            message: "Cloudflare has blocked this request".into(),
+        });
+        assert!(u.refresh(RefreshOptions::queued(None)).await.outcome.is_failure());
+        assert_eq!(u.store.puts(status), 4);
+        u.store.set_clock_offset(time::Duration::minutes(65));
+        u.solver.page(URL, &rss("one"));
+        assert_eq!(
+            u.refresh(RefreshOptions::asked(None, false)).await.outcome,
+            Outcome::Unchanged
+        );
+        let recovered = u.record().await;
+        assert_eq!((recovered.consecutive_failures, recovered.last_error), (0, None));
+        assert_eq!(u.store.puts("news.xml"), 1, "the feed was never written again");
     }
 
     /// A queued refresh of a failing feed waits out its backoff: no solver request, no write.

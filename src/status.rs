@@ -550,6 +550,68 @@ pub async fn write(
     store.put(&feed.status_key(), body, options).await
 }
 
+/// The most an unchanged refresh's record may lag: an hour, or four of the feed's intervals if
+/// that is shorter (issue 21). Within it, an unchanged queued refresh writes no record, so the
+/// record's `last_attempt` and `last_success` say the feed was checked *at least* that recently.
+pub const MAX_RECORD_LAG: Duration = Duration::from_secs(3600);
+
+/// The lag allowed for `feed`'s record.
+pub fn record_lag(feed: &FeedConfig) -> Duration {
+    MAX_RECORD_LAG.min(feed.interval.saturating_mul(4))
+}
+
+/// Whether `before`, as last written, is recent enough that an unchanged refresh now need not
+/// write it: its last recorded attempt is within [`record_lag`] on the store's clock (a clock
+/// behind the record's counts as no time passed; one far ahead ends the lag).
+pub fn lag_allows(before: &StatusRecord, feed: &FeedConfig, now: OffsetDateTime) -> bool {
+    let Some(at) = before.last_attempt else {
+        return false;
+    };
+    let age = now - at;
+    age < time::Duration::try_from(record_lag(feed)).unwrap_or(time::Duration::MAX) && age > -time::Duration::minutes(5)
+}
+
+/// Whether the finished record `after` may be left unwritten: the refresh was unchanged, the
+/// record last written (`before`) is within its lag, and nothing in it but the times of the
+/// check (`last_attempt`, `last_success`, durations, history) would change. What the record
+/// says about the published feed, the last failure and the route is then exactly true; only
+/// the time of the last check lags.
+pub fn recent_enough(
+    before: Option<&StatusRecord>,
+    after: &StatusRecord,
+    feed: &FeedConfig,
+    now: OffsetDateTime,
+) -> bool {
+    let Some(before) = before else {
+        return false;
+    };
+    if after.outcome != crate::outcome::Recorded::Unchanged
+        || before.outcome != crate::outcome::Recorded::Unchanged && before.outcome != crate::outcome::Recorded::Updated
+        || before.in_flight.is_some()
+        || !lag_allows(before, feed, now)
+    {
+        return false;
+    }
+    // Updated then unchanged is a change of the word only; the site and status say "ok" for both.
+    let material = |record: &StatusRecord| {
+        let mut value = serde_json::to_value(record).expect("a status record always serializes");
+        if let Some(map) = value.as_object_mut() {
+            for key in [
+                "last_attempt",
+                "last_success",
+                "total_ms",
+                "solver_ms",
+                "history",
+                "outcome",
+            ] {
+                map.remove(key);
+            }
+        }
+        value
+    };
+    material(before) == material(after)
+}
+
 /// The record of every configured feed, `never` where there is none yet.
 pub async fn all(store: &dyn Store, config: &Config) -> Result<Vec<StatusRecord>, RefreshError> {
     let mut records = Vec::with_capacity(config.feeds.len());

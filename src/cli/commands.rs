@@ -70,6 +70,7 @@ pub(super) async fn refresh(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let env = crate::config::process_env;
+    let one_url = one.is_some();
     let config = match one {
         Some(one) => {
             let mut config = Config::for_url(&one.url, one.name.as_deref(), config.as_deref(), &env)?;
@@ -91,6 +92,26 @@ pub(super) async fn refresh(
             .collect::<Result<_, _>>()?,
     };
     let deployment = Deployment::connect(config, None).await;
+    // With a queue, every refresh of a feed runs in its FIFO message group, which is what keeps
+    // two from running at once: these are sent there, for the deployment to run.
+    if let Some(queue) = deployment.queue.as_ref().filter(|_| !one_url) {
+        for feed in &selected {
+            queue.ask(&feed.name, force).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"feed": feed.name, "queued": queue.locate(), "force": force})
+                );
+            } else {
+                println!(
+                    "{}  queued  to {}; `flarefeed status` shows its outcome once the deployment has run it",
+                    feed.name,
+                    queue.locate()
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = RefreshOptions::cli(force);
     let (interrupter, interrupt) = Interrupt::channel();
     let signal = shutdown_signal()?;

@@ -18,6 +18,13 @@ use super::error::HandlerError;
 pub struct FeedInput {
     #[serde(default)]
     pub feed: Option<String>,
+    /// A refresh asked for by hand (the function URL, `flarefeed refresh`, a schedule naming a
+    /// feed) and sent through the queue, rather than planned by a tick.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asked: bool,
+    /// With `asked`: `?force=1`, `--force`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// One non-HTTP invocation.

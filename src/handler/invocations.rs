@@ -116,9 +116,17 @@ impl Shared {
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.unwrap_or_default();
+            let mut asked = None;
             let feed = match record.body.as_deref().map(serde_json::from_str::<FeedInput>) {
-                Some(Ok(FeedInput { feed: Some(name) })) => config.feed(&name).map_err(|e| e.to_string()),
-                Some(Ok(FeedInput { feed: None })) => Err("the message names no feed".into()),
+                Some(Ok(FeedInput {
+                    feed: Some(name),
+                    asked: by_hand,
+                    force,
+                })) => {
+                    asked = by_hand.then_some(force);
+                    config.feed(&name).map_err(|e| e.to_string())
+                }
+                Some(Ok(FeedInput { feed: None, .. })) => Err("the message names no feed".into()),
                 Some(Err(e)) => Err(format!("the message is not {{\"feed\": \"<name>\"}}: {e}")),
                 None => Err("the message has no body".into()),
             };
@@ -128,7 +136,10 @@ impl Shared {
                     true
                 }
                 Ok(feed) => {
-                    let options = RefreshOptions::queued(deadline);
+                    let options = match asked {
+                        Some(force) => RefreshOptions::asked(deadline, force),
+                        None => RefreshOptions::queued(deadline),
+                    };
                     let report = self.deployment.refresher.refresh(feed, options).await;
                     report.outcome.retry_later()
                 }
@@ -217,6 +228,51 @@ mod tests {
         let mut event = SqsEvent::default();
         event.records = messages;
         event
+    }
+
+    /// Issue 21: with a queue, a refresh asked for through the function URL goes to the feed's
+    /// message group (202; nothing runs here), and the worker runs it as asked: `force` lifts
+    /// min_interval_s and publishes an unchanged feed, and its record is always written.
+    #[tokio::test]
+    async fn refreshes_asked_for_by_hand_go_through_the_feeds_group() {
+        use lambda_http::tower::ServiceExt;
+        let mut f = fleet(&["a"]);
+        f.shared.token = Some(digest("t"));
+        let (queue, solver) = (f.queue.clone(), f.solver.clone());
+        let shared = Arc::new(f.shared);
+        let router = super::super::routes::router(shared.clone());
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/refresh/a?force=1")
+            .header("authorization", "Bearer t")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 202);
+        assert_eq!(queue.asked(), vec![("a".to_string(), true)]);
+        assert_eq!(solver.requests(), 0, "nothing ran beside the queue");
+
+        let body = crate::fleet::queue::asked_body("a", true);
+        let store = shared.deployment.store.clone();
+        let record = async || {
+            let stored = store.get("status/a.json").await.unwrap().unwrap();
+            serde_json::from_slice::<crate::status::StatusRecord>(&stored.body).unwrap()
+        };
+        let mut attempts = Vec::new();
+        for i in 0..2 {
+            solver.page("https://a.test/feed", PAGE);
+            let done = shared.work(batch(vec![message(&format!("m{i}"), &body)]), None).await;
+            assert!(done.batch_item_failures.is_empty());
+            let written = record().await;
+            assert_eq!(
+                written.outcome,
+                crate::outcome::Recorded::Updated,
+                "forced: written again"
+            );
+            attempts.push(written.last_attempt);
+        }
+        assert_eq!(solver.requests(), 2);
+        assert!(attempts[1] >= attempts[0]);
     }
 
     /// Over one interval of ticks every feed is queued exactly once: the windows overlap, and a

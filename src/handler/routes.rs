@@ -92,7 +92,27 @@ async fn refresh(
         Ok(feed) => feed,
         Err(unknown) => return error(StatusCode::NOT_FOUND, &unknown.to_string()),
     };
-    let options = RefreshOptions::http(deadline.0, forced(&extensions, &uri));
+    let force = forced(&extensions, &uri);
+    // With a queue, every refresh of a feed runs in its FIFO message group, which is what keeps
+    // two from running at once (queued refreshes write no claim): this one is sent there, and
+    // its outcome is the feed's status.
+    if let Some(queue) = &shared.deployment.queue {
+        return match queue.ask(&feed.name, force).await {
+            Ok(()) => {
+                info!(feed = %feed.name, force, queue = %queue.locate(), "refresh queued");
+                json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({
+                        "queued": feed.name,
+                        "force": force,
+                        "message": format!("{}: queued; GET /status shows its outcome once it has run", feed.name),
+                    }),
+                )
+            }
+            Err(e) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
+        };
+    }
+    let options = RefreshOptions::http(deadline.0, force);
     let report = shared.deployment.refresher.refresh(feed, options).await;
     // The message is the outcome's one wording; the status code and headers say the rest.
     let message = report.outcome.to_string();

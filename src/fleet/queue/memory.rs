@@ -24,6 +24,8 @@ struct MemoryQueueState {
     /// Per feed: how many more sends refuse its entry, and whether as the sender's fault.
     refuse: HashMap<String, (usize, bool)>,
     calls: usize,
+    /// Refreshes asked for by hand: (feed, force), oldest first.
+    asked: Vec<(String, bool)>,
 }
 
 impl MemoryQueue {
@@ -50,6 +52,11 @@ impl MemoryQueue {
             .unwrap()
             .refuse
             .insert(feed.to_string(), (times, sender_fault));
+    }
+
+    /// The refreshes asked for by hand, (feed, force), oldest first.
+    pub fn asked(&self) -> Vec<(String, bool)> {
+        self.state.lock().unwrap().asked.clone()
     }
 
     /// How many batches were sent.
@@ -90,6 +97,16 @@ impl Queue for MemoryQueue {
             }
         }
         Ok(refused)
+    }
+
+    async fn ask(&self, feed: &str, force: bool) -> Result<(), QueueError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls += 1;
+        if let Some(error) = state.fail_calls.pop_front() {
+            return Err(error);
+        }
+        state.asked.push((feed.to_string(), force));
+        Ok(())
     }
 
     fn locate(&self) -> String {

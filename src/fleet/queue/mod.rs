@@ -63,6 +63,12 @@ pub trait Queue: Send + Sync {
     /// were not.
     async fn send_batch(&self, batch: &[Due]) -> Result<Vec<Refused>, QueueError>;
 
+    /// One refresh asked for by hand (the function URL, `flarefeed refresh`, a schedule
+    /// naming a feed), into the feed's message group like every planned one, so that it never
+    /// runs beside one: body `{"feed": name, "asked": true}` (and `"force": true`), with a deduplication id of its
+    /// own (`<name>-asked-<unix ns>`) that no tick's can match.
+    async fn ask(&self, feed: &str, force: bool) -> Result<(), QueueError>;
+
     /// The queue's url without secrets, for messages.
     fn locate(&self) -> String;
 }
@@ -221,7 +227,43 @@ impl Queue for SqsQueue {
             .collect())
     }
 
+    async fn ask(&self, feed: &str, force: bool) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(asked_body(feed, force))
+            .message_group_id(feed)
+            .message_deduplication_id(asked_id(feed))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| QueueError::Send {
+                queue: self.locate(),
+                detail: error_chain(&e),
+            })
+    }
+
     fn locate(&self) -> String {
         redact_url(&self.url)
     }
+}
+
+/// The body of a refresh asked for by hand.
+pub(crate) fn asked_body(feed: &str, force: bool) -> String {
+    if force {
+        serde_json::json!({"feed": feed, "asked": true, "force": true}).to_string()
+    } else {
+        serde_json::json!({"feed": feed, "asked": true}).to_string()
+    }
+}
+
+/// A deduplication id no other message has: at most 128 characters
+/// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html),
+/// so a long feed name is cut (the group still names the feed whole).
+fn asked_id(feed: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name: String = feed.chars().take(80).collect();
+    format!("{name}-asked-{nanos}")
 }
