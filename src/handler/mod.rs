@@ -48,7 +48,17 @@ pub struct App {
     token: Option<[u8; 32]>,
     /// Wired into every deployment this app builds (the metrics).
     observer: Option<Arc<dyn Observer>>,
+    /// The watched configuration is checked at most this often ([`App::checking_every`]).
+    check_every: Duration,
+    /// When it was last checked, by this process (one warm execution environment).
+    checked: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How often a warm function checks its configuration object by default: an upload is taken
+/// within a minute, and a fleet's ticks and refreshes make at most one GET of it a minute per
+/// execution environment, not one each (issue 21). `FLAREFEED_CONFIG_CHECK_S` sets it; 0
+/// checks at every invocation.
+pub const CONFIG_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// What an invocation runs on: swapped whole when the configuration changes.
 #[derive(Clone)]
@@ -77,7 +87,31 @@ impl App {
             watched: None,
             token,
             observer: None,
+            check_every: Duration::ZERO,
+            checked: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Checks the watched configuration at most every `every` (zero: at each invocation).
+    /// Lambda keeps a process across invocations ("a single execution environment may be
+    /// reused by subsequent function invocations … all of these invocations are handled by a
+    /// single process", https://docs.aws.amazon.com/lambda/latest/operatorguide/execution-environment.html),
+    /// so the interval holds per warm environment; a cold start always reads the object.
+    /// The configuration was read just before (at the cold start), which counts as a check.
+    pub fn checking_every(mut self, every: Duration) -> Self {
+        self.check_every = every;
+        self.checked = std::sync::Mutex::new(Some(Instant::now()));
+        self
+    }
+
+    /// Whether the configuration is due for a check now, marking it checked if so.
+    fn check_due(&self) -> bool {
+        let mut checked = self.checked.lock().expect("the check time is never poisoned");
+        let due = checked.is_none_or(|at| at.elapsed() >= self.check_every);
+        if due {
+            *checked = Some(Instant::now());
+        }
+        due
     }
 
     /// An app whose configuration comes from `watched`, and follows it when it changes: each
@@ -100,7 +134,7 @@ impl App {
     /// valid configuration gets new clients (solver, store, queue); an invalid one is counted
     /// (`ConfigInvalid`) and the last valid one stays.
     async fn current(&self, deadline: Option<Instant>) -> Live {
-        if let Some(watched) = &self.watched {
+        if let Some(watched) = self.watched.as_ref().filter(|_| self.check_due()) {
             let by = deadline.unwrap_or_else(|| Instant::now() + CONFIG_CHECK_TIME);
             match tokio::time::timeout_at(by, watched.check()).await {
                 Ok(Checked::Changed(config)) => {
@@ -233,8 +267,18 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
         observer.config_invalid(&refused.to_string());
     }
     let deployment = Deployment::connect(loaded.config, Some(observer.clone())).await;
+    let check_every = match process_env("FLAREFEED_CONFIG_CHECK_S") {
+        None => CONFIG_CHECK_EVERY,
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("FLAREFEED_CONFIG_CHECK_S={text:?} is not a number of seconds (60 by default; 0 checks at every invocation)"))?,
+    };
     let app = Arc::new(match loaded.watched {
-        Some(watched) => App::watching(deployment, watched, token.as_deref(), Some(observer)),
+        Some(watched) => {
+            App::watching(deployment, watched, token.as_deref(), Some(observer)).checking_every(check_every)
+        }
         None => App::new(deployment, token.as_deref()),
     });
     lambda_http::run(service_fn(move |request: lambda_http::Request| {

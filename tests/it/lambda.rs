@@ -388,6 +388,8 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
     function
         .env_remove("FLAREFEED_CONFIG")
         .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        // Every invocation checks the object, so that an upload is taken at the next one.
+        .env("FLAREFEED_CONFIG_CHECK_S", "0")
         .env("FLAREFEED_QUEUE_URL", &queue)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .envs(moto.env());
@@ -449,6 +451,8 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
     let mut cold = spawn_function(&cold_api, &fake, dir.path(), "flarefeed=info");
     cold.env_remove("FLAREFEED_CONFIG")
         .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        // Every invocation checks the object, so that an upload is taken at the next one.
+        .env("FLAREFEED_CONFIG_CHECK_S", "0")
         .env("FLAREFEED_QUEUE_URL", &queue)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .envs(moto.env())
