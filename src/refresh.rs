@@ -178,6 +178,9 @@ struct Claim {
     version: Option<Version>,
     /// Whether a claim was written, which the refresh must then release by writing its record.
     written: bool,
+    /// The published copy, when the claim already looked (a feed without a record): not read
+    /// twice.
+    headed: Option<Option<ObjectInfo>>,
     /// The record before the claim: its fingerprint describes a folder's published feed, and an
     /// interrupted refresh puts it back.
     before: Option<StatusRecord>,
@@ -368,8 +371,11 @@ impl Attempt {
                 record.last_success = record.last_attempt;
                 record.last_error = None;
                 record.consecutive_failures = 0;
-                record.items = self.found.checked.as_ref().map(|c| c.items);
-                record.bytes = self.found.checked.as_ref().map(|c| c.bytes);
+                // A 304 read no body: the published feed is the one the record describes.
+                if let Some(checked) = &self.found.checked {
+                    record.items = Some(checked.items);
+                    record.bytes = Some(checked.bytes);
+                }
                 record.sha256 = Some(published.sha256.clone());
             }
             Err((stage, error)) => {
@@ -657,9 +663,10 @@ impl Refresher {
                 record: shown(),
             });
         }
-        if read.record.is_none() {
-            self.guard_lost_record(feed, deadline, now).await?;
-        }
+        let headed = match read.record {
+            None => Some(self.guard_lost_record(feed, deadline, now).await?),
+            Some(_) => None,
+        };
 
         // The claim: the lease and the attempt go into the record before anything else, by a
         // write that fails if the record changed since it was read.
@@ -697,6 +704,7 @@ impl Refresher {
                 record,
                 version: read.version,
                 written: false,
+                headed,
             });
         }
         let claim = status::write(
@@ -711,6 +719,7 @@ impl Refresher {
                 record,
                 version: Some(version),
                 written: true,
+                headed,
             }),
             Err(StoreError::Conflict { .. }) => {
                 // Another refresh claimed the feed between our read and our write. Its claim
@@ -737,19 +746,20 @@ impl Refresher {
     /// A feed published without a status record had its record deleted, perhaps while a
     /// refresh was in flight: claiming it now could ask the solver a second time. So this
     /// refresh stands back, and leaves a guard claim for one lease, which that refresh writes
-    /// its outcome over ([`Refresher::write_outcome`]). A feed never published goes ahead.
+    /// its outcome over ([`Refresher::write_outcome`]). A feed never published goes ahead,
+    /// with what the HEAD found (nothing).
     async fn guard_lost_record(
         &self,
         feed: &FeedConfig,
         deadline: Instant,
         now: OffsetDateTime,
-    ) -> Result<(), Stopped> {
+    ) -> Result<Option<ObjectInfo>, Stopped> {
         let published = self
             .by(deadline, &feed.key, self.store.head(&feed.key))
             .await
             .map_err(|e| Stopped::from(Outcome::failed(Stage::Store, e)))?;
         let Some(published) = published else {
-            return Ok(());
+            return Ok(None);
         };
         let mut guard = StatusRecord::never(feed);
         guard.sha256 = published.sha256;
@@ -800,9 +810,10 @@ impl Refresher {
             .as_ref()
             .filter(|r| !claim.written && r.outcome != Recorded::Never && status::lag_allows(r, feed, checked_at))
             .and_then(|r| r.sha256.clone());
-        let published: Option<ObjectInfo> = match &recorded_sha {
-            Some(_) => None,
-            None => match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
+        let published: Option<ObjectInfo> = match (&recorded_sha, &claim.headed) {
+            (Some(_), _) => None,
+            (None, Some(headed)) => headed.clone(),
+            (None, None) => match self.by(deadline, &feed.key, self.store.head(&feed.key)).await {
                 Ok(published) => published,
                 Err(e) => return Attempt::failed(Found::default(), Stage::Store, e),
             },

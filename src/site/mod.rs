@@ -41,9 +41,9 @@ const CACHE_CONTROL: &str = "public, max-age=60";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
-    /// Published, and its last success within twice its interval.
+    /// Published, and its last success within twice its interval (and the record's lag).
     Ok,
-    /// No success within twice its interval.
+    /// No success within twice its interval (and the record's lag).
     Stale,
     /// Its last attempt failed.
     Failing,
@@ -109,7 +109,14 @@ pub struct FeedSummary {
 impl FeedSummary {
     /// `feed` as its record says, at `now`.
     pub fn of(feed: &FeedConfig, record: &StatusRecord, now: OffsetDateTime) -> Self {
-        let stale_after = time::Duration::try_from(feed.interval.saturating_mul(2)).unwrap_or(time::Duration::MAX);
+        // An unchanged refresh may leave its record unwritten for up to the record's lag
+        // (`status::record_lag`), so a success counts as at least that much more recent.
+        let stale_after = time::Duration::try_from(
+            feed.interval
+                .saturating_mul(2)
+                .saturating_add(crate::status::record_lag(feed)),
+        )
+        .unwrap_or(time::Duration::MAX);
         let state = if record.busy(now, DEFAULT_LEASE).is_some() {
             State::Busy
         } else if record.consecutive_failures > 0 {

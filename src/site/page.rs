@@ -61,7 +61,7 @@ pub fn render(index: &Index) -> String {
     );
     html.push_str(
         "<div class=\"scroll\">\n<table>\n<thead><tr><th scope=\"col\">Feed</th><th scope=\"col\">State</th>\
-         <th scope=\"col\">Last success</th><th scope=\"col\">Last error</th><th scope=\"col\">Failures</th>\
+         <th scope=\"col\" title=\"An unchanged refresh may leave its record unwritten for up to an hour (or four intervals): the feed was checked at least this recently\">Last success</th><th scope=\"col\">Last error</th><th scope=\"col\">Failures</th>\
          <th scope=\"col\">Route</th><th scope=\"col\">Items</th><th scope=\"col\">Size</th>\
          <th scope=\"col\">Last attempts</th></tr></thead>\n<tbody>\n",
     );
@@ -83,7 +83,7 @@ fn row(html: &mut String, feed: &FeedSummary, now: OffsetDateTime) {
     };
     let success = match feed.last_success {
         Some(at) => format!(
-            "<time datetime=\"{exact}\" title=\"{exact}\">{}</time><div class=\"url\">{}</div>",
+            "checked at least as recently as <time datetime=\"{exact}\" title=\"{exact}\">{}</time><div class=\"url\">{}</div>",
             ago(at, now),
             minutes(at),
             exact = rfc3339(at)

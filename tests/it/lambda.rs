@@ -504,3 +504,216 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
     );
     assert!(said.contains("feeds[0]") || said.contains("missing field"), "{said}");
 }
+
+/// Issue 21: what each kind of refresh costs in AWS requests, counted through the real binary
+/// under the Runtime API emulator, on moto's S3 and SQS behind a counting proxy. Ten feeds at
+/// 15 minutes; the proxy's `Date` moves S3's clock, so the hour's average is measured too.
+#[tokio::test]
+async fn each_kind_of_refresh_makes_few_requests() {
+    use crate::helpers::counting::{CountingProxy, Seen};
+    use crate::helpers::origin::Origin;
+    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
+
+    let fake = FakeSolver::start().await;
+    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let origin = Origin::start().await;
+    origin.page(
+        "/plain.xml",
+        crate::helpers::fixtures::fixture("feeds/rich.xml").as_bytes(),
+    );
+    let moto = MotoServer::start().await;
+    let queue = moto.fifo_queue("cost.fifo").await;
+    let proxy = CountingProxy::start(&moto.endpoint).await;
+    let mut config = format!(
+        "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\npath_style = true\n\
+         [[feeds]]\nname = \"plain\"\nurl = \"{}\"\ninterval = \"15m\"\n\
+         [[feeds]]\nname = \"solved\"\nurl = \"{DEMO_URL}\"\nfetch = \"solver\"\ninterval = \"15m\"\n",
+        fake.url,
+        proxy.endpoint,
+        origin.url("/plain.xml")
+    );
+    for i in 0..8 {
+        config.push_str(&format!(
+            "[[feeds]]\nname = \"other-{i}\"\nurl = \"{DEMO_URL}\"\ninterval = \"15m\"\n"
+        ));
+    }
+    moto.client()
+        .put_object()
+        .bucket(BUCKET)
+        .key("flarefeed.toml")
+        .body(config.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+
+    let api = RuntimeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut function = spawn_function(&api, &fake, dir.path(), "flarefeed=info");
+    function
+        .env_remove("FLAREFEED_CONFIG")
+        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        .env("FLAREFEED_QUEUE_URL", &queue)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        // `plain` is fetched directly from the origin on loopback; `solved` names the solver.
+        .env_remove("FLAREFEED_FETCH")
+        .envs(moto.env());
+    let mut function = function.spawn().unwrap();
+
+    let mut n = 0;
+    let mut invoke = async |payload: Value| {
+        n += 1;
+        match api.invoke(&format!("call-{n}"), payload).await {
+            Answer::Response(reply) => reply,
+            other => panic!("{other:?}"),
+        }
+    };
+    let queued = |feed: &str| {
+        serde_json::json!({"Records": [{
+            "messageId": format!("m-{feed}"),
+            "body": serde_json::json!({"feed": feed}).to_string(),
+            "eventSource": "aws:sqs",
+        }]})
+    };
+    /// (S3 PUTs of the feeds and records, S3 PUTs of the site, S3 GETs and HEADs, SQS calls).
+    fn count(seen: &[Seen]) -> (usize, usize, usize, Vec<String>) {
+        let site = |s: &&Seen| {
+            s.path.contains("/status/index")
+                || s.path.ends_with(".html")
+                || s.path.ends_with(".svg")
+                || s.path.ends_with(".opml")
+        };
+        let puts = seen
+            .iter()
+            .filter(|s| s.is_s3() && s.method == "PUT" && !site(s))
+            .count();
+        let site_puts = seen
+            .iter()
+            .filter(|s| s.is_s3() && s.method == "PUT" && site(s))
+            .count();
+        let reads = seen
+            .iter()
+            .filter(|s| s.is_s3() && matches!(s.method.as_str(), "GET" | "HEAD") && !site(s))
+            .count();
+        let sqs = seen.iter().filter_map(|s| s.sqs.clone()).collect();
+        (puts, site_puts, reads, sqs)
+    }
+
+    // The cold start reads the configuration and its last valid copy, writing that copy when
+    // it differs (here, the first time); the tick within the minute reads nothing more.
+    let reply = invoke(serde_json::json!({"tick": true})).await;
+    assert!(reply["enqueued"].as_u64().is_some(), "{reply}");
+    let cold = count(&proxy.take());
+    // A tick sends one batch per ten due feeds, none when no feed is due at this minute.
+    let batches = |sqs: &[String]| sqs.iter().all(|call| call == "SendMessageBatch") && sqs.len() <= 1;
+    assert!(
+        cold.0 <= 1 && cold.2 <= 2 && batches(&cold.3),
+        "cold start and tick: {cold:?}"
+    );
+    invoke(serde_json::json!({"tick": true})).await;
+    let tick = count(&proxy.take());
+    assert!(
+        tick.0 + tick.1 + tick.2 == 0 && batches(&tick.3),
+        "a warm tick: {tick:?}"
+    );
+
+    // A changed refresh: the feed's PUT and one record PUT (no claim), plus the site's writes.
+    invoke(queued("plain")).await;
+    let changed = count(&proxy.take());
+    assert_eq!((changed.0, changed.3.len()), (2, 0), "changed: {changed:?}");
+    assert!(
+        changed.2 <= 2,
+        "changed: the record's GET and the feed's HEAD: {changed:?}"
+    );
+
+    // Unchanged by 304: one GET (the record), nothing written.
+    invoke(queued("plain")).await;
+    let not_modified = count(&proxy.take());
+    assert_eq!(not_modified, (0, 0, 1, vec![]), "unchanged by 304");
+    assert_eq!(
+        origin.requests("/plain.xml").last().unwrap().header("if-none-match"),
+        Some(crate::helpers::origin::ETAG)
+    );
+
+    // Unchanged by fingerprint, through the solver.
+    invoke(queued("solved")).await;
+    proxy.take();
+    invoke(queued("solved")).await;
+    assert_eq!(count(&proxy.take()), (0, 0, 1, vec![]), "unchanged by fingerprint");
+
+    // A failure is recorded (one PUT; the site when its summary changes); a backoff reads only.
+    fake.then(crate::helpers::fake_solver::error_reply(
+        "Error: Error solving the challenge. Timeout after 60.0 seconds.",
+    ));
+    invoke(queued("solved")).await;
+    let failed = count(&proxy.take());
+    assert_eq!((failed.0, failed.3.len()), (1, 0), "failed: {failed:?}");
+    invoke(queued("solved")).await;
+    assert_eq!(count(&proxy.take()), (0, 0, 1, vec![]), "backoff");
+
+    // An hour and more of unchanged refreshes every 15 minutes: one record PUT an hour.
+    let mut hour = (0, 0, 0);
+    for _ in 0..8 {
+        proxy.advance_clock(15 * 60);
+        invoke(queued("plain")).await;
+        let (puts, site_puts, reads, sqs) = count(&proxy.take());
+        assert!(sqs.is_empty());
+        hour = (hour.0 + puts, hour.1 + site_puts, hour.2 + reads);
+    }
+    let per_refresh = |total: usize| total as f64 / 8.0;
+    assert!(
+        per_refresh(hour.0) <= 0.25,
+        "PUTs per unchanged refresh over two hours: {hour:?}"
+    );
+    assert!(
+        per_refresh(hour.2) <= 1.25,
+        "GETs and HEADs per unchanged refresh: {hour:?}"
+    );
+    assert_eq!(hour.1, 0, "the site's summary did not change");
+
+    // Busy: a refresh that claimed the feed elsewhere (an older build, a CLI without the
+    // queue) turns the queued one away, having read the record only.
+    let key = "status/plain.json";
+    let stored = moto.client().get_object().bucket(BUCKET).key(key).send().await.unwrap();
+    let mut record: Value = serde_json::from_slice(&stored.body.collect().await.unwrap().into_bytes()).unwrap();
+    // The clock back to the real one, which moto's Last-Modified (a claim's bound) keeps.
+    proxy.advance_clock(-8 * 15 * 60);
+    let now = time::OffsetDateTime::now_utc();
+    record["in_flight"] = serde_json::json!({
+        "trigger": "cli",
+        "started": now.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "expires": (now + time::Duration::minutes(10)).format(&time::format_description::well_known::Rfc3339).unwrap(),
+    });
+    moto.client()
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(serde_json::to_vec(&record).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let reply = invoke(queued("plain")).await;
+    assert_eq!(
+        reply["batchItemFailures"].as_array().unwrap().len(),
+        1,
+        "retried later: {reply}"
+    );
+    assert_eq!(count(&proxy.take()), (0, 0, 1, vec![]), "busy");
+
+    // Asked for by hand through the function URL: one SendMessage, nothing else.
+    let mut asked = event("url-refresh.json");
+    asked["rawPath"] = serde_json::json!("/refresh/solved");
+    asked["requestContext"]["http"]["path"] = serde_json::json!("/refresh/solved");
+    let reply = invoke(asked).await;
+    assert_eq!(reply["statusCode"], 202, "{reply}");
+    assert_eq!(
+        count(&proxy.take()),
+        (0, 0, 0, vec!["SendMessage".to_string()]),
+        "asked"
+    );
+
+    println!(
+        "requests per refresh: tick {tick:?}; changed {changed:?}; 304 {not_modified:?}; failed {failed:?}; \
+         unchanged over two hours (PUTs, site PUTs, reads) {hour:?} in 8"
+    );
+    function.kill().await.unwrap();
+}

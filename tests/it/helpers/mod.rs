@@ -3,6 +3,7 @@
 //! `spawn_app()`. Every test module and the bench build their flarefeed here; the sample
 //! events, the probe feed and the binary's command live here too.
 
+pub mod counting;
 pub mod fake_solver;
 pub mod fixtures;
 pub mod origin;
