@@ -33,15 +33,28 @@ pub struct Planned {
     pub feeds: Vec<String>,
 }
 
+/// What a schedule naming a feed did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Scheduled {
+    /// The refresh's report.
+    Refreshed(Box<Report>),
+    /// Sent to the fleet's queue.
+    Queued { queued: String },
+}
+
 /// The longest a tick keeps sending entries the queue refused, without a deadline of its own.
 const TICK_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Shared {
+    /// A schedule or direct invocation naming a feed: refreshed here, or with a queue sent into
+    /// the feed's message group (so that it never runs beside a queued refresh) and answered
+    /// with what was queued.
     pub(crate) async fn scheduled(
         &self,
         invocation: &Invocation,
         deadline: Option<Instant>,
-    ) -> Result<Report, HandlerError> {
+    ) -> Result<Scheduled, HandlerError> {
         let config = &self.deployment.config;
         let feed = match invocation.feed() {
             Some(name) => config.feed(name).map_err(HandlerError::UnknownFeed)?,
@@ -53,6 +66,12 @@ impl Shared {
                 });
             }
         };
+        if let Some(queue) = &self.deployment.queue {
+            queue.ask(&feed.name, false).await.map_err(HandlerError::Queue)?;
+            return Ok(Scheduled::Queued {
+                queued: feed.name.clone(),
+            });
+        }
         let report = self
             .deployment
             .refresher
@@ -64,7 +83,7 @@ impl Shared {
                 stage,
                 source: error,
             }),
-            _ => Ok(report),
+            _ => Ok(Scheduled::Refreshed(Box::new(report))),
         }
     }
 
@@ -273,6 +292,23 @@ mod tests {
         }
         assert_eq!(solver.requests(), 2);
         assert!(attempts[1] >= attempts[0]);
+    }
+
+    /// A schedule naming a feed, in a deployment with a queue, goes to the feed's group too.
+    #[tokio::test]
+    async fn a_schedule_naming_a_feed_is_queued_when_there_is_a_queue() {
+        let f = fleet(&["a", "b"]);
+        let input = FeedInput {
+            feed: Some("b".into()),
+            ..FeedInput::default()
+        };
+        let done = f.shared.scheduled(&Invocation::Scheduled(input), None).await.unwrap();
+        assert!(
+            matches!(done, Scheduled::Queued { ref queued } if queued == "b"),
+            "{done:?}"
+        );
+        assert_eq!(f.queue.asked(), vec![("b".to_string(), false)]);
+        assert_eq!(f.solver.requests(), 0);
     }
 
     /// Over one interval of ticks every feed is queued exactly once: the windows overlap, and a
