@@ -711,6 +711,48 @@ async fn each_kind_of_refresh_makes_few_requests() {
         "asked"
     );
 
+    // `flarefeed refresh` with the deployment's queue: sent into the feed's group, nothing run
+    // here (it reads the configuration, and writes nothing).
+    let cli = crate::helpers::flarefeed_async(dir.path())
+        .args(["refresh", "solved", "--force"])
+        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        .env("FLAREFEED_QUEUE_URL", &queue)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .envs(moto.env())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success() && stdout.starts_with("solved  queued  to "),
+        "{stdout}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let by_cli = count(&proxy.take());
+    assert_eq!(
+        (by_cli.0, by_cli.1, by_cli.3.clone()),
+        (0, 0, vec!["SendMessage".to_string()]),
+        "cli: {by_cli:?}"
+    );
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let waiting = moto
+            .sqs()
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(waiting.messages().iter().filter_map(|m| m.body().map(str::to_string)));
+    }
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b == r#"{"asked":true,"feed":"solved","force":true}"#),
+        "{bodies:?}"
+    );
+
     println!(
         "requests per refresh: tick {tick:?}; changed {changed:?}; 304 {not_modified:?}; failed {failed:?}; \
          unchanged over two hours (PUTs, site PUTs, reads) {hour:?} in 8"
