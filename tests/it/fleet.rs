@@ -495,3 +495,57 @@ async fn a_partly_failed_send_message_batch_queues_the_rest_and_names_the_refuse
         "{error}"
     );
 }
+
+/// What issue 21 relies on, against moto's SQS rather than our own fake: a FIFO queue hands out
+/// one message of a message group at a time. While the first message of group `a` is in flight
+/// (received, not deleted), a second receive gets `b`'s message but not `a`'s second; once the
+/// first is deleted, the second is delivered
+/// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html).
+#[tokio::test]
+async fn a_fifo_group_has_one_message_in_flight_on_moto() {
+    use crate::helpers::s3_server::MotoServer;
+    let moto = MotoServer::start().await;
+    let queue = moto.fifo_queue("groups.fifo").await;
+    let sqs = moto.sqs();
+    for (group, id) in [("a", "a-1"), ("a", "a-2"), ("b", "b-1")] {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(id)
+            .message_group_id(group)
+            .message_deduplication_id(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    let receive = async || {
+        sqs.receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(1)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .unwrap()
+            .messages()
+            .to_vec()
+    };
+    let first = receive().await;
+    assert_eq!(first.iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(), ["a-1"]);
+    let second = receive().await;
+    assert_eq!(
+        second.iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(),
+        ["b-1"],
+        "a's second message waits while its first is in flight"
+    );
+    assert!(
+        receive().await.is_empty(),
+        "nothing of a's group while a-1 is in flight"
+    );
+    sqs.delete_message()
+        .queue_url(&queue)
+        .receipt_handle(first[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let third = receive().await;
+    assert_eq!(third.iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(), ["a-2"]);
+}
