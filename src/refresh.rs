@@ -304,8 +304,6 @@ struct Publish<'a> {
     headed: bool,
     /// The published feed's fingerprint.
     published_sha: Option<&'a str>,
-    /// A folder keeps no fingerprint beside the feed: the record's stands for it.
-    recorded_sha: Option<&'a str>,
     interrupt: Option<&'a Interrupt>,
 }
 
@@ -804,11 +802,11 @@ impl Refresher {
         // Only a refresh that may leave its record unwritten trusts it; the others, and each
         // one whose record is due to be written, look at the copy itself, so a copy deleted by
         // hand is written again within the record's lag.
-        let checked_at = store_now(self.store.as_ref());
+        let now = store_now(self.store.as_ref());
         let recorded_sha = claim
             .before
             .as_ref()
-            .filter(|r| !claim.written && r.outcome != Recorded::Never && status::lag_allows(r, feed, checked_at))
+            .filter(|r| !claim.written && r.outcome != Recorded::Never && status::lag_allows(r, feed, now))
             .and_then(|r| r.sha256.clone());
         let published: Option<ObjectInfo> = match (&recorded_sha, &claim.headed) {
             (Some(_), _) => None,
@@ -834,10 +832,8 @@ impl Refresher {
             published: published.as_ref(),
             headed: recorded_sha.is_none(),
             published_sha: published_sha.as_deref(),
-            recorded_sha: claim.before.as_ref().and_then(|r| r.sha256.as_deref()),
             interrupt,
         };
-        let now = store_now(self.store.as_ref());
         let mut found = Found::default();
         let direct_first = match feed.fetch {
             FetchMode::Direct => true,
@@ -1021,31 +1017,24 @@ impl Refresher {
             ..found
         };
         let publishing = Instant::now();
-        let unchanged =
-            |sha: Option<&str>| !publish.options.publish_unchanged && sha == Some(candidate.sha256.as_str());
-        if unchanged(publish.published_sha) {
+        let same = |sha: Option<&str>| !publish.options.publish_unchanged && sha == Some(candidate.sha256.as_str());
+        let mut unchanged = same(publish.published_sha);
+        // When the record's fingerprint stood for the copy, a write needs the copy's version now;
+        // and the copy may be this feed already (written by a refresh whose record was not).
+        let headed;
+        let mut published = publish.published;
+        if !unchanged && !publish.headed {
+            headed = match self.by(publish.deadline, &feed.key, self.store.head(&feed.key)).await {
+                Ok(headed) => headed,
+                Err(e) => return Attempt::failed(found, Stage::Store, e),
+            };
+            unchanged = same(headed.as_ref().and_then(|info| info.sha256.as_deref()));
+            published = headed.as_ref();
+        }
+        if unchanged {
             info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
             return Attempt::published(found, Recorded::Unchanged, candidate.sha256);
         }
-        // The record's fingerprint stood for the copy: now its version is needed, and the copy
-        // itself may be this feed already (written by a refresh whose record was not).
-        let headed;
-        let published = if publish.headed {
-            publish.published
-        } else {
-            headed = match self.by(publish.deadline, &feed.key, self.store.head(&feed.key)).await {
-                Ok(published) => published,
-                Err(e) => return Attempt::failed(found, Stage::Store, e),
-            };
-            let sha = headed
-                .as_ref()
-                .and_then(|info| info.sha256.as_deref().or(publish.recorded_sha));
-            if unchanged(sha) {
-                info!(feed = %feed.name, stage = "store", sha256 = %candidate.sha256, "unchanged: nothing written");
-                return Attempt::published(found, Recorded::Unchanged, candidate.sha256);
-            }
-            headed.as_ref()
-        };
         let put_options = PutOptions {
             content_type: candidate.info.kind.content_type(),
             cache_control: &self.config.store.cache_control,
