@@ -561,8 +561,9 @@ pub fn record_lag(feed: &FeedConfig) -> Duration {
 }
 
 /// Whether `before`, as last written, is recent enough that an unchanged refresh now need not
-/// write it: its last recorded attempt is within [`record_lag`] on the store's clock (a clock
-/// behind the record's counts as no time passed; one far ahead ends the lag).
+/// write it: its last recorded attempt is within [`record_lag`] on the store's clock. A record
+/// up to 5 minutes in the clock's future counts as just written; one further ahead (a clock
+/// that jumped back) is written again, as is one past the lag.
 pub fn lag_allows(before: &StatusRecord, feed: &FeedConfig, now: OffsetDateTime) -> bool {
     let Some(at) = before.last_attempt else {
         return false;
