@@ -134,7 +134,7 @@ impl FlareSolverr {
             }
             return Ok(Created::Unsupported);
         }
-        self.reply(status, None, &body).map(|_| Created::Session)
+        self.reply(status, None, body).map(|_| Created::Session)
     }
 
     /// `sessions.destroy`: stops that session's Chrome.
@@ -176,7 +176,7 @@ impl FlareSolverr {
 
     async fn send(&self, command: &Command<'_>, timeout: Duration) -> Result<Reply, SolverError> {
         let (status, retry_after, body) = self.exchange(command, timeout).await?;
-        self.reply(status, retry_after, &body)
+        self.reply(status, retry_after, body)
     }
 
     /// One command and its answer's status, `Retry-After` (seconds) and body.
@@ -233,7 +233,12 @@ impl FlareSolverr {
     }
 
     /// What an answer says: a 429 is the solver busy; a 5xx that is not JSON, a proxy's page.
-    fn reply(&self, status: reqwest::StatusCode, retry_after: Option<u64>, body: &[u8]) -> Result<Reply, SolverError> {
+    fn reply(
+        &self,
+        status: reqwest::StatusCode,
+        retry_after: Option<u64>,
+        body: Vec<u8>,
+    ) -> Result<Reply, SolverError> {
         let url = &self.settings.url;
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(SolverError::RateLimited {
@@ -241,14 +246,14 @@ impl FlareSolverr {
                 retry_after_s: retry_after,
             });
         }
+        // Read before the body is handed over (and decoded in place); only a 5xx needs it.
+        let proxy_page = status.is_server_error() && !is_json(&body);
         match parse_reply(status, body) {
-            Err(SolverError::Malformed { detail }) if status.is_server_error() && !is_json(body) => {
-                Err(SolverError::Unavailable {
-                    url: redact_url(url),
-                    status: status.as_u16(),
-                    detail,
-                })
-            }
+            Err(SolverError::Malformed { detail }) if proxy_page => Err(SolverError::Unavailable {
+                url: redact_url(url),
+                status: status.as_u16(),
+                detail,
+            }),
             other => other,
         }
     }

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Body, Solution, SolverError};
@@ -162,7 +164,11 @@ fn http_status<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opti
 }
 
 impl RawReply<'_> {
-    fn decode(self) -> Result<Reply, serde_json::Error> {
+    /// The reply, but for a text `solution.response`: that is left in `body`, and its literal's
+    /// range returned, to be decoded in place ([`unescape_in_place`]) once the reply is known
+    /// to be a success.
+    fn decode(self, body: &[u8]) -> Result<(Reply, Option<Range<usize>>), serde_json::Error> {
+        let mut text = None;
         let solution = match self.solution {
             None => None,
             Some(raw) => Some(Solution {
@@ -171,109 +177,99 @@ impl RawReply<'_> {
                 status: raw.status,
                 response: match raw.response.map(serde_json::value::RawValue::get) {
                     None | Some("null") => None,
-                    Some(text) if text.starts_with('"') => Some(Body::Text(json_string(text)?)),
+                    Some(literal) if literal.starts_with('"') => {
+                        let start = literal.as_ptr() as usize - body.as_ptr() as usize;
+                        text = Some(start..start + literal.len());
+                        None
+                    }
                     Some(json) => Some(Body::Json(serde_json::from_str(json)?)),
                 },
             }),
         };
-        Ok(Reply {
+        let reply = Reply {
             status: self.status,
             message: self.message,
             solution,
             error: self.error,
             detail: self.detail,
-        })
+        };
+        Ok((reply, text))
     }
 }
 
 /// Decodes a JSON string literal (already checked by serde_json) into one exactly sized string.
+#[cfg(test)]
 fn json_string(literal: &str) -> Result<String, serde_json::Error> {
+    unescape_in_place(literal.as_bytes().to_vec(), 0..literal.len())
+}
+
+/// Decodes the JSON string literal at `literal` in `buffer` (a reply's body, already checked by
+/// serde_json) to the front of that same buffer, which becomes the string: the page takes the
+/// body's place rather than sitting beside it, so a refresh's peak is the body, not the body and
+/// the page (15 MB less for Chrome's XML-viewer page of a 5 MB feed). An escape is never
+/// shorter than what it stands for, so the write never overtakes the read.
+fn unescape_in_place(mut buffer: Vec<u8>, literal: Range<usize>) -> Result<String, serde_json::Error> {
     use serde::de::Error;
     let bad = |what: &str| serde_json::Error::custom(format!("bad string in solution.response: {what}"));
-    let inner = &literal[1..literal.len() - 1];
-    let escapes = memchr::memchr_iter(b'\\', inner.as_bytes()).count();
-    let mut out = String::with_capacity(inner.len() - escapes);
-    let mut rest = inner;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let escape = &rest[at + 1..];
-        let mut chars = escape.chars();
-        let used = match chars.next() {
-            Some('"') => {
-                out.push('"');
-                1
-            }
-            Some('\\') => {
-                out.push('\\');
-                1
-            }
-            Some('/') => {
-                out.push('/');
-                1
-            }
-            Some('b') => {
-                out.push('\u{8}');
-                1
-            }
-            Some('f') => {
-                out.push('\u{c}');
-                1
-            }
-            Some('n') => {
-                out.push('\n');
-                1
-            }
-            Some('r') => {
-                out.push('\r');
-                1
-            }
-            Some('t') => {
-                out.push('\t');
-                1
-            }
-            Some('u') => {
-                let unit = |from: usize| {
-                    escape
-                        .get(from..from + 4)
-                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                        .ok_or_else(|| bad("a short \\u escape"))
-                };
-                let first = unit(1)?;
-                match first {
-                    0xD800..=0xDBFF => {
-                        let second = if escape.get(5..7) == Some("\\u") { unit(7)? } else { 0 };
-                        if !(0xDC00..=0xDFFF).contains(&second) {
-                            return Err(bad("a lone surrogate"));
-                        }
-                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-                        out.push(char::from_u32(code).ok_or_else(|| bad("a surrogate pair"))?);
-                        11
+    let (mut read, end) = (literal.start + 1, literal.end - 1);
+    let mut written = 0;
+    loop {
+        let plain = memchr::memchr(b'\\', &buffer[read..end]).unwrap_or(end - read);
+        buffer.copy_within(read..read + plain, written);
+        written += plain;
+        read += plain;
+        if read == end {
+            break;
+        }
+        let escape = &buffer[read + 1..end];
+        let unit = |from: usize| {
+            escape
+                .get(from..from + 4)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| bad("a short \\u escape"))
+        };
+        let (decoded, used) = match escape.first() {
+            Some(b'"') => ('"', 1),
+            Some(b'\\') => ('\\', 1),
+            Some(b'/') => ('/', 1),
+            Some(b'b') => ('\u{8}', 1),
+            Some(b'f') => ('\u{c}', 1),
+            Some(b'n') => ('\n', 1),
+            Some(b'r') => ('\r', 1),
+            Some(b't') => ('\t', 1),
+            Some(b'u') => match unit(1)? {
+                first @ 0xD800..=0xDBFF => {
+                    let second = if escape.get(5..7) == Some(b"\\u") { unit(7)? } else { 0 };
+                    if !(0xDC00..=0xDFFF).contains(&second) {
+                        return Err(bad("a lone surrogate"));
                     }
-                    0xDC00..=0xDFFF => return Err(bad("a lone surrogate")),
-                    code => {
-                        out.push(char::from_u32(code).ok_or_else(|| bad("an escape"))?);
-                        5
-                    }
+                    let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                    (char::from_u32(code).ok_or_else(|| bad("a surrogate pair"))?, 11)
                 }
-            }
+                0xDC00..=0xDFFF => return Err(bad("a lone surrogate")),
+                code => (char::from_u32(code).ok_or_else(|| bad("an escape"))?, 5),
+            },
             _ => return Err(bad("an unknown escape")),
         };
-        rest = &escape[used..];
+        let mut utf8 = [0; 4];
+        let encoded = decoded.encode_utf8(&mut utf8).as_bytes();
+        buffer[written..written + encoded.len()].copy_from_slice(encoded);
+        written += encoded.len();
+        read += 1 + used;
     }
-    out.push_str(rest);
-    Ok(out)
+    buffer.truncate(written);
+    String::from_utf8(buffer).map_err(|_| bad("not UTF-8"))
 }
 
 /// Parses a reply; `Ok` only for `status: "ok"`. The body must be JSON: a body that is not is
 /// the one "malformed" case, and then the url may well be wrong.
-pub(super) fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Reply, SolverError> {
-    let reply: Reply = serde_json::from_slice::<RawReply<'_>>(body)
-        .and_then(RawReply::decode)
-        .map_err(|e| {
-            let head: String = String::from_utf8_lossy(&body[..body.len().min(200)]).chars().collect();
-            SolverError::Malformed {
-                detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
-            }
+pub(super) fn parse_reply(status: reqwest::StatusCode, body: Vec<u8>) -> Result<Reply, SolverError> {
+    let head = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    let (mut reply, text) = serde_json::from_slice::<RawReply<'_>>(&body)
+        .and_then(|raw| raw.decode(&body))
+        .map_err(|e| SolverError::Malformed {
+            detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {:?}", head()),
         })?;
     if let Some(error) = &reply.error {
         // The solver's text, whatever it holds, becomes one escaped line: a newline in it must
@@ -292,13 +288,19 @@ pub(super) fn parse_reply(status: reqwest::StatusCode, body: &[u8]) -> Result<Re
         });
     }
     match reply.status.as_deref() {
-        Some("ok") if status.is_success() => Ok(reply),
+        Some("ok") if status.is_success() => {
+            if let (Some(literal), Some(solution)) = (text, reply.solution.as_mut()) {
+                let head = head();
+                let page = unescape_in_place(body, literal).map_err(|e| SolverError::Malformed {
+                    detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
+                })?;
+                solution.response = Some(Body::Text(page));
+            }
+            Ok(reply)
+        }
         Some("error") | Some("ok") => Err(classify(reply.message.as_deref().unwrap_or("(no message)"))),
         other => Err(SolverError::Unrecognised {
-            detail: format!(
-                "HTTP {status}, status {other:?}: {:?}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            ),
+            detail: format!("HTTP {status}, status {other:?}: {:?}", head()),
         }),
     }
 }
@@ -398,6 +400,44 @@ mod tests {
         assert!(json_string(r#""\udc00x""#).is_err());
     }
 
+    /// The page decoded in place, where the body held it among the reply's other fields, is
+    /// what serde_json decodes: over many strings of escapes, quotes, controls, CJK and
+    /// astral characters, with every character `\u`-escaped too (the longest escapes).
+    #[test]
+    fn a_page_decoded_in_place_is_serde_jsons() {
+        let alphabet = [
+            'a', '<', '&', '"', '\\', '/', '\n', '\t', '\u{1}', '\u{1f}', 'é', '中', '😀', ' ',
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..300 {
+            let len = (next() % 200) as usize;
+            let value: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let literal = if case % 3 == 0 {
+                // Every UTF-16 unit as \uXXXX: surrogate pairs for the astral ones.
+                let units: String = value.encode_utf16().map(|u| format!("\\u{u:04x}")).collect();
+                format!("\"{units}\"")
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let body = format!(
+                r#"{{"status": "ok", "message": "", "solution": {{"url": "https://a.test/", "status": 200, "response": {literal}, "cookies": []}}, "version": "3"}}"#
+            );
+            let reply = parse_reply(reqwest::StatusCode::OK, body.into_bytes()).unwrap();
+            match reply.solution.and_then(|s| s.response) {
+                Some(Body::Text(text)) => assert_eq!(text, value, "{literal}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn stack_traces_are_cut() {
         let e = classify(
@@ -434,13 +474,13 @@ mod tests {
     fn a_rejection_cannot_inject_a_line() {
         let metric = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"flarefeed","Dimensions":[["Feed"]],"Metrics":[{"Name":"Failed"}]}]},"Feed":"other","Failed":1}"#;
         let body = serde_json::json!({"error": format!("bad\n{metric}\r\n")}).to_string();
-        let error = parse_reply(reqwest::StatusCode::BAD_REQUEST, body.as_bytes()).unwrap_err();
+        let error = parse_reply(reqwest::StatusCode::BAD_REQUEST, body.as_bytes().to_vec()).unwrap_err();
         let text = error.to_string();
         assert!(!text.contains('\n') && !text.contains('\r'), "{text:?}");
         assert!(!text.contains("_aws"), "{text}");
         let body =
             serde_json::json!({"status": "error", "message": format!("Error: x\u{1b}[2J\n{metric}")}).to_string();
-        let text = parse_reply(reqwest::StatusCode::OK, body.as_bytes())
+        let text = parse_reply(reqwest::StatusCode::OK, body.as_bytes().to_vec())
             .unwrap_err()
             .to_string();
         assert!(text.contains("x\\u{1b}[2J") && !text.contains("_aws"), "{text}");
