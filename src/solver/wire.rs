@@ -118,8 +118,8 @@ pub(super) struct Reply {
 }
 
 /// [`Reply`] as read, with `solution.response` still the JSON text inside the body: the page
-/// is the reply's bulk, and decoding it once, straight into its own string, keeps a refresh's
-/// memory at the body plus the page (serde_json would add a scratch copy).
+/// is the reply's bulk, and it is decoded in place in the body ([`unescape_in_place`]), so a
+/// refresh holds the body or the page, never both (serde_json would add a scratch copy too).
 #[derive(Deserialize)]
 struct RawReply<'a> {
     #[serde(default, deserialize_with = "any_text")]
