@@ -173,18 +173,7 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
         }
         text
     };
-    let upload = |text: String| {
-        let s3 = moto.client();
-        async move {
-            s3.put_object()
-                .bucket(BUCKET)
-                .key("config/flarefeed.toml")
-                .body(text.into_bytes().into())
-                .send()
-                .await
-                .unwrap();
-        }
-    };
+    let upload = |text: String| moto.put("config/flarefeed.toml", text);
     upload(config(&["one"])).await;
 
     let url = ConfigUrl::parse(&format!("s3://{BUCKET}/config/flarefeed.toml")).unwrap();

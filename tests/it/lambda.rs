@@ -370,16 +370,7 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
         }
         text
     };
-    let upload = async |text: String| {
-        moto.client()
-            .put_object()
-            .bucket(BUCKET)
-            .key("flarefeed.toml")
-            .body(text.into_bytes().into())
-            .send()
-            .await
-            .unwrap();
-    };
+    let upload = async |text: String| moto.put("flarefeed.toml", text).await;
     upload(config(&["a", "b", "c"])).await;
 
     let api = RuntimeApi::start().await;
@@ -476,14 +467,8 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
     assert!(stdout.contains("running on the last valid one"), "{stdout}");
 
     // With no valid configuration ever, a cold start still fails, clearly.
-    moto.client()
-        .put_object()
-        .bucket(BUCKET)
-        .key("other.toml")
-        .body(b"[[feeds]]\nname = \"Not Valid\"\n".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    moto.put("other.toml", b"[[feeds]]\nname = \"Not Valid\"\n".to_vec())
+        .await;
     let mut never = spawn_function(&cold_api, &fake, dir.path(), "flarefeed=info");
     never
         .env_remove("FLAREFEED_CONFIG")
@@ -537,14 +522,7 @@ async fn each_kind_of_refresh_makes_few_requests() {
             "[[feeds]]\nname = \"other-{i}\"\nurl = \"{DEMO_URL}\"\ninterval = \"15m\"\n"
         ));
     }
-    moto.client()
-        .put_object()
-        .bucket(BUCKET)
-        .key("flarefeed.toml")
-        .body(config.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    moto.put("flarefeed.toml", config).await;
 
     let api = RuntimeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -683,14 +661,7 @@ async fn each_kind_of_refresh_makes_few_requests() {
         "started": now.format(&time::format_description::well_known::Rfc3339).unwrap(),
         "expires": (now + time::Duration::minutes(10)).format(&time::format_description::well_known::Rfc3339).unwrap(),
     });
-    moto.client()
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(serde_json::to_vec(&record).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    moto.put(key, serde_json::to_vec(&record).unwrap()).await;
     let reply = invoke(queued("plain")).await;
     assert_eq!(
         reply["batchItemFailures"].as_array().unwrap().len(),

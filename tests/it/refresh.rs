@@ -484,15 +484,7 @@ async fn recorded_statuses_lists_one_level_of_status_records_on_s3() {
         "feeds/status/deeper/x.json",
         "feeds/other.xml",
     ] {
-        h.s3()
-            .client()
-            .put_object()
-            .bucket(crate::helpers::s3_server::BUCKET)
-            .key(key)
-            .body(b"{}".to_vec().into())
-            .send()
-            .await
-            .unwrap();
+        h.s3().put(key, b"{}".to_vec()).await;
     }
     let records = status::found(h.store.as_ref()).await.unwrap();
     let feeds: Vec<&str> = records.iter().map(|r| r.feed.as_str()).collect();

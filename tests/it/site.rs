@@ -455,14 +455,8 @@ async fn records_from_before_the_site_join_it_at_their_first_refresh() {
     let mut record: Value = serde_json::from_slice(&test.object("status/news.json").await.unwrap()).unwrap();
     record.as_object_mut().unwrap().remove("history");
     test.s3()
-        .client()
-        .put_object()
-        .bucket(BUCKET)
-        .key("status/news.json")
-        .body(serde_json::to_vec(&record).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+        .put("status/news.json", serde_json::to_vec(&record).unwrap())
+        .await;
     let puts_of_index = |test: &TestApp| test.s3().puts_of("status/index.json");
     let before = puts_of_index(&test);
     assert_eq!(

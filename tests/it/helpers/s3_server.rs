@@ -278,6 +278,19 @@ pub trait S3Endpoint {
         client(self.endpoint())
     }
 
+    /// Puts `body` at `key` in the tests' bucket, as an operator or another program would.
+    fn put(&self, key: &str, body: impl Into<Vec<u8>>) -> impl std::future::Future<Output = ()> {
+        let request = self
+            .client()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into().into());
+        async move {
+            request.send().await.unwrap();
+        }
+    }
+
     /// The environment the real binary needs to reach this server with the SDK's default
     /// chain (its endpoint comes from the configuration, or from AWS_ENDPOINT_URL).
     fn env(&self) -> Vec<(&'static str, String)> {
