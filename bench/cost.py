@@ -20,7 +20,6 @@ usage: cost.py FLAREFEED_BINARY [--skip-count]
 import http.server
 import json
 import os
-import random
 import re
 import socket
 import statistics
@@ -289,7 +288,7 @@ def main():
     print(f"Requests per refresh, from the counting test: {line}")
     print()
 
-    Feeds.body = genfeed_body(100_000)
+    Feeds.body = genfeed.rss(100_000).encode()
     origin, solver = serve(Origin), serve(Solver)
     rows = {}
     with tempfile.TemporaryDirectory() as work:
@@ -347,19 +346,6 @@ def main():
                 fixed = minutes * (SCHEDULER_INVOCATION + refresh_cost(memory, tick_ms, 0, 1, 0))
                 fleet = feeds * refreshes * per_refresh + fixed
                 print(f"| {feeds:,} | {label} | {direct_share:.0%} | ${fleet / feeds:.4f} | ${fleet:,.2f} |")
-
-
-def genfeed_body(size):
-    rng = random.Random(size)
-    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-            'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>bench</title><link>https://example.test/</link>'
-            '<description>d</description>\n')
-    items, total, i = [], len(head), 0
-    while total < size:
-        items.append(genfeed.item(rng, i))
-        total += len(items[-1])
-        i += 1
-    return (head + "".join(items) + "</channel></rss>\n").encode()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,21 @@ def item(rng, i):
             f"<content:encoded><![CDATA[{body}]]></content:encoded></item>\n")
 
 
+def rss(size):
+    """A realistic feed of about `size` characters as a string, the same for the same size: the
+    benches' fake solver and origin serve it."""
+    rng = random.Random(size)
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>bench</title><link>https://example.test/</link>'
+            '<description>d</description><lastBuildDate>Sat, 21 Nov 2026 00:00:00 GMT</lastBuildDate>\n')
+    items, total, i = [], len(head), 0
+    while total < size:
+        items.append(item(rng, i))
+        total += len(items[-1])
+        i += 1
+    return head + "".join(items) + "</channel></rss>\n"
+
+
 def main():
     size_arg, out = sys.argv[1], sys.argv[2]
     units = {"K": 1000, "M": 1000_000}

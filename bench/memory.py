@@ -13,7 +13,6 @@ import html
 import http.server
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -30,29 +29,15 @@ VIEWER_HEAD = ('<html xmlns="http://www.w3.org/1999/xhtml"><head><style id="xml-
                '<body><div id="webkit-xml-viewer-source-xml">')
 
 
-def rss(size):
-    """A realistic feed of about `size` bytes (bench/genfeed.py)."""
-    rng = random.Random(size)
-    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-            'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>bench</title><link>https://example.test/</link>'
-            '<description>d</description><lastBuildDate>Sat, 21 Nov 2026 00:00:00 GMT</lastBuildDate>\n')
-    items, total, i = [], len(head), 0
-    while total < size:
-        items.append(genfeed.item(rng, i))
-        total += len(items[-1])
-        i += 1
-    return head + "".join(items) + "</channel></rss>\n"
-
-
 def page(shape, target):
     """A page of about `target` bytes in the given shape."""
     if shape == "raw":
-        return rss(target)
+        return genfeed.rss(target)
     if shape == "pre":
-        feed = rss(int(target / 1.12))
+        feed = genfeed.rss(int(target / 1.12))
         return f'<html><head></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">{html.escape(feed, quote=False)}</pre></body></html>'
     # Chrome's XML viewer: the hidden source, then the rendered tree, about twice its size.
-    feed = rss(target // 3)
+    feed = genfeed.rss(target // 3)
     body = feed.split("?>", 1)[1]
     lines = "".join(f'<div class="line"><span class="html-tag">{html.escape(line)}</span></div>' for line in body.splitlines())
     rendered = f'<div class="pretty-print">{lines}</div>'
@@ -82,6 +67,7 @@ class Solver(http.server.BaseHTTPRequestHandler):
 
 
 def peak_rss(binary, port, response):
+    """(peak RSS bytes, reply bytes, seconds) of one `flarefeed refresh` answered with `response`."""
     Solver.reply = json.dumps({
         "status": "ok", "message": "", "startTimestamp": 0, "endTimestamp": 1, "version": "3.3.21",
         "solution": {"url": "https://example.test/feed.xml", "status": 200, "headers": {}, "response": response,
@@ -95,8 +81,7 @@ def peak_rss(binary, port, response):
         seconds = time.perf_counter() - started
         if run.returncode != 0:
             sys.exit(f"refresh failed: {run.stderr}")
-        peak_rss.seconds = seconds
-        return int(run.stderr.strip().splitlines()[-1]) * 1024, len(Solver.reply)
+        return int(run.stderr.strip().splitlines()[-1]) * 1024, len(Solver.reply), seconds
 
 
 def tool_run(argv):
@@ -119,8 +104,8 @@ def viewer_against_tools(binary, port):
     feed = '<?xml version="1.0" encoding="UTF-8"?>\n' + feed
     refreshes = []
     for _ in range(5):
-        rss_bytes, reply = peak_rss(binary, port, response)
-        refreshes.append((peak_rss.seconds, rss_bytes))
+        rss_bytes, reply, seconds = peak_rss(binary, port, response)
+        refreshes.append((seconds, rss_bytes))
     with tempfile.NamedTemporaryFile("w", suffix=".xml", encoding="utf-8") as file:
         file.write(feed)
         file.flush()
@@ -150,7 +135,7 @@ def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Solver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    baseline, _ = peak_rss(binary, port, rss(1024))
+    baseline, _, _ = peak_rss(binary, port, genfeed.rss(1024))
     print(f"Baseline (a 1 KB feed): peak RSS {baseline / MB:.1f} MB")
     print()
     print("| shape | page | reply | peak RSS | bound 2.5 × reply + 16 MB | viewer: 2.2 × reply + 16 MB | peak / reply |")
@@ -158,7 +143,7 @@ def main():
     for shape in ("raw", "pre", "viewer"):
         for target in (5, 15, 20):
             response = page(shape, target * MB)
-            rss_bytes, reply = peak_rss(binary, port, response)
+            rss_bytes, reply, _ = peak_rss(binary, port, response)
             bound = 2.5 * reply + 16 * MB
             viewer_bound = 2.2 * reply + 16 * MB
             over = rss_bytes > bound or (shape == "viewer" and rss_bytes > viewer_bound)
