@@ -9,10 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::remote::{ConfigUrl, Watched};
-use crate::config::{Config, ConfigError, StoreConfig, process_env};
+use crate::config::{Config, ConfigError, FeedConfig, StoreConfig, process_env};
 use crate::fetch::{Fetcher, HttpFetcher};
-use crate::fleet::queue::{Queue, SqsQueue};
-use crate::refresh::{Observer, Refresher};
+use crate::fleet::queue::{Queue, QueueError, SqsQueue};
+use crate::interrupt::Interrupt;
+use crate::observer::Observer;
+use crate::outcome::Report;
+use crate::refresh::{RefreshOptions, Refresher};
 use crate::solver::{FlareSolverr, Solver, SolverPool, SolverSettings};
 use crate::store::{LocalStore, S3Store, Store};
 
@@ -114,6 +117,57 @@ impl Deployment {
             queue: adapters.queue,
             observer,
         }
+    }
+}
+
+/// What became of a refresh asked for ([`Deployment::ask`]).
+#[derive(Debug)]
+pub enum Asked {
+    /// Sent into the feed's message group of the queue (named, without secrets), for the
+    /// deployment's worker to run.
+    Queued { queue: String },
+    /// Run here: its report.
+    Ran(Box<Report>),
+}
+
+impl Deployment {
+    /// A refresh of `feed` asked for (the function URL, `flarefeed refresh`, a schedule naming
+    /// a feed): the one "queue it or run it here" decision. With a queue, every refresh of a
+    /// feed runs in its FIFO message group, which is what keeps two from running at once
+    /// (queued refreshes write no claim), so this one is sent there (`force` goes with it);
+    /// without one it runs here with `options`.
+    pub async fn ask(&self, feed: &FeedConfig, force: bool, options: RefreshOptions) -> Result<Asked, QueueError> {
+        self.ask_with(feed, force, options, None).await
+    }
+
+    /// [`Deployment::ask`], with a refresh run here stopped when `interrupt` fires
+    /// ([`Refresher::refresh_interruptible`]).
+    pub async fn ask_interruptible(
+        &self,
+        feed: &FeedConfig,
+        force: bool,
+        options: RefreshOptions,
+        interrupt: &Interrupt,
+    ) -> Result<Asked, QueueError> {
+        self.ask_with(feed, force, options, Some(interrupt)).await
+    }
+
+    async fn ask_with(
+        &self,
+        feed: &FeedConfig,
+        force: bool,
+        options: RefreshOptions,
+        interrupt: Option<&Interrupt>,
+    ) -> Result<Asked, QueueError> {
+        if let Some(queue) = &self.queue {
+            queue.ask(&feed.name, force).await?;
+            return Ok(Asked::Queued { queue: queue.locate() });
+        }
+        let report = match interrupt {
+            Some(interrupt) => self.refresher.refresh_interruptible(feed, options, interrupt).await,
+            None => self.refresher.refresh(feed, options).await,
+        };
+        Ok(Asked::Ran(Box::new(report)))
     }
 }
 

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::observer::Observer;
 use crate::outcome::{Outcome, Report};
-use crate::refresh::Observer;
 use crate::status::StatusRecord;
 
 /// The metrics' namespace.

@@ -10,9 +10,10 @@ use anyhow::Context;
 use super::print::status_table;
 use super::terminal::{clear_live_line, draw_live_line, shutdown_signal, signal_exit_code, spinning};
 use crate::config::{Config, ConfigError};
-use crate::deployment::{self, Deployment};
+use crate::deployment::{self, Asked, Deployment};
 use crate::feed::{self, GuardOptions};
-use crate::refresh::{Interrupt, RefreshOptions};
+use crate::interrupt::Interrupt;
+use crate::refresh::RefreshOptions;
 use crate::status;
 
 /// `flarefeed format`: the document pretty-printed to stdout.
@@ -91,26 +92,10 @@ pub(super) async fn refresh(
             .map(|name| config.feed(name).cloned())
             .collect::<Result<_, _>>()?,
     };
-    let deployment = Deployment::connect(config, None).await;
-    // With a queue, every refresh of a feed runs in its FIFO message group, which is what keeps
-    // two from running at once: these are sent there, for the deployment to run.
-    if let Some(queue) = deployment.queue.as_ref().filter(|_| !one_url) {
-        for feed in &selected {
-            queue.ask(&feed.name, force).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"feed": feed.name, "queued": queue.locate(), "force": force})
-                );
-            } else {
-                println!(
-                    "{}  queued  to {}; `flarefeed status` shows its outcome once the deployment has run it",
-                    feed.name,
-                    queue.locate()
-                );
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
+    let mut deployment = Deployment::connect(config, None).await;
+    if one_url {
+        // A one-off url is no feed of the deployment: it runs here, whatever queue is set.
+        deployment.queue = None;
     }
     let options = RefreshOptions::cli(force);
     let (interrupter, interrupt) = Interrupt::channel();
@@ -121,8 +106,24 @@ pub(super) async fn refresh(
         if interrupt.fired().is_some() {
             break;
         }
-        let refresh = deployment.refresher.refresh_interruptible(feed, options, &interrupt);
-        let report = spinning(&feed.name, refresh).await;
+        let asked = deployment.ask_interruptible(feed, force, options, &interrupt);
+        let report = match spinning(&feed.name, asked).await? {
+            Asked::Ran(report) => report,
+            Asked::Queued { queue } => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"feed": feed.name, "queued": queue, "force": force})
+                    );
+                } else {
+                    println!(
+                        "{}  queued  to {queue}; `flarefeed status` shows its outcome once the deployment has run it",
+                        feed.name,
+                    );
+                }
+                continue;
+            }
+        };
         failed |= report.outcome.is_failure();
         held_back |= matches!(
             report.outcome,

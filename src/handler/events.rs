@@ -18,13 +18,6 @@ use super::error::HandlerError;
 pub struct FeedInput {
     #[serde(default)]
     pub feed: Option<String>,
-    /// A refresh asked for by hand (the function URL, `flarefeed refresh`, a schedule naming a
-    /// feed) and sent through the queue, rather than planned by a tick.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub asked: bool,
-    /// With `asked`: `?force=1`, `--force`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub force: bool,
 }
 
 /// One non-HTTP invocation.
@@ -37,7 +30,7 @@ pub enum Invocation {
     /// The fleet's tick: plan the feeds due, and queue them.
     Tick(TickInput),
     /// Messages from the fleet's queue, through Lambda's event source mapping; each body is a
-    /// [`FeedInput`], parsed per record so that one bad message fails alone.
+    /// [`crate::fleet::queue::Message`], read per record so that one bad message fails alone.
     Sqs(SqsEvent),
 }
 

@@ -8,9 +8,10 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::error::HandlerError;
-use super::events::{FeedInput, Invocation, TickInput};
+use super::events::{Invocation, TickInput};
+use crate::deployment::Asked;
 use crate::deployment::Deployment;
-use crate::fleet::queue::QueueError;
+use crate::fleet::queue::{Message, QueueError};
 use crate::outcome::{Outcome, Report};
 use crate::refresh::RefreshOptions;
 
@@ -66,24 +67,22 @@ impl Shared {
                 });
             }
         };
-        if let Some(queue) = &self.deployment.queue {
-            queue.ask(&feed.name, false).await.map_err(HandlerError::Queue)?;
-            return Ok(Scheduled::Queued {
-                queued: feed.name.clone(),
-            });
-        }
-        let report = self
-            .deployment
-            .refresher
-            .refresh(feed, RefreshOptions::scheduled(deadline))
-            .await;
+        let asked = self.deployment.ask(feed, false, RefreshOptions::scheduled(deadline));
+        let report = match asked.await.map_err(HandlerError::Queue)? {
+            Asked::Queued { .. } => {
+                return Ok(Scheduled::Queued {
+                    queued: feed.name.clone(),
+                });
+            }
+            Asked::Ran(report) => report,
+        };
         match report.outcome {
             Outcome::Failed { stage, error } => Err(HandlerError::RefreshFailed {
                 feed: report.feed,
                 stage,
                 source: error,
             }),
-            _ => Ok(Scheduled::Refreshed(Box::new(report))),
+            _ => Ok(Scheduled::Refreshed(report)),
         }
     }
 
@@ -135,26 +134,14 @@ impl Shared {
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.unwrap_or_default();
-            let mut asked = None;
-            let feed = match record.body.as_deref().map(serde_json::from_str::<FeedInput>) {
-                Some(Ok(FeedInput {
-                    feed: Some(name),
-                    asked: by_hand,
-                    force,
-                })) => {
-                    asked = by_hand.then_some(force);
-                    config.feed(&name).map_err(|e| e.to_string())
-                }
-                Some(Ok(FeedInput { feed: None, .. })) => Err("the message names no feed".into()),
-                Some(Err(e)) => Err(format!("the message is not {{\"feed\": \"<name>\"}}: {e}")),
-                None => Err("the message has no body".into()),
-            };
+            let feed = Message::read(record.body.as_deref())
+                .and_then(|(name, asked)| Ok((config.feed(&name).map_err(|e| e.to_string())?, asked)));
             let retry = match feed {
                 Err(reason) => {
                     warn!(message_id = %id, reason = %reason, "queued message not attempted");
                     true
                 }
-                Ok(feed) => {
+                Ok((feed, asked)) => {
                     let options = match asked {
                         Some(force) => RefreshOptions::asked(deadline, force),
                         None => RefreshOptions::queued(deadline),
@@ -271,7 +258,7 @@ mod tests {
         assert_eq!(queue.asked(), vec![("a".to_string(), true)]);
         assert_eq!(solver.requests(), 0, "nothing ran beside the queue");
 
-        let body = crate::fleet::queue::asked_body("a", true);
+        let body = crate::fleet::queue::Message::asked("a", true).body();
         let store = shared.deployment.store.clone();
         let record = async || {
             let stored = store.get("status/a.json").await.unwrap().unwrap();
@@ -298,10 +285,7 @@ mod tests {
     #[tokio::test]
     async fn a_schedule_naming_a_feed_is_queued_when_there_is_a_queue() {
         let f = fleet(&["a", "b"]);
-        let input = FeedInput {
-            feed: Some("b".into()),
-            ..FeedInput::default()
-        };
+        let input = crate::handler::FeedInput { feed: Some("b".into()) };
         let done = f.shared.scheduled(&Invocation::Scheduled(input), None).await.unwrap();
         assert!(
             matches!(done, Scheduled::Queued { ref queued } if queued == "b"),

@@ -30,7 +30,7 @@ pub use invocations::Planned;
 use crate::config::process_env;
 use crate::config::remote::{Checked, Watched};
 use crate::deployment::Deployment;
-use crate::refresh::Observer;
+use crate::observer::Observer;
 use invocations::{Deadline, Shared, digest};
 
 /// Time kept back from the solver for formatting, the store and the status record.

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::invocations::{Deadline, Shared, digest};
+use crate::deployment::Asked;
 use crate::outcome::Outcome;
 use crate::refresh::RefreshOptions;
 use crate::status;
@@ -93,27 +94,25 @@ async fn refresh(
         Err(unknown) => return error(StatusCode::NOT_FOUND, &unknown.to_string()),
     };
     let force = forced(&extensions, &uri);
-    // With a queue, every refresh of a feed runs in its FIFO message group, which is what keeps
-    // two from running at once (queued refreshes write no claim): this one is sent there, and
-    // its outcome is the feed's status.
-    if let Some(queue) = &shared.deployment.queue {
-        return match queue.ask(&feed.name, force).await {
-            Ok(()) => {
-                info!(feed = %feed.name, force, queue = %queue.locate(), "refresh queued");
-                json_response(
-                    StatusCode::ACCEPTED,
-                    &json!({
-                        "queued": feed.name,
-                        "force": force,
-                        "message": format!("{}: queued; GET /status shows its outcome once it has run", feed.name),
-                    }),
-                )
-            }
-            Err(e) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
-        };
-    }
-    let options = RefreshOptions::http(deadline.0, force);
-    let report = shared.deployment.refresher.refresh(feed, options).await;
+    let report = match shared
+        .deployment
+        .ask(feed, force, RefreshOptions::http(deadline.0, force))
+        .await
+    {
+        Ok(Asked::Ran(report)) => *report,
+        Ok(Asked::Queued { queue }) => {
+            info!(feed = %feed.name, force, queue = %queue, "refresh queued");
+            return json_response(
+                StatusCode::ACCEPTED,
+                &json!({
+                    "queued": feed.name,
+                    "force": force,
+                    "message": format!("{}: queued; GET /status shows its outcome once it has run", feed.name),
+                }),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_GATEWAY, &e.to_string()),
+    };
     // The message is the outcome's one wording; the status code and headers say the rest.
     let message = report.outcome.to_string();
     match &report.outcome {

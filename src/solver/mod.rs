@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use crate::feed::FeedError;
 use crate::redact::Secret;
 
 pub use client::FlareSolverr;
@@ -203,6 +204,19 @@ pub struct Solution {
     /// The upstream status; always 200 in the official build, real in the PyPI build.
     pub status: Option<u16>,
     pub response: Option<Body>,
+}
+
+impl Solution {
+    /// The page to look for the feed in: Chrome's page source, or the raw text. A JSON value
+    /// (the PyPI build parses a JSON reply from the site) or no page at all is no feed, said
+    /// here, where the shapes of the reply are known.
+    pub fn into_page(self) -> Result<String, FeedError> {
+        match self.response {
+            Some(Body::Text(text)) => Ok(text),
+            Some(Body::Json(_)) => Err(FeedError::Json),
+            None => Err(FeedError::Empty),
+        }
+    }
 }
 
 /// `solution.response`: Chrome's page source as a string, or, from the PyPI build, a JSON value.

@@ -129,3 +129,20 @@ pub fn store_now(store: &dyn Store) -> time::OffsetDateTime {
         None => now,
     }
 }
+
+/// Runs a store operation on `key`, giving up at `deadline` with [`StoreError::Timeout`]: the
+/// SDK's own timeouts (20 s an attempt, 45 s in all) know nothing of a Lambda's, and a function
+/// killed between the feed's PUT and the status PUT records nothing.
+pub async fn within<T, E: From<StoreError>>(
+    deadline: tokio::time::Instant,
+    store: &dyn Store,
+    key: &str,
+    operation: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout_at(deadline, operation).await.unwrap_or_else(|_| {
+        Err(StoreError::Timeout {
+            target: store.locate(key),
+        }
+        .into())
+    })
+}

@@ -270,8 +270,9 @@ fn a_thousand_feeds_fit_the_index_in_a_megabyte() {
 }
 
 /// The page in a real browser: Debian's headless Chromium loads it from the folder, and its DOM
-/// has every feed, with its state and its link. The screenshot goes to target/site-screenshot.png
-/// (`bench/screenshot` puts one in the README).
+/// has every feed, with its state and its link. The screenshot goes to the test's own folder of
+/// the target directory, `CARGO_TARGET_TMPDIR/site-screenshot.png`, wherever `CARGO_TARGET_DIR`
+/// puts it (`bench/screenshot` puts one in the README).
 #[tokio::test]
 async fn the_page_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -299,7 +300,7 @@ async fn the_page_renders_in_headless_chromium() {
         "the site's text stays text"
     );
     assert!(!dom.contains("<script>alert(1)</script>"));
-    let screenshot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/site-screenshot.png");
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("site-screenshot.png");
     chromium(&[
         &format!("--screenshot={}", screenshot.display()),
         "--window-size=1280,560",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::time::Instant;
 use tracing::warn;
@@ -20,6 +21,66 @@ pub use memory::MemoryQueue;
 use super::plan::Due;
 use crate::error_chain;
 use crate::redact::{one_line, redact_url};
+
+/// One message of the queue: the feed to refresh, planned by a tick (`{"feed": "<name>"}`) or
+/// asked for by hand (`{"feed": "<name>", "asked": true}`, and `"force": true`). The ticks and
+/// [`crate::deployment::Deployment::ask`] write it, the worker reads it. Unknown fields are
+/// refused, so that a message meant for something else is not taken for a refresh. The fields
+/// are in the order of their names, as the bodies have always been written.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// A refresh asked for by hand (the function URL, `flarefeed refresh`, a schedule naming a
+    /// feed) rather than planned by a tick.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asked: bool,
+    /// Optional in the JSON only so that a message without it says so, rather than failing
+    /// to parse.
+    #[serde(default)]
+    pub feed: Option<String>,
+    /// With `asked`: `?force=1`, `--force`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+impl Message {
+    /// A tick's message for a due feed.
+    pub fn planned(feed: &str) -> Self {
+        Self {
+            feed: Some(feed.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// A refresh asked for by hand.
+    pub fn asked(feed: &str, force: bool) -> Self {
+        Self {
+            asked: true,
+            feed: Some(feed.to_string()),
+            force,
+        }
+    }
+
+    /// The message's body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).expect("a message always serializes")
+    }
+
+    /// The message in a queue record's body: the feed it names, and `Some(force)` for a refresh
+    /// asked for by hand; or why it cannot be attempted.
+    pub fn read(body: Option<&str>) -> Result<(String, Option<bool>), String> {
+        match body.map(serde_json::from_str::<Message>) {
+            Some(Ok(Message {
+                asked,
+                feed: Some(feed),
+                force,
+            })) => Ok((feed, asked.then_some(force))),
+            Some(Ok(Message { feed: None, .. })) => Err("the message names no feed".into()),
+            Some(Err(e)) => Err(format!("the message is not {{\"feed\": \"<name>\"}}: {e}")),
+            None => Err("the message has no body".into()),
+        }
+    }
+}
 
 /// SendMessageBatch takes at most 10 entries
 /// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html).
@@ -185,7 +246,7 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    /// One message per due feed: body `{"feed": "<name>"}`; `MessageGroupId` the feed's name,
+    /// One message per due feed ([`Message::planned`]); `MessageGroupId` the feed's name,
     /// so that SQS hands out one message of a feed at a time; `MessageDeduplicationId`
     /// `<name>-<slot>`, so that a tick planned twice within SQS's 5-minute deduplication
     /// interval enqueues nothing more
@@ -197,7 +258,7 @@ impl Queue for SqsQueue {
             .map(|(i, due)| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(serde_json::json!({"feed": due.feed}).to_string())
+                    .message_body(Message::planned(&due.feed).body())
                     .message_group_id(&due.feed)
                     .message_deduplication_id(due.deduplication_id())
                     .build()
@@ -231,7 +292,7 @@ impl Queue for SqsQueue {
         self.client
             .send_message()
             .queue_url(&self.url)
-            .message_body(asked_body(feed, force))
+            .message_body(Message::asked(feed, force).body())
             .message_group_id(feed)
             .message_deduplication_id(asked_id(feed))
             .send()
@@ -245,15 +306,6 @@ impl Queue for SqsQueue {
 
     fn locate(&self) -> String {
         redact_url(&self.url)
-    }
-}
-
-/// The body of a refresh asked for by hand.
-pub(crate) fn asked_body(feed: &str, force: bool) -> String {
-    if force {
-        serde_json::json!({"feed": feed, "asked": true, "force": true}).to_string()
-    } else {
-        serde_json::json!({"feed": feed, "asked": true}).to_string()
     }
 }
 

@@ -1,0 +1,138 @@
+//! The direct GET, conditional when the record has validators for the feed's url.
+//!
+//! The validator rules, all here but the last:
+//! - **Sending** ([`Conditional::to_send`]): only validators recorded for this same url, only
+//!   when a published copy's fingerprint is known (without a copy to stand for, a 304 would say
+//!   nothing), and never for a forced refresh, which reads the feed whole.
+//! - **The same entity** ([`Conditional::same_entity`]): a 200 with the ETag the record holds is
+//!   the feed already published (Miniflux's rule): unchanged, nothing read, under the same
+//!   conditions as sending.
+//! - **Recording**: the attempt finds the validators to keep (a 200's own; for a 304, those it
+//!   sent), and the record's transition keeps them after a direct success and clears them
+//!   after anything else ([`crate::status::StatusRecord::succeeded`]).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::info;
+
+use super::attempt::Attempt;
+use super::publish::Job;
+use super::{Refresher, elapsed_ms};
+use crate::feed;
+use crate::fetch::{DirectReply, DirectRequest, FetchError, Route, Validators};
+use crate::interrupt::interruptible;
+use crate::outcome::{Recorded, RefreshError, Stage};
+use crate::redact::redact_url;
+use crate::status::{Findings, StatusRecord};
+
+/// The validators of one direct request: those the record holds for the url, and whether they
+/// may be used.
+struct Conditional<'a> {
+    recorded: Option<&'a Validators>,
+    /// A published copy's fingerprint is known and the refresh is not forced.
+    usable: bool,
+}
+
+impl<'a> Conditional<'a> {
+    fn new(job: &Job<'_>, record: &'a StatusRecord) -> Self {
+        Self {
+            recorded: record.validators_for(&job.feed.url),
+            usable: !job.options.publish_unchanged && job.copy.sha256().is_some(),
+        }
+    }
+
+    /// What to send as `If-None-Match` / `If-Modified-Since`.
+    fn to_send(&self) -> Option<&'a Validators> {
+        self.recorded.filter(|_| self.usable)
+    }
+
+    /// Whether a 200 with `got` is the entity already published.
+    fn same_entity(&self, got: &Validators) -> bool {
+        self.usable && got.etag.is_some() && self.recorded.and_then(|v| v.etag.as_ref()) == got.etag.as_ref()
+    }
+}
+
+impl Refresher {
+    /// The direct GET. `Ok` is the attempt's end (published, unchanged, or failed at the
+    /// store); `Err` is a reply that was not a publishable feed, with what was found on the
+    /// way, for the solver to go on from.
+    pub(super) async fn direct(
+        &self,
+        job: &Job<'_>,
+        record: &StatusRecord,
+        timeout: Duration,
+    ) -> Result<Attempt, (Findings, FetchError)> {
+        let feed = job.feed;
+        let conditional = Conditional::new(job, record);
+        let request = DirectRequest {
+            url: &feed.url,
+            user_agent: feed
+                .request
+                .user_agent
+                .as_deref()
+                .unwrap_or(&self.config.fetch.user_agent),
+            headers: &feed.request.headers,
+            proxy: feed.request.proxy.as_ref(),
+            validators: conditional.to_send(),
+            timeout,
+            max_bytes: self.config.solver.max_reply_bytes,
+        };
+        let fetching = Instant::now();
+        let reply = match interruptible(job.interrupt, self.fetcher.get(&request)).await {
+            Ok(reply) => reply,
+            Err(by) => {
+                let error = RefreshError::Interrupted { by: by.into() };
+                return Ok(Attempt::failed(Findings::default(), Stage::Fetch, error));
+            }
+        };
+        info!(feed = %feed.name, stage = "fetch", ms = elapsed_ms(fetching), ok = reply.is_ok(), "direct reply");
+        let reply = reply.map_err(|error| (Findings::default(), error))?;
+        let landed = |final_url: String| Some(final_url).filter(|url| *url != redact_url(&feed.url));
+        let (body, charset, validators, final_url) = match reply {
+            DirectReply::NotModified { final_url } => {
+                let found = Findings {
+                    route: Some(Route::Direct),
+                    final_url: landed(final_url),
+                    validators: conditional.recorded.cloned(),
+                    ..Findings::default()
+                };
+                info!(feed = %feed.name, stage = "fetch", "304 not modified: nothing read or written");
+                let sha256 = job.copy.sha256().unwrap_or_default().to_string();
+                return Ok(Attempt::served(found, Recorded::Unchanged, sha256));
+            }
+            DirectReply::Document {
+                body,
+                charset,
+                validators,
+                final_url,
+            } => (body, charset, validators, final_url),
+        };
+        let same_entity = conditional.same_entity(&validators);
+        let found = Findings {
+            route: Some(Route::Direct),
+            final_url: landed(final_url.clone()),
+            validators: Some(validators),
+            ..Findings::default()
+        };
+        if same_entity && let Some(sha256) = job.copy.sha256() {
+            info!(feed = %feed.name, stage = "fetch", "same ETag as the published feed: nothing written");
+            return Ok(Attempt::served(found, Recorded::Unchanged, sha256.to_string()));
+        }
+        let not_a_feed = |source| FetchError::NotAFeed {
+            url: final_url.clone(),
+            source,
+        };
+        let text = match feed::decode_with_charset(&body, charset.as_deref()) {
+            Ok(text) => text,
+            Err(source) => return Err((found, not_a_feed(source))),
+        };
+        let candidate = match self.check_and_format(feed, &text, None) {
+            Ok(candidate) => candidate,
+            Err(source) => return Err((found, not_a_feed(source))),
+        };
+        drop(text);
+        drop(body);
+        Ok(self.write_feed(job, candidate, found).await)
+    }
+}

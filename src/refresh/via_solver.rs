@@ -1,0 +1,102 @@
+//! Through the solver: the request with the feed's own maxTimeout and proxy, then the feed cut
+//! out of the page it answered with ([`Refresher::prepare`]).
+
+use tokio::time::Instant;
+use tracing::info;
+
+use super::attempt::Attempt;
+use super::publish::{Candidate, Job};
+use super::{Refresher, elapsed_ms};
+use crate::config::FeedConfig;
+use crate::feed::{self, FeedError};
+use crate::fetch::Route;
+use crate::interrupt::interruptible;
+use crate::outcome::{RefreshError, Stage};
+use crate::redact::redact_url;
+use crate::solver::SolveRequest;
+use crate::status::Findings;
+
+/// Why a solver's page gave no publishable feed: no feed in it, or one the guard refused.
+enum Unpublishable {
+    Extract(FeedError),
+    Guard(FeedError),
+}
+
+impl Refresher {
+    /// Asks the solver, and publishes the feed in its page; `found` is what a direct request
+    /// before it learnt.
+    pub(super) async fn via_solver(&self, job: &Job<'_>, found: Findings) -> Attempt {
+        let feed = job.feed;
+        let solving = Instant::now();
+        let request = SolveRequest {
+            feed: &feed.name,
+            url: &feed.url,
+            deadline: Some(job.deadline),
+            max_timeout: feed.request.max_timeout,
+            proxy: feed.request.proxy.as_ref(),
+        };
+        let solved = interruptible(job.interrupt, self.solver.solve(&request)).await;
+        let solver_ms = elapsed_ms(solving);
+        info!(feed = %feed.name, stage = "solver", ms = solver_ms, ok = solved.is_ok(), "solver answered");
+        let found = Findings {
+            solver_ms: Some(solver_ms),
+            route: Some(Route::Solver),
+            ..found
+        };
+        let solution = match solved {
+            Ok(Ok(solution)) => solution,
+            Ok(Err(e)) => return Attempt::failed(found, Stage::Solver, e),
+            Err(by) => return Attempt::failed(found, Stage::Solver, RefreshError::Interrupted { by: by.into() }),
+        };
+        // An empty url (Chrome downloaded the page instead of showing it) is no redirect.
+        let final_url = solution
+            .url
+            .as_deref()
+            .filter(|url| !url.is_empty() && *url != feed.url)
+            .map(redact_url);
+        if let Some(url) = &final_url {
+            info!(feed = %feed.name, final_url = %url.escape_debug(), "the feed's url redirected");
+        }
+        let found = Findings {
+            final_url,
+            solver: solution.solver.clone(),
+            ..found
+        };
+        let candidate = match solution.into_page().map_err(Unpublishable::Extract) {
+            Ok(page) => self.prepare(feed, page),
+            Err(e) => Err(e),
+        };
+        match candidate {
+            Ok(candidate) => self.write_feed(job, candidate, found).await,
+            Err(Unpublishable::Extract(e)) => Attempt::failed(found, Stage::Extract, e),
+            Err(Unpublishable::Guard(e)) => Attempt::failed(found, Stage::Guard, e),
+        }
+    }
+
+    /// Extract, guard, format and fingerprint: everything between the solver's page and the
+    /// store.
+    fn prepare(&self, feed: &FeedConfig, page: String) -> Result<Candidate, Unpublishable> {
+        let extracted = feed::extract(&page).map_err(Unpublishable::Extract)?;
+        let wrapper = extracted.wrapper;
+        // The feed replaces the page, so memory holds one of the two, never both: an unwrapped
+        // copy takes the page's place, and a slice of the page is cut down in place.
+        let kept = match extracted.text {
+            std::borrow::Cow::Owned(unwrapped) => Err(unwrapped),
+            std::borrow::Cow::Borrowed(feed) => Ok((feed.as_ptr() as usize - page.as_ptr() as usize, feed.len())),
+        };
+        let text = match kept {
+            Err(unwrapped) => {
+                drop(page);
+                unwrapped
+            }
+            Ok((start, len)) => {
+                let mut page = page;
+                page.truncate(start + len);
+                page.drain(..start);
+                page
+            }
+        };
+        self.check_and_format(feed, &text, Some(wrapper))
+            .map_err(Unpublishable::Guard)
+    }
+}
