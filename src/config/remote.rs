@@ -255,7 +255,7 @@ impl Watched {
         };
         match url {
             ConfigUrl::Path(path) => {
-                let text = super::read(path)?;
+                let text = super::sources::read(path)?;
                 let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
                 Ok(if version == Some(hash.as_str()) {
                     Read::Unchanged
