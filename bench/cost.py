@@ -21,7 +21,6 @@ import http.server
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,9 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
+import fakesolver  # noqa: E402
 import genfeed  # noqa: E402
+from fakesolver import NoDelay  # noqa: E402
 
 # --- Prices: AWS list prices, us-east-1, read 2026-12; the one place they live. ---------------
 # Lambda, arm64 (the template's architecture): per GB-second and per request
@@ -74,18 +75,6 @@ def count_requests():
     return counts, line
 
 
-class NoDelay(http.server.BaseHTTPRequestHandler):
-    """Headers and body go out as written: without TCP_NODELAY a body written after its headers
-    waits for the peer's delayed ACK (40 ms on Linux), which would be measured as flarefeed's."""
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args):
-        pass
-
-
 class Quiet(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -119,22 +108,9 @@ class Origin(NoDelay):
         pass
 
 
-class Solver(NoDelay):
-    def do_POST(self):
-        command = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        reply = {"status": "ok", "message": "", "startTimestamp": 0, "endTimestamp": 1, "version": "3.3.21"}
-        if command.get("cmd") == "request.get":
-            reply["solution"] = {"url": command["url"], "status": 200, "headers": {},
-                                 "response": Feeds.body.decode(), "cookies": [], "userAgent": "bench"}
-        body = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+class Solver(fakesolver.Solver):
+    def request_get(self, command):
+        return json.dumps(fakesolver.solution(command["url"], Feeds.body.decode())).encode()
 
 
 class RuntimeApi(NoDelay):

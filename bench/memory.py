@@ -21,6 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+import fakesolver  # noqa: E402
 import genfeed  # noqa: E402
 
 MB = 1024 * 1024
@@ -47,32 +48,16 @@ def page(shape, target):
     return f"{VIEWER_HEAD}{body}</div>{rendered}</body></html>"
 
 
-class Solver(http.server.BaseHTTPRequestHandler):
+class Solver(fakesolver.Solver):
     reply = b""
 
-    def do_POST(self):
-        command = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if command.get("cmd") == "request.get":
-            body = Solver.reply
-        else:
-            body = json.dumps({"status": "ok", "message": "", "session": command.get("session", "s"), "sessions": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+    def request_get(self, command):
+        return Solver.reply
 
 
 def peak_rss(binary, port, response):
     """(peak RSS bytes, reply bytes, seconds) of one `flarefeed refresh` answered with `response`."""
-    Solver.reply = json.dumps({
-        "status": "ok", "message": "", "startTimestamp": 0, "endTimestamp": 1, "version": "3.3.21",
-        "solution": {"url": "https://example.test/feed.xml", "status": 200, "headers": {}, "response": response,
-                     "cookies": [], "userAgent": "bench"},
-    }).encode()
+    Solver.reply = json.dumps(fakesolver.solution("https://example.test/feed.xml", response)).encode()
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, FLAREFEED_SOLVER_URL=f"http://127.0.0.1:{port}/v1", RUST_LOG="warn")
         started = time.perf_counter()

@@ -8,20 +8,27 @@
 //!
 //! - Entry points: [`cli`] (the `flarefeed` commands) and [`handler`] (the Lambda function:
 //!   schedules, the fleet's tick and worker, the function URL).
-//! - [`deployment`]: the composition root. It finds the configuration and builds the adapters
-//!   and the [`refresh::Refresher`] over them, once.
-//! - [`fleet`]: many feeds on one schedule: the planner, the queue (SQS), and `flarefeed run`'s
-//!   engine in one process.
-//! - [`metrics`]: CloudWatch EMF lines, an observer the Lambda wires into the refresher.
-//! - [`refresh`]: one refresh of one feed: claim, fetch, check, format, publish, record.
+//! - [`deployment`]: the composition root. It finds the configuration, builds the adapters
+//!   and the [`refresh::Refresher`] over them, once, and decides whether a refresh asked for is
+//!   queued or run here ([`deployment::Deployment::ask`]).
+//! - [`fleet`]: many feeds on one schedule: the planner, the queue (SQS) and its one message
+//!   type, and `flarefeed run`'s engine in one process.
+//! - [`metrics`]: CloudWatch EMF lines, an [`observer::Observer`] the Lambda wires in.
+//! - [`refresh`]: one refresh of one feed: acquire the lease, attempt (the route, direct or
+//!   through the solver, the publish), release the lease with the finished record.
 //! - [`site`]: the status site beside the feeds, updated by a refresh whose summary changed.
-//! - [`status`]: the per-feed status record, its claim, and the gate before a refresh.
+//! - [`observer`]: who hears of every refresh and tick, so that neither knows of metrics.
+//! - [`status`]: the per-feed status record and its transitions, the lease that lets one
+//!   refresh of a feed run at a time, and the record's lag.
 //! - [`outcome`]: what a refresh did, worded once.
 //! - Ports and their adapters: [`fetch`] (a direct GET), [`solver`] (FlareSolverr, a pool of
-//!   them) and [`store`] (S3, a folder). With the `test-util` feature each port has a public fake: `ScriptedFetcher`,
-//!   `ScriptedSolver`, `MemoryStore` and `MemoryQueue`, as tokio's `test-util` does for time.
-//! - [`config`]: the TOML configuration, validated, and its S3 watch.
+//!   them) and [`store`] (S3, a folder). With the `test-util` feature each port has a public
+//!   fake: `ScriptedFetcher`, `ScriptedSolver`, `MemoryStore` and `MemoryQueue`, as tokio's
+//!   `test-util` does for time.
+//! - [`config`]: the TOML configuration: its types, the raw TOML and its validation, its
+//!   sources and environment, and its S3 watch.
 //! - [`feed`]: extracting the feed from a solver's page, the guard, and the formatter.
+//! - [`interrupt`]: the CLI's Ctrl-C, which a refresh watches while it waits on the network.
 //! - [`redact`]: urls without their secrets, and site or solver text as one escaped line, for
 //!   every message.
 

@@ -1,9 +1,9 @@
 //! The configuration: TOML, loaded and validated at start (and, from `FLAREFEED_CONFIG_URL`,
 //! again whenever it changes: [`remote`]). Every error names the key.
 //!
-//! - [`types`]: the configuration as the code uses it, with its defaults and bounds.
-//! - [`raw`]: the TOML as written, and its validation into those types.
-//! - [`sources`]: where a configuration is found (a file, the environment, one url) and the
+//! - `types`: the configuration as the code uses it, with its defaults and bounds.
+//! - `raw`: the TOML as written, and its validation into those types.
+//! - `sources`: where a configuration is found (a file, the environment, one url) and the
 //!   environment's single-setting overrides.
 
 mod raw;

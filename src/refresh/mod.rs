@@ -3,11 +3,11 @@
 //! The CLI and the Lambda both call [`Refresher::refresh`]. Whatever fails, the published feed
 //! is left exactly as it was: only a newer good feed is ever written over a good one.
 //!
-//! [`Refresher::run`] reads as the refresh goes:
-//! 1. acquire the feed's [`Lease`] (the gate, the claim; [`crate::status::lease`] has the
-//!    protocol), or stand back;
-//! 2. attempt: by the [`route`] planned from the record, [`direct`]ly with the record's
-//!    validators, or [`via_solver`], and [`publish`] a good feed that changed;
+//! `Refresher::run` reads as the refresh goes:
+//! 1. acquire the feed's `Lease` (the gate, the claim;
+//!    [`crate::status::lease`] has the protocol), or stand back;
+//! 2. attempt: by the `route` planned from the record, `direct`ly with the record's
+//!    validators, or `via_solver`, and `publish` a good feed that changed;
 //! 3. release the lease with the record finished by the attempt's transition
 //!    ([`crate::status::record`]);
 //! 4. update the status site, and report.

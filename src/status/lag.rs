@@ -34,7 +34,7 @@ pub fn lag_allows(before: &StatusRecord, feed: &FeedConfig, now: OffsetDateTime)
 
 /// Whether the finished record `after` may be left unwritten: the refresh was unchanged, the
 /// record last written (`before`) is within its lag, and nothing in it but the times of the
-/// check ([`Material`] leaves them out) would change. What the record says about the published
+/// check (`Material` leaves them out) would change. What the record says about the published
 /// feed, the last failure and the route is then exactly true; only the time of the last check
 /// lags.
 pub fn recent_enough(

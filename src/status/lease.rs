@@ -262,7 +262,7 @@ impl<'a> Lease<'a> {
     }
 
     /// Ends the lease of an interrupted refresh: the record put back as it was before the
-    /// claim, noting the interruption, within [`PUT_BACK_TIME`], as a process told to stop has
+    /// claim, noting the interruption, within `PUT_BACK_TIME`, as a process told to stop has
     /// little left. If that fails, the claim stays until it ends, or until a refresh on this
     /// host sees its holder gone. Returns the record as put back.
     pub async fn put_back(&self, by: &str) -> StatusRecord {

@@ -90,37 +90,31 @@ fn a_claim_beyond_any_lease_is_clamped_to_it() {
     // A host 2 hours ahead, killed mid-refresh: started and expires in the future, and the
     // store's clock says when it wrote them.
     record.written = Some(now);
-    record.in_flight = Some(InFlight::new(
-        Trigger::Cli,
-        datetime!(2026-12-03 12:00 UTC),
-        datetime!(2026-12-03 12:06 UTC),
-    ));
-    assert!(matches!(
-        record.busy(now, lease),
-        Some(Outcome::Busy {
-            retry_after_s: 600,
-            clamped: true,
-            ..
-        })
-    ));
+    record.in_flight = cli_claim(datetime!(2026-12-03 12:00 UTC), datetime!(2026-12-03 12:06 UTC));
+    assert_eq!(busy_wait(&record, now, lease), Some((600, true)));
     assert!(
         record.busy(now + time::Duration::minutes(10), lease).is_none(),
         "not 2 hours"
     );
     // An honest claim is untouched.
-    record.in_flight = Some(InFlight::new(
-        Trigger::Cli,
-        datetime!(2026-12-03 09:59 UTC),
-        datetime!(2026-12-03 10:05 UTC),
-    ));
-    assert!(matches!(
-        record.busy(now, lease),
-        Some(Outcome::Busy {
-            retry_after_s: 300,
-            clamped: false,
-            ..
-        })
-    ));
+    record.in_flight = cli_claim(datetime!(2026-12-03 09:59 UTC), datetime!(2026-12-03 10:05 UTC));
+    assert_eq!(busy_wait(&record, now, lease), Some((300, false)));
+}
+
+/// A claim of a CLI refresh by this process.
+fn cli_claim(started: OffsetDateTime, expires: OffsetDateTime) -> Option<InFlight> {
+    Some(InFlight::new(Trigger::Cli, started, expires))
+}
+
+/// How long a busy record says to wait, and whether its claim was clamped; `None` if it is not
+/// busy.
+fn busy_wait(record: &StatusRecord, now: OffsetDateTime, lease: Duration) -> Option<(u64, bool)> {
+    match record.busy(now, lease)? {
+        Outcome::Busy {
+            retry_after_s, clamped, ..
+        } => Some((retry_after_s, clamped)),
+        other => panic!("busy answered {other:?}"),
+    }
 }
 
 /// Finding 1: a claim whose process is gone from this host is no claim; one from another

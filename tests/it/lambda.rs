@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::helpers::fake_solver::FakeSolver;
 use crate::helpers::rss_page;
+use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
 use crate::helpers::{DEMO_URL, TOKEN, event};
 
 /// What the function answered for one invocation.
@@ -160,10 +161,7 @@ async fn route(
 
 #[tokio::test]
 async fn the_binary_serves_schedules_and_function_urls() {
-    let fake = FakeSolver::start().await;
-    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    let api = RuntimeApi::start().await;
-    let store = tempfile::tempdir().unwrap();
+    let Demo { fake, api, store } = Demo::start().await;
     let mut function = spawn_function(&api, &fake, store.path(), "flarefeed=info")
         .spawn()
         .unwrap();
@@ -218,27 +216,62 @@ async fn the_binary_serves_schedules_and_function_urls() {
     fake.then(crate::helpers::fake_solver::error_reply(
         "Error: Error solving the challenge. Timeout after 60.0 seconds.",
     ));
-    match api.invoke("bad-event", serde_json::json!({"feed": 1})).await {
-        Answer::Error(error) => {
-            assert_eq!(error["errorType"], "flarefeed.BadEvent", "{error}");
-            assert!(
-                error["errorMessage"].as_str().unwrap().contains("expected a string"),
-                "{error}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    match api.invoke("scheduled-failing", event("scheduled.json")).await {
-        Answer::Error(error) => {
-            assert_eq!(error["errorType"], "flarefeed.RefreshFailed", "{error}");
-            assert!(
-                error["errorMessage"].as_str().unwrap().contains("failed at solver"),
-                "{error}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let bad_event = api.invoke("bad-event", serde_json::json!({"feed": 1})).await;
+    assert_failed(bad_event, "flarefeed.BadEvent", "expected a string");
+    let failing = api.invoke("scheduled-failing", event("scheduled.json")).await;
+    assert_failed(failing, "flarefeed.RefreshFailed", "failed at solver");
     function.kill().await.unwrap();
+}
+
+/// The function as deployed with a fleet: its configuration in `s3://BUCKET/flarefeed.toml` on
+/// `moto`, reached at `endpoint` (moto's, or a proxy in front of it), and the fleet's `queue`.
+fn deployed_function(
+    api: &RuntimeApi,
+    fake: &FakeSolver,
+    dir: &std::path::Path,
+    (moto, endpoint): (&MotoServer, &str),
+    queue: &str,
+) -> tokio::process::Command {
+    let mut function = spawn_function(api, fake, dir, "flarefeed=info");
+    function
+        .env_remove("FLAREFEED_CONFIG")
+        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
+        .env("FLAREFEED_QUEUE_URL", queue)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .envs(moto.env());
+    function
+}
+
+/// What a function under test runs on: a fake solver serving the demo feed, the Runtime API
+/// emulator, and a folder for the store.
+struct Demo {
+    fake: FakeSolver,
+    api: RuntimeApi,
+    store: tempfile::TempDir,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let fake = FakeSolver::start().await;
+        fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+        Self {
+            fake,
+            api: RuntimeApi::start().await,
+            store: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// An invocation that failed with Lambda's `errorType` `error_type`, its message saying `says`.
+#[track_caller]
+fn assert_failed(answer: Answer, error_type: &str, says: &str) {
+    match answer {
+        Answer::Error(error) => {
+            assert_eq!(error["errorType"], error_type, "{error}");
+            assert!(error["errorMessage"].as_str().unwrap().contains(says), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// The release-less binary as a Lambda function against `api`, with a folder store in `dir`.
@@ -272,10 +305,7 @@ fn spawn_function(
 /// token; the function's logs must not, whatever RUST_LOG says.
 #[tokio::test]
 async fn the_token_never_reaches_the_logs_even_at_trace() {
-    let fake = FakeSolver::start().await;
-    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    let api = RuntimeApi::start().await;
-    let store = tempfile::tempdir().unwrap();
+    let Demo { fake, api, store } = Demo::start().await;
     let mut function = spawn_function(&api, &fake, store.path(), "trace")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -304,10 +334,7 @@ async fn the_token_never_reaches_the_logs_even_at_trace() {
 /// line of its own, with every metric it declares at its root.
 #[tokio::test]
 async fn each_refresh_prints_one_valid_emf_line() {
-    let fake = FakeSolver::start().await;
-    fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
-    let api = RuntimeApi::start().await;
-    let store = tempfile::tempdir().unwrap();
+    let Demo { fake, api, store } = Demo::start().await;
     let mut function = spawn_function(&api, &fake, store.path(), "flarefeed=info")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -353,7 +380,6 @@ async fn each_refresh_prints_one_valid_emf_line() {
 /// S3, all on moto's server through the AWS SDK's default chain (AWS_ENDPOINT_URL).
 #[tokio::test]
 async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
-    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
     let fake = FakeSolver::start().await;
     fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
     let moto = MotoServer::start().await;
@@ -375,15 +401,9 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
 
     let api = RuntimeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut function = spawn_function(&api, &fake, dir.path(), "flarefeed=info");
-    function
-        .env_remove("FLAREFEED_CONFIG")
-        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
-        // Every invocation checks the object, so that an upload is taken at the next one.
-        .env("FLAREFEED_CONFIG_CHECK_S", "0")
-        .env("FLAREFEED_QUEUE_URL", &queue)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .envs(moto.env());
+    let mut function = deployed_function(&api, &fake, dir.path(), (&moto, &moto.endpoint), &queue);
+    // Every invocation checks the object, so that an upload is taken at the next one.
+    function.env("FLAREFEED_CONFIG_CHECK_S", "0");
     let mut function = function.spawn().unwrap();
 
     let tick = async |id: &str| api.invoke(id, serde_json::json!({"tick": true})).await;
@@ -391,16 +411,9 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
         Answer::Response(reply) => assert_eq!(reply["enqueued"], 3, "{reply}"),
         other => panic!("{other:?}"),
     }
-    let sqs = moto.sqs();
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(received.messages().len(), 3);
-    for (i, message) in received.messages().iter().enumerate() {
+    let received = moto.receive(&queue).await;
+    assert_eq!(received.len(), 3);
+    for (i, message) in received.iter().enumerate() {
         let event = serde_json::json!({"Records": [{
             "messageId": message.message_id(),
             "body": message.body(),
@@ -497,7 +510,6 @@ async fn the_binary_runs_the_fleet_on_sqs_and_s3() {
 async fn each_kind_of_refresh_makes_few_requests() {
     use crate::helpers::counting::{CountingProxy, Seen};
     use crate::helpers::origin::Origin;
-    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
 
     let fake = FakeSolver::start().await;
     fake.page(DEMO_URL, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
@@ -526,15 +538,9 @@ async fn each_kind_of_refresh_makes_few_requests() {
 
     let api = RuntimeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut function = spawn_function(&api, &fake, dir.path(), "flarefeed=info");
-    function
-        .env_remove("FLAREFEED_CONFIG")
-        .env("FLAREFEED_CONFIG_URL", format!("s3://{BUCKET}/flarefeed.toml"))
-        .env("FLAREFEED_QUEUE_URL", &queue)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        // `plain` is fetched directly from the origin on loopback; `solved` names the solver.
-        .env_remove("FLAREFEED_FETCH")
-        .envs(moto.env());
+    let mut function = deployed_function(&api, &fake, dir.path(), (&moto, &proxy.endpoint), &queue);
+    // `plain` is fetched directly from the origin on loopback; `solved` names the solver.
+    function.env_remove("FLAREFEED_FETCH");
     let mut function = function.spawn().unwrap();
 
     let mut n = 0;
@@ -707,15 +713,8 @@ async fn each_kind_of_refresh_makes_few_requests() {
     );
     let mut bodies = Vec::new();
     for _ in 0..5 {
-        let waiting = moto
-            .sqs()
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        bodies.extend(waiting.messages().iter().filter_map(|m| m.body().map(str::to_string)));
+        let waiting = moto.receive(&queue).await;
+        bodies.extend(waiting.iter().filter_map(|m| m.body().map(str::to_string)));
     }
     assert!(
         bodies

@@ -320,6 +320,20 @@ impl MotoServer {
         sdk_config().into_builder().endpoint_url(&self.endpoint).build()
     }
 
+    /// Up to ten messages waiting in `queue`, received (and so in flight for the queue's
+    /// visibility timeout).
+    pub async fn receive(&self, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let received = self
+            .sqs()
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        received.messages().to_vec()
+    }
+
     /// A new FIFO queue, without content-based deduplication (flarefeed sends its own ids).
     pub async fn fifo_queue(&self, name: &str) -> String {
         let created = self
