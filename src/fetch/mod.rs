@@ -138,6 +138,12 @@ pub enum FetchError {
     Timeout { url: String, seconds: u64 },
     #[error("{url} sent more than {limit} bytes; refused to protect memory")]
     TooLarge { url: String, limit: usize },
+    /// A 304 to a request that asked for no comparison: it says nothing about what the feed
+    /// is, and taken for "unchanged" it would pass a feed never fetched for a good one.
+    #[error(
+        "{url} answered 304 Not Modified to a request that sent no validators (no If-None-Match, no If-Modified-Since): there is no copy it could be unchanged from; the site, or a cache in front of it, is broken"
+    )]
+    UnaskedNotModified { url: String },
 }
 
 impl FetchError {
@@ -146,7 +152,7 @@ impl FetchError {
         match self {
             FetchError::Challenge { .. } => DirectClass::Challenge,
             FetchError::Blocked { .. } => DirectClass::Block,
-            FetchError::Status { .. } => DirectClass::Status,
+            FetchError::Status { .. } | FetchError::UnaskedNotModified { .. } => DirectClass::Status,
             FetchError::NotAFeed { .. } => DirectClass::NotAFeed,
             FetchError::Network { .. } | FetchError::TooLarge { .. } => DirectClass::Network,
             FetchError::Timeout { .. } => DirectClass::Timeout,

@@ -1,6 +1,8 @@
 //! What one attempt under a lease came to. The status record and the [`Report`] are both
 //! built from the one [`Attempt`].
 
+use std::time::Duration;
+
 use crate::config::FeedConfig;
 use crate::outcome::{Outcome, Recorded, RefreshError, Report, Stage};
 use crate::status::{Findings, Released, StatusRecord};
@@ -46,12 +48,22 @@ impl Attempt {
         }
     }
 
-    /// The claimed record, finished by the attempt's transition.
-    pub(super) fn record(&self, feed: &FeedConfig, claimed: &StatusRecord, total_ms: u64) -> StatusRecord {
+    /// The claimed record, finished by the attempt's transition; a solver's `Retry-After` is
+    /// obeyed for at most `longest_wait`.
+    pub(super) fn record(
+        &self,
+        feed: &FeedConfig,
+        claimed: &StatusRecord,
+        longest_wait: Duration,
+        total_ms: u64,
+    ) -> StatusRecord {
         let claimed = claimed.clone();
         match &self.result {
             Ok(served) => claimed.succeeded(feed, &self.found, served.outcome, served.sha256.clone(), total_ms),
-            Err(failure) => claimed.failed(feed, &self.found, failure.stage, &failure.error, total_ms),
+            Err(failure) => {
+                let failed = (failure.stage, &failure.error);
+                claimed.failed(feed, &self.found, failed, longest_wait, total_ms)
+            }
         }
     }
 

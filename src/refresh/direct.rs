@@ -1,12 +1,14 @@
 //! The direct GET, conditional when the record has validators for the feed's url.
 //!
 //! The validator rules, all here but the last:
-//! - **Sending** ([`Conditional::to_send`]): only validators recorded for this same url, only
+//! - **Sending** (`Conditional::to_send`): only validators recorded for this same url, only
 //!   when a published copy's fingerprint is known (without a copy to stand for, a 304 would say
 //!   nothing), and never for a forced refresh, which reads the feed whole.
-//! - **The same entity** ([`Conditional::same_entity`]): a 200 with the ETag the record holds is
-//!   the feed already published (Miniflux's rule): unchanged, nothing read, under the same
-//!   conditions as sending.
+//! - **A 304** short-circuits only when validators were sent. One to a request that sent none
+//!   (a first refresh, a forced one) is a failure that says so: there is nothing it could be
+//!   unchanged from.
+//! - **Every 200 is read** and fingerprinted, whatever its ETag: a server that ignores
+//!   `If-None-Match` and always sends the same ETag would otherwise freeze the feed.
 //! - **Recording**: the attempt finds the validators to keep (a 200's own; for a 304, those it
 //!   sent), and the record's transition keeps them after a direct success and clears them
 //!   after anything else ([`crate::status::StatusRecord::succeeded`]).
@@ -45,11 +47,6 @@ impl<'a> Conditional<'a> {
     /// What to send as `If-None-Match` / `If-Modified-Since`.
     fn to_send(&self) -> Option<&'a Validators> {
         self.recorded.filter(|_| self.usable)
-    }
-
-    /// Whether a 200 with `got` is the entity already published.
-    fn same_entity(&self, got: &Validators) -> bool {
-        self.usable && got.etag.is_some() && self.recorded.and_then(|v| v.etag.as_ref()) == got.etag.as_ref()
     }
 }
 
@@ -91,10 +88,13 @@ impl Refresher {
         let landed = |final_url: String| Some(final_url).filter(|url| *url != redact_url(&feed.url));
         let (body, charset, validators, final_url) = match reply {
             DirectReply::NotModified { final_url } => {
+                let Some(sent) = conditional.to_send() else {
+                    return Err((Findings::default(), FetchError::UnaskedNotModified { url: final_url }));
+                };
                 let found = Findings {
                     route: Some(Route::Direct),
                     final_url: landed(final_url),
-                    validators: conditional.recorded.cloned(),
+                    validators: Some(sent.clone()),
                     ..Findings::default()
                 };
                 info!(feed = %feed.name, stage = "fetch", "304 not modified: nothing read or written");
@@ -108,17 +108,12 @@ impl Refresher {
                 final_url,
             } => (body, charset, validators, final_url),
         };
-        let same_entity = conditional.same_entity(&validators);
         let found = Findings {
             route: Some(Route::Direct),
             final_url: landed(final_url.clone()),
             validators: Some(validators),
             ..Findings::default()
         };
-        if same_entity && let Some(sha256) = job.copy.sha256() {
-            info!(feed = %feed.name, stage = "fetch", "same ETag as the published feed: nothing written");
-            return Ok(Attempt::served(found, Recorded::Unchanged, sha256.to_string()));
-        }
         let not_a_feed = |source| FetchError::NotAFeed {
             url: final_url.clone(),
             source,

@@ -213,7 +213,8 @@ impl Refresher {
                     let record = lease.put_back(by).await;
                     (attempt.outcome(Ok(Released::Written)), Some(attempt), Some(record))
                 } else {
-                    let record = attempt.record(feed, lease.claimed(), elapsed_ms(started));
+                    let longest_wait = self.config.fleet.max_backoff;
+                    let record = attempt.record(feed, lease.claimed(), longest_wait, elapsed_ms(started));
                     let by = deadline + STATUS_WRITE_GRACE;
                     let released = lease.release(&record, options.recording, by).await.inspect_err(
                         |e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"),

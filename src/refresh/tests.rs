@@ -573,7 +573,16 @@ async fn a_plain_feed_is_fetched_directly_and_conditionally() {
     let record = u.record().await;
     assert_eq!((record.outcome, record.sha256.is_some()), (Recorded::Unchanged, true));
 
-    // The same ETag on a 200 is unchanged too.
+    // Issue 27, finding 4: a 200 with the same ETag is read and fingerprinted like any other, so
+    // a server that ignores If-None-Match and always sends one ETag cannot freeze the feed.
+    u.fetcher
+        .then(URL, ScriptedFetcher::document(URL, &rss("two"), Some("\"v1\"")));
+    assert_eq!(
+        u.refresh(RefreshOptions::scheduled(None)).await.outcome,
+        Outcome::Updated
+    );
+    assert!(u.published().await.contains("two"), "the new body is published");
+    // The same body with the same ETag is unchanged by its fingerprint.
     u.fetcher
         .then(URL, ScriptedFetcher::document(URL, &rss("two"), Some("\"v1\"")));
     assert_eq!(
@@ -703,4 +712,72 @@ async fn a_fixed_route_is_the_only_one_taken() {
         Outcome::Updated
     );
     assert_eq!(u.fetcher.requests(URL), 0);
+}
+
+/// Issue 27, finding 5: a 304 to a request that sent no validators (a first refresh, a forced
+/// one) is a failure that says so: no `last_success`, no file, and `--force` does not say "not
+/// modified". With `auto` the solver is asked instead.
+#[tokio::test]
+async fn a_304_to_a_request_without_validators_is_a_failure() {
+    let u = unit_with(FetchMode::Direct);
+    u.fetcher.always(URL, not_modified());
+    let report = u.refresh(RefreshOptions::scheduled(None)).await;
+    match &report.outcome {
+        Outcome::Failed {
+            stage: Stage::Fetch,
+            error: RefreshError::Fetch(FetchError::UnaskedNotModified { .. }),
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        report.outcome.to_string().contains("sent no validators"),
+        "{}",
+        report.outcome
+    );
+    let record = u.record().await;
+    assert_eq!((record.outcome, record.last_success), (Recorded::Failed, None));
+    assert!(u.store.get("news.xml").await.unwrap().is_none(), "no file");
+
+    // A published feed, refreshed with --force: no validators sent, so a 304 says nothing.
+    let u = unit_with(FetchMode::Direct);
+    u.fetcher
+        .then(URL, ScriptedFetcher::document(URL, &rss("one"), Some("\"v1\"")));
+    assert_eq!(u.refresh(RefreshOptions::cli(false)).await.outcome, Outcome::Updated);
+    let success = u.record().await.last_success;
+    u.fetcher.then(URL, not_modified());
+    assert!(u.refresh(RefreshOptions::cli(true)).await.outcome.is_failure());
+    assert_eq!(u.fetcher.last_validators(URL), None);
+    assert_eq!(u.record().await.last_success, success, "last_success stands");
+
+    // With `auto`, a site that answers 304 to everything is no feed directly: the solver is asked.
+    let u = unit_with(FetchMode::Auto);
+    u.fetcher.always(URL, not_modified());
+    u.solver.page(URL, &rss("one"));
+    let report = u.refresh(RefreshOptions::scheduled(None)).await;
+    assert_eq!((report.outcome, report.route), (Outcome::Updated, Some(Route::Solver)));
+}
+
+/// Issue 27, finding 6: a solver's `Retry-After` of 99999999999 s holds the feed back for at
+/// most `[fleet] max_backoff`, not until the year 5195; and a record an older build wrote with
+/// such a `not_before` backs off no longer than that either.
+#[tokio::test]
+async fn retry_after_is_bounded_by_max_backoff() {
+    let u = unit();
+    u.solver.error(SolverError::RateLimited {
+        url: "http://solver.test/v1".into(),
+        retry_after_s: Some(99_999_999_999),
+    });
+    u.refresh(RefreshOptions::queued(None)).await;
+    let mut record = u.record().await;
+    let max_backoff = Config::default().fleet.max_backoff;
+    let wait = record.not_before.unwrap() - record.last_attempt.unwrap();
+    assert_eq!(wait.whole_seconds(), max_backoff.as_secs() as i64);
+
+    record.not_before = Some(time::macros::datetime!(5195-01-01 0:00 UTC));
+    let backoff = crate::status::Backoff {
+        interval: Duration::from_secs(60),
+        max: max_backoff,
+    };
+    let now = record.last_attempt.unwrap();
+    assert_eq!(record.backing_off(backoff, now), Some(max_backoff));
 }

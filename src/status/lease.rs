@@ -534,7 +534,12 @@ impl StatusRecord {
         if failures == 0 {
             return None;
         }
-        let asked = self.not_before.and_then(|at| until(at, now));
+        // A record written before `Retry-After` was bounded may ask for years: no more than
+        // the longest backoff, from now.
+        let asked = self
+            .not_before
+            .and_then(|at| until(at, now))
+            .map(|wait| wait.min(backoff.max));
         let doubling = self.doubling_backoff(backoff, now);
         asked.max(doubling)
     }

@@ -314,13 +314,14 @@ impl StatusRecord {
     }
 
     /// The claimed record after a failure at `stage`: the published feed is as it was, and so
-    /// is what the record says of it.
+    /// is what the record says of it. A solver's `Retry-After` holds the feed back for at most
+    /// `longest_wait` (`[fleet] max_backoff`): a solver that asks for years is not obeyed.
     pub fn failed(
         mut self,
         feed: &FeedConfig,
         found: &Findings,
-        stage: Stage,
-        error: &RefreshError,
+        (stage, error): (Stage, &RefreshError),
+        longest_wait: std::time::Duration,
         total_ms: u64,
     ) -> Self {
         self.attempted(feed, found, total_ms);
@@ -330,9 +331,10 @@ impl StatusRecord {
             RefreshError::Solver(SolverError::RateLimited {
                 retry_after_s: Some(seconds),
                 ..
-            }) => self
-                .last_attempt
-                .map(|at| at.saturating_add(time::Duration::seconds(*seconds as i64))),
+            }) => {
+                let asked = std::time::Duration::from_secs(*seconds).min(longest_wait);
+                self.last_attempt.map(|at| at.saturating_add(super::signed(asked)))
+            }
             _ => None,
         };
         self.outcome = Recorded::Failed;
