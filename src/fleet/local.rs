@@ -2,8 +2,9 @@
 //! Lambda, in one long-lived process, with an in-process queue in place of SQS.
 //!
 //! The queue keeps SQS's guarantees that matter: a feed is never queued twice while it waits
-//! or runs (the FIFO group and deduplication id), and a failing feed backs off (the worker's
-//! [`RefreshOptions::queued`]).
+//! or runs (the FIFO group and deduplication id), and a failing feed backs off as the worker's
+//! do; each refresh claims its feed, as there is no SQS group to keep a `flarefeed refresh` of it
+//! out ([`RefreshOptions::run`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -193,7 +194,7 @@ pub async fn serve(
                     .lock()
                     .expect("not poisoned")
                     .insert(feed.name.clone(), Instant::now());
-                let report = refresher.refresh(&feed, RefreshOptions::queued(None)).await;
+                let report = refresher.refresh(&feed, RefreshOptions::run()).await;
                 progress.in_flight.lock().expect("not poisoned").remove(&feed.name);
                 progress.finished(&feed.name, &report.outcome, OffsetDateTime::now_utc());
                 pending.lock().expect("not poisoned").remove(&feed.name);

@@ -38,7 +38,7 @@ use crate::observer::Observer;
 pub use crate::outcome::{Outcome, RefreshError, Report, Stage};
 use crate::solver::{MIN_REQUEST_TIME, STARTUP_MARGIN, Solver, SolverError};
 use crate::status::Findings;
-use crate::status::{Backoff, Gate, Lease, Recording, Released, StatusRecord, Trigger};
+use crate::status::{Backoff, Gate, Hold, Lease, Recording, Released, StatusRecord, Trigger};
 pub use crate::status::{LEASE_SLACK, STATUS_WRITE_GRACE};
 use crate::store::{Store, store_now};
 use attempt::Attempt;
@@ -51,8 +51,11 @@ pub struct RefreshOptions {
     /// Everything, the solver included, must be done by then. Without one (CLI, emulators) a
     /// refresh gets [`Refresher::budget`], so that its claim can expire.
     pub deadline: Option<Instant>,
-    /// For the logs and the status record; a queued refresh writes no claim.
+    /// For the logs and the status record.
     pub trigger: Trigger,
+    /// What keeps a second refresh of the feed out: a claim in its record, or (a refresh SQS
+    /// delivered) the feed's FIFO message group.
+    pub hold: Hold,
     /// Skip the refresh if the last attempt was within the feed's `min_interval_s`.
     pub respect_min_interval: bool,
     /// Write the feed even when it is the one already published.
@@ -70,6 +73,7 @@ impl RefreshOptions {
         Self {
             deadline,
             trigger: Trigger::Schedule,
+            hold: Hold::Claim,
             respect_min_interval: false,
             publish_unchanged: false,
             respect_backoff: false,
@@ -82,10 +86,21 @@ impl RefreshOptions {
         Self {
             deadline,
             trigger: Trigger::Queue,
+            hold: Hold::MessageGroup,
             respect_min_interval: false,
             publish_unchanged: false,
             respect_backoff: true,
             recording: Recording::WhenItSaysMore,
+        }
+    }
+
+    /// A refresh of `flarefeed run`'s engine: planned as the queue's, a failing feed backing
+    /// off, but in one process with no SQS group to keep a `flarefeed refresh` of the same feed
+    /// out, so it claims the feed as the CLI does.
+    pub fn run() -> Self {
+        Self {
+            hold: Hold::Claim,
+            ..Self::queued(None)
         }
     }
 
@@ -97,6 +112,7 @@ impl RefreshOptions {
         Self {
             deadline,
             trigger: Trigger::Queue,
+            hold: Hold::MessageGroup,
             respect_min_interval: !force,
             publish_unchanged: force,
             respect_backoff: false,
@@ -109,6 +125,7 @@ impl RefreshOptions {
         Self {
             deadline,
             trigger: Trigger::Http,
+            hold: Hold::Claim,
             respect_min_interval: !force,
             publish_unchanged: false,
             respect_backoff: false,
@@ -121,6 +138,7 @@ impl RefreshOptions {
         Self {
             deadline: None,
             trigger: Trigger::Cli,
+            hold: Hold::Claim,
             respect_min_interval: false,
             publish_unchanged: force,
             respect_backoff: false,
@@ -252,7 +270,14 @@ impl Refresher {
             return Err(Outcome::failed(Stage::Solver, error).into());
         }
         let gate = options.gate(feed, &self.config, self.longest_lease());
-        Lease::acquire(self.store.as_ref(), feed, options.trigger, gate, deadline).await
+        Lease::acquire(
+            self.store.as_ref(),
+            feed,
+            (options.trigger, options.hold),
+            gate,
+            deadline,
+        )
+        .await
     }
 
     /// Fetch, prepare and publish, under a lease, by the planned route: directly first where

@@ -781,3 +781,20 @@ async fn retry_after_is_bounded_by_max_backoff() {
     let now = record.last_attempt.unwrap();
     assert_eq!(record.backing_off(backoff, now), Some(max_backoff));
 }
+
+/// Issue 27, finding 7: `flarefeed run`'s refreshes claim their feed, so a `flarefeed refresh`
+/// of the same feed meanwhile stands back instead of running beside it (and one of the two
+/// record writes being lost).
+#[tokio::test]
+async fn a_refresh_of_run_claims_its_feed() {
+    let u = unit();
+    u.solver.delay(Duration::from_millis(400));
+    u.solver.always(URL, &rss("one"));
+    let (refresher, feed) = (u.refresher.clone(), u.feed.clone());
+    let running = tokio::spawn(async move { refresher.refresh(&feed, RefreshOptions::run()).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let beside = u.refresh(RefreshOptions::cli(false)).await;
+    assert!(matches!(beside.outcome, Outcome::Busy { .. }), "{:?}", beside.outcome);
+    assert_eq!(running.await.unwrap().outcome, Outcome::Updated);
+    assert_eq!(u.solver.requests(), 1, "one refresh asked the solver");
+}

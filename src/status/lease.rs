@@ -53,13 +53,14 @@ pub struct Lease<'a> {
     copy_absent: bool,
 }
 
-/// How a lease holds its feed.
+/// How a lease holds its feed: what keeps a second refresh of it from running at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    /// A claim was written into the record, which the lease must release by writing over it.
+pub enum Hold {
+    /// A claim written into the record, which the lease releases by writing over it: every
+    /// refresh but one from the fleet's SQS queue.
     Claim,
-    /// A queued refresh: the feed's FIFO message group is the one writer, and no claim was
-    /// written.
+    /// The feed's SQS FIFO message group, which hands out one message of the feed at a time:
+    /// no claim is written. Only for a refresh that SQS delivered.
     MessageGroup,
 }
 
@@ -100,7 +101,7 @@ impl<'a> Lease<'a> {
     pub async fn acquire(
         store: &'a dyn Store,
         feed: &'a FeedConfig,
-        trigger: Trigger,
+        (trigger, hold): (Trigger, Hold),
         gate: Gate,
         deadline: Instant,
     ) -> Result<Lease<'a>, Refused> {
@@ -153,7 +154,7 @@ impl<'a> Lease<'a> {
             before,
             copy_absent,
         };
-        if trigger == Trigger::Queue {
+        if hold == Hold::MessageGroup {
             // A queued refresh writes no claim: SQS hands out one message of a FIFO message
             // group at a time, and the group is the feed ("messages that belong to the same
             // message group are always processed one by one, in a strict order relative to
@@ -165,11 +166,11 @@ impl<'a> Lease<'a> {
             // (`Deployment::ask`), and a claim from anywhere else was honoured above. Its
             // record is written over the version read, or not at all.
             record.in_flight = None;
-            return Ok(lease(record, version, Hold::MessageGroup));
+            return Ok(lease(record, version, hold));
         }
         let claim = super::write(store, feed, &record, Condition::unchanged_since(version.as_ref()));
         match within(deadline, store, &status_key, claim).await {
-            Ok(claimed) => Ok(lease(record, Some(claimed), Hold::Claim)),
+            Ok(claimed) => Ok(lease(record, Some(claimed), hold)),
             Err(StoreError::Conflict { .. }) => {
                 // Another refresh claimed the feed between our read and our write. Its claim
                 // says how long to wait; if it is already gone, the other refresh has finished.

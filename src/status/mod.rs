@@ -26,7 +26,7 @@ use crate::outcome::RefreshError;
 use crate::store::{Condition, PutOptions, Store, StoreError, Version};
 pub use lag::{MAX_RECORD_LAG, lag_allows, recent_enough, record_lag};
 pub use lease::{
-    Backoff, DEFAULT_LEASE, Gate, Holder, InFlight, LEASE_SLACK, Lease, Recording, Refused, Released,
+    Backoff, DEFAULT_LEASE, Gate, Hold, Holder, InFlight, LEASE_SLACK, Lease, Recording, Refused, Released,
     STATUS_WRITE_GRACE,
 };
 pub use record::{AttemptMark, Attempted, Document, Findings, HISTORY, Interrupted, RecordedValidators, StatusRecord};
