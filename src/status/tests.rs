@@ -140,9 +140,40 @@ fn a_claim_of_a_process_gone_from_this_host_is_taken_over() {
         host: "elsewhere".into(),
         boot_id: Some("another-boot".into()),
         pid: 4_194_305,
+        pid_ns: None,
+        started: None,
     });
     record.in_flight = Some(claim);
     assert!(record.busy(now, DEFAULT_LEASE).is_some(), "another host's claim stands");
+}
+
+/// Issue 27, finding 8: a holder in another PID namespace of this host (a container sharing
+/// the hostname), or one that did not say which, cannot be seen from here: its claim stands. A
+/// pid that now names another process (another start time) is the holder gone.
+#[test]
+fn a_holder_this_process_cannot_see_is_not_gone() {
+    let this = Holder::this_process();
+    if !(this.boot_id.is_some() && this.pid_ns.is_some() && cfg!(target_os = "linux")) {
+        return;
+    }
+    let absent = |pid_ns: Option<&str>| Holder {
+        pid: 4_194_305,
+        pid_ns: pid_ns.map(str::to_string),
+        ..this.clone()
+    };
+    assert!(
+        absent(this.pid_ns.as_deref()).is_gone(),
+        "absent in this namespace: gone"
+    );
+    assert!(!absent(Some("pid:[1]")).is_gone(), "another namespace");
+    assert!(!absent(None).is_gone(), "a holder that did not say");
+    // This very pid, started at another time: a reused pid, the holder gone.
+    let reused = Holder {
+        started: this.started.map(|t| t + 1),
+        ..this.clone()
+    };
+    assert!(reused.is_gone());
+    assert!(!this.is_gone(), "this process runs");
 }
 
 /// Finding 7: what a newer build writes (a trigger, an outcome, a route, a field this one

@@ -749,6 +749,43 @@ async fn a_claim_whose_process_is_gone_is_taken_over_at_once() {
     assert!(record(dir.path()).get("in_flight").is_none());
 }
 
+/// Issue 27, finding 8: a refresh started in another PID namespace on the same host (a
+/// container sharing the hostname; here `unshare --pid`) cannot see the holder's process. That
+/// is unknown, not gone: it answers busy (exit 75) and never asks the solver beside the holder.
+#[tokio::test]
+async fn a_claim_held_in_another_pid_namespace_is_not_taken_over() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_feed_config(dir.path(), &fake.url);
+    fake.then(Action::Hang);
+    let mut holder = flarefeed_async(dir.path())
+        .args(["refresh", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    fake.requests_reach(1).await;
+    let unshared = crate::helpers::flarefeed_async_under(&["unshare", "--pid", "--fork", "--mount-proc"], dir.path())
+        .args(["refresh", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("unshare (util-linux) runs, as root");
+    let stdout = String::from_utf8_lossy(&unshared.stdout);
+    let stderr = String::from_utf8_lossy(&unshared.stderr);
+    assert!(
+        !stderr.contains("unshare failed"),
+        "unshare --pid is refused here: {stderr}"
+    );
+    assert_eq!(unshared.status.code(), Some(75), "{stdout}{stderr}");
+    assert!(stdout.contains("busy"), "{stdout}");
+    let asked = fake.log().iter().filter(|c| c["cmd"] == "request.get").count();
+    assert_eq!(asked, 1, "the solver was asked beside the holder");
+    holder.kill().await.unwrap();
+}
+
 /// Issue 18: three ordinary feeds through a FlareBypasser, replayed from a real run, with the
 /// default configuration (`session = "reuse"`): all three publish, after one `sessions.create`
 /// in all. Its 404 and 503 pages come back "ok" with HTML and are refused at the guard, its

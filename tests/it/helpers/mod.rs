@@ -393,6 +393,21 @@ pub const SOLVER_ONLY: [(&str, &str); 5] = [
 /// outside, and [`SOLVER_ONLY`] (a test of direct fetching sets `FLAREFEED_FETCH` itself).
 pub fn flarefeed_async(dir: &Path) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flarefeed"));
+    in_test_environment(&mut command, dir);
+    command
+}
+
+/// [`flarefeed_async`], started by `wrapper` (`unshare --pid --fork --mount-proc`).
+pub fn flarefeed_async_under(wrapper: &[&str], dir: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(wrapper[0]);
+    command.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_flarefeed"));
+    in_test_environment(&mut command, dir);
+    command
+}
+
+/// In `dir`, without the host's flarefeed, AWS and proxy settings, and fetching through the
+/// solver only.
+fn in_test_environment(command: &mut tokio::process::Command, dir: &Path) {
     command.current_dir(dir).env("RUST_LOG", "flarefeed=warn");
     for (key, _) in std::env::vars() {
         if key.starts_with("FLAREFEED_") || key.starts_with("AWS_") || key.to_ascii_lowercase().ends_with("_proxy") {
@@ -400,5 +415,4 @@ pub fn flarefeed_async(dir: &Path) -> tokio::process::Command {
         }
     }
     command.envs(SOLVER_ONLY);
-    command
 }
