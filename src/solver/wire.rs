@@ -47,12 +47,19 @@ pub(super) struct Proxy {
 }
 
 impl Proxy {
-    /// From a configured proxy url (already checked to be a url).
+    /// From a configured proxy url (already checked to be a url). The url keeps its user and
+    /// password percent-encoded (`me%40corp`); the solver hands them to Chrome as they are, so
+    /// they are decoded here.
     pub(super) fn from_url(url: &str) -> Self {
+        let decoded = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         match reqwest::Url::parse(url) {
             Ok(mut parsed) => {
-                let username = Some(parsed.username().to_string()).filter(|u| !u.is_empty());
-                let password = parsed.password().map(str::to_string);
+                let username = Some(decoded(parsed.username())).filter(|u| !u.is_empty());
+                let password = parsed.password().map(decoded);
                 let _ = parsed.set_username("");
                 let _ = parsed.set_password(None);
                 Self {
@@ -382,6 +389,18 @@ fn short_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 27, finding 10: a proxy's user and password reach the solver decoded
+    /// (`me@corp`, not `me%40corp`), and the url without them.
+    #[test]
+    fn proxy_credentials_reach_the_solver_decoded() {
+        let proxy = Proxy::from_url("http://me%40corp:p%3Ass%20w%2Fd@proxy.test:3128");
+        let json = serde_json::to_value(&proxy).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"url": "http://proxy.test:3128", "username": "me@corp", "password": "p:ss w/d"})
+        );
+    }
 
     #[test]
     fn json_strings_decode_as_serde_json_does() {
