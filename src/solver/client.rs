@@ -124,7 +124,7 @@ impl FlareSolverr {
         let timeout = self.short_timeout(deadline)?;
         let (status, _, body) = self.exchange(&command, timeout).await?;
         let refused = matches!(status.as_u16(), 404 | 405)
-            || serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|reply| refuses_sessions(&reply));
+            || serde_json::from_slice::<SessionReply>(&body).is_ok_and(|reply| reply.refuses_sessions());
         if refused {
             if !self.sessions.refused.swap(true, Ordering::Relaxed) {
                 warn!(
@@ -259,17 +259,42 @@ impl FlareSolverr {
     }
 }
 
-/// Whether a JSON answer to `sessions.create` says the solver has no sessions (see
-/// [`FlareSolverr::create_session`]).
-fn refuses_sessions(reply: &serde_json::Value) -> bool {
-    if reply.get("detail").is_some() || reply.get("solution").is_some() {
-        return true;
+/// An answer to `sessions.create`, as much of it as says whether the solver has sessions: the
+/// rest, and `detail` or `solution` of any size, are skipped unread.
+#[derive(serde::Deserialize)]
+struct SessionReply {
+    #[serde(default, deserialize_with = "super::wire::any_text")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "super::wire::any_text")]
+    message: Option<String>,
+    #[serde(default)]
+    detail: Present,
+    #[serde(default)]
+    solution: Present,
+}
+
+/// Whether a key is there at all, whatever its value (`null` included), read without building it.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Present(true))
     }
-    let message = reply["message"].as_str().unwrap_or_default().to_lowercase();
-    reply["status"] == "error"
-        && (message.contains("unknown command")
-            || message.contains("not supported")
-            || (message.contains("'cmd'") && message.contains("invalid")))
+}
+
+impl SessionReply {
+    /// Whether it says the solver has no sessions (see [`FlareSolverr::create_session`]).
+    fn refuses_sessions(&self) -> bool {
+        if self.detail.0 || self.solution.0 {
+            return true;
+        }
+        let message = self.message.as_deref().unwrap_or_default().to_lowercase();
+        self.status.as_deref() == Some("error")
+            && (message.contains("unknown command")
+                || message.contains("not supported")
+                || (message.contains("'cmd'") && message.contains("invalid")))
+    }
 }
 
 /// Whether `body` is JSON at all: a solver's own error is, a proxy's 502 page is not.
@@ -356,5 +381,30 @@ impl FlareSolverr {
         if let Err(e) = self.sessions_destroy(session, deadline).await {
             debug!(session, error = %e, "destroying the session failed (it may already be gone)");
         }
+    }
+}
+
+#[cfg(test)]
+mod session_reply_tests {
+    use super::SessionReply;
+
+    /// Issue 27, finding 3: the answer to `sessions.create` is read for whether it refuses
+    /// sessions, whatever the size of its `detail`, and never built into a tree.
+    #[test]
+    fn a_detail_of_any_shape_refuses_sessions() {
+        for body in [
+            r#"{"detail": [{"loc": ["body", "url"], "msg": "field required"}]}"#.to_string(),
+            r#"{"detail": null}"#.to_string(),
+            format!(r#"{{"detail": [{}0]}}"#, "0,".repeat(100_000)),
+            r#"{"status": "error", "message": "Error: Request parameter 'cmd' = 'sessions.create' is invalid."}"#
+                .to_string(),
+        ] {
+            let reply: SessionReply = serde_json::from_str(&body).unwrap();
+            assert!(reply.refuses_sessions(), "{}", &body[..60.min(body.len())]);
+        }
+        let created: SessionReply =
+            serde_json::from_str(r#"{"status": "ok", "message": "Session created successfully.", "session": "s"}"#)
+                .unwrap();
+        assert!(!created.refuses_sessions());
     }
 }

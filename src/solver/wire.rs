@@ -118,10 +118,33 @@ pub(super) struct Reply {
     pub(super) status: Option<String>,
     pub(super) message: Option<String>,
     pub(super) solution: Option<Solution>,
-    /// The shape a malformed request gets instead of `status`/`message` (FlareSolverr).
-    error: Option<serde_json::Value>,
-    /// FastAPI's error shape (FlareBypasser's validation, Byparr's every error).
-    pub(super) detail: Option<serde_json::Value>,
+    /// The shape a malformed request gets instead of `status`/`message` (FlareSolverr), as
+    /// one line of text.
+    error: Option<String>,
+    /// FastAPI's error shape (FlareBypasser's validation, Byparr's every error), as one line
+    /// of text.
+    pub(super) detail: Option<String>,
+}
+
+/// The most of a solver's own JSON (an `error`, a `detail`, a non-text `solution.response`)
+/// that is parsed: every message a solver writes fits, and a hostile reply's megabytes are never
+/// parsed into a tree (a `serde_json::Value` takes up to 48 times its text). Anything larger is
+/// kept as a prefix of its text.
+const MAX_PARSED: usize = 16 * 1024;
+
+/// `json`, parsed into a tree if it is small enough ([`MAX_PARSED`]); otherwise its first
+/// characters, as a string.
+fn small_json(json: &str) -> serde_json::Value {
+    if json.len() <= MAX_PARSED
+        && let Ok(value) = serde_json::from_str(json)
+    {
+        return value;
+    }
+    let mut end = MAX_PARSED.min(json.len());
+    while !json.is_char_boundary(end) {
+        end -= 1;
+    }
+    serde_json::Value::String(format!("{}…", &json[..end]))
 }
 
 /// [`Reply`] as read, with `solution.response` still the JSON text inside the body: the page
@@ -135,8 +158,10 @@ struct RawReply<'a> {
     message: Option<String>,
     #[serde(borrow)]
     solution: Option<RawSolution<'a>>,
-    error: Option<serde_json::Value>,
-    detail: Option<serde_json::Value>,
+    #[serde(borrow)]
+    error: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    detail: Option<&'a serde_json::value::RawValue>,
 }
 
 /// `solution`: only `url`, `status` and `response` are read; headers, cookies and timestamps
@@ -152,10 +177,10 @@ struct RawSolution<'a> {
 }
 
 /// A string field, or `None` for any other JSON value: a solver's odd type for a field that only
-/// informs must not make its whole reply unreadable.
-fn any_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::String(text) => Some(text),
+/// informs must not make its whole reply unreadable. Any other value is skipped unread.
+pub(super) fn any_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match deserializer.deserialize_any(ScalarVisitor)? {
+        Scalar::Text(text) => Some(text),
         _ => None,
     })
 }
@@ -163,11 +188,72 @@ fn any_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<
 /// `solution.status`: a number (FlareSolverr, Byparr, flaresolverr-go), a string (FlareBypasser
 /// says `"ok"`), or absent. Only a number, or a string of one, is a status.
 fn http_status<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
-    Ok(match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        serde_json::Value::String(text) => text.trim().parse().ok(),
-        _ => None,
+    Ok(match deserializer.deserialize_any(ScalarVisitor)? {
+        Scalar::Number(n) => n.and_then(|n| u16::try_from(n).ok()),
+        Scalar::Text(text) => text.trim().parse().ok(),
+        Scalar::Other => None,
     })
+}
+
+/// A JSON value as a field that only informs reads it: a string, a number, or anything else,
+/// which is skipped without building it (an array of millions of zeros costs nothing).
+enum Scalar {
+    Text(String),
+    /// A non-negative whole number, `None` for any other number.
+    Number(Option<u64>),
+    Other,
+}
+
+/// Reads a [`Scalar`].
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(text.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Scalar, E> {
+        Ok(Scalar::Text(text))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(Some(n)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(u64::try_from(n).ok()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(None))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Other)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Other)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Scalar::Other)
+    }
 }
 
 impl RawReply<'_> {
@@ -189,7 +275,7 @@ impl RawReply<'_> {
                         text = Some(start..start + literal.len());
                         None
                     }
-                    Some(json) => Some(Body::Json(serde_json::from_str(json)?)),
+                    Some(json) => Some(Body::Json(small_json(json))),
                 },
             }),
         };
@@ -197,8 +283,8 @@ impl RawReply<'_> {
             status: self.status,
             message: self.message,
             solution,
-            error: self.error,
-            detail: self.detail,
+            error: self.error.map(|raw| error_text(&small_json(raw.get()))),
+            detail: self.detail.map(|raw| detail_text(&small_json(raw.get()))),
         };
         Ok((reply, text))
     }
@@ -278,14 +364,10 @@ pub(super) fn parse_reply(status: reqwest::StatusCode, body: Vec<u8>) -> Result<
         .map_err(|e| SolverError::Malformed {
             detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {:?}", head()),
         })?;
-    if let Some(error) = &reply.error {
-        // The solver's text, whatever it holds, becomes one escaped line: a newline in it must
-        // never start a line of its own on stdout (an EMF metric line, a CLI line).
-        let message = one_line(&error.as_str().map_or_else(|| error.to_string(), str::to_string));
+    if let Some(message) = reply.error.take() {
         return Err(SolverError::Rejected { message });
     }
-    if let Some(detail) = &reply.detail {
-        let message = detail_text(detail);
+    if let Some(message) = reply.detail.take() {
         // FastAPI's 422 is a request it could not validate; anything else is the solver's own
         // error (Byparr's 408 timeout, its 502 for a site it could not reach).
         return Err(if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
@@ -314,6 +396,12 @@ pub(super) fn parse_reply(status: reqwest::StatusCode, body: Vec<u8>) -> Result<
 
 /// FastAPI's `detail`: a string, or a list of `{"loc": [...], "msg": ...}`, as one line
 /// (`body.url: Field required`).
+/// FlareSolverr's `error`, as one escaped line: a newline in the solver's text must never
+/// start a line of its own on stdout (an EMF metric line, a CLI line).
+fn error_text(error: &serde_json::Value) -> String {
+    one_line(&error.as_str().map_or_else(|| error.to_string(), str::to_string))
+}
+
 fn detail_text(detail: &serde_json::Value) -> String {
     let text = match detail {
         serde_json::Value::String(text) => text.clone(),

@@ -190,3 +190,73 @@ mod properties {
         }
     }
 }
+
+/// Issue 27, finding 3: a hostile solver's 30 MB reply whose bulk is in a field that only
+/// informs (`detail`, `error`, `status`, a non-text `solution.response`) is read without being
+/// parsed into a tree: the whole refresh, measured from outside by the peak RSS its parent
+/// sees, stays under 2.2 × the reply + 16 MB. A `serde_json::Value` of `[0,0,…]` took 48 times
+/// its text (1.4 GB for 30 MB, which killed a 256 MB Lambda).
+#[tokio::test]
+async fn a_hostile_solver_reply_is_not_parsed_into_a_tree() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    const MB: usize = 1024 * 1024;
+    let zeros = |bytes: usize| format!("[{}0]", "0,".repeat(bytes / 2));
+    let size = 30 * MB;
+    let shapes = [
+        ("detail", format!("{{\"detail\":{}}}", zeros(size))),
+        ("error", format!("{{\"error\":{}}}", zeros(size))),
+        ("status", format!("{{\"status\":{},\"message\":\"\"}}", zeros(size))),
+        (
+            "response",
+            format!(
+                "{{\"status\":\"ok\",\"message\":\"\",\"solution\":{{\"url\":\"x\",\"status\":200,\"response\":{}}}}}",
+                zeros(size)
+            ),
+        ),
+    ];
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flarefeed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[solver]\nurl = \"{}\"\nsession = \"none\"\n[store]\ndir = \"out\"\n[[feeds]]\nname = \"news\"\nurl = \"{}\"\n",
+            fake.url,
+            crate::helpers::FEED_URL
+        ),
+    )
+    .unwrap();
+    // The peak RSS of the one child of a Python process: getrusage sees no other process.
+    const PEAK: &str = "import resource, subprocess, sys\n\
+        done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n\
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, done.returncode)\n\
+        sys.stderr.write(done.stdout.decode(errors='replace'))";
+    for (field, reply) in shapes {
+        let bytes = reply.len();
+        fake.then(Action::Reply(200, reply));
+        let out = crate::helpers::flarefeed_async_under(&["python3", "-c", PEAK], dir.path())
+            .args(["refresh", "--config"])
+            .arg(&config)
+            .output()
+            .await
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        let refresh = String::from_utf8_lossy(&out.stderr);
+        let mut fields = said.split_whitespace();
+        let peak: usize = fields.next().unwrap().parse().unwrap();
+        assert_eq!(fields.next(), Some("1"), "{field}: the refresh fails: {refresh}");
+        let bound = bytes * 22 / 10 + 16 * MB;
+        assert!(
+            peak < bound,
+            "{field}: peak RSS {} MB for a {} MB reply, over {} MB",
+            peak / MB,
+            bytes / MB,
+            bound / MB
+        );
+        eprintln!(
+            "{field}: peak RSS {:.1} MB for a {:.1} MB reply",
+            peak as f64 / MB as f64,
+            bytes as f64 / MB as f64
+        );
+    }
+}
