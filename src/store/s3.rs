@@ -50,15 +50,33 @@ impl Intercept for ReadsDate {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // Only a successful answer is S3's: an error may come from a proxy or a load balancer in
+        // front of it, whose clock says nothing of the store's.
+        let status = context.response().status().as_u16();
+        if !(200..300).contains(&status) && status != 304 {
+            return Ok(());
+        }
         let date = context.response().headers().get("date");
         if let Some(at) = date.and_then(|d| DateTime::from_str(d, DateTimeFormat::HttpDate).ok()) {
             let now = time::OffsetDateTime::now_utc();
             let offset_ms = at.to_millis().unwrap_or(0) - (now.unix_timestamp_nanos() / 1_000_000) as i64;
             // The header's second is truncated: it lags this host by up to a second.
-            self.0.offset_ms.store(offset_ms + 500, Ordering::Relaxed);
+            self.0
+                .offset_ms
+                .store(bounded_offset(offset_ms + 500), Ordering::Relaxed);
         }
         Ok(())
     }
+}
+
+/// S3 refuses a request signed more than 15 minutes away from its own clock
+/// (`RequestTimeTooSkewed`, https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html),
+/// so a store that answers at all is never further from this host: a `Date` beyond that is
+/// clamped to it, and a bad header can move claims by 15 minutes at most.
+const MAX_OFFSET_MS: i64 = 15 * 60 * 1000;
+
+fn bounded_offset(offset_ms: i64) -> i64 {
+    offset_ms.clamp(-MAX_OFFSET_MS, MAX_OFFSET_MS)
 }
 
 impl StoreClock {

@@ -349,3 +349,42 @@ async fn claims_are_written_and_judged_on_the_store_clock() {
     assert_eq!(first.await.unwrap(), Outcome::Updated);
     assert_eq!(race.solver_requests(), 1);
 }
+
+/// Issue 27, finding 11: the store's clock is believed only within S3's own 15-minute skew
+/// limit. Moto (which takes skewed signatures) behind a proxy that says S3's `Date` is two hours
+/// ahead: the store's clock moves 15 minutes, where it moved two hours and, with it, every
+/// claim's times. A `Date` on an error answer (here a 404) moves nothing.
+#[tokio::test]
+async fn the_store_clock_is_believed_within_fifteen_minutes() {
+    use crate::helpers::counting::CountingProxy;
+    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
+    use flarefeed::config::Bucket;
+    use flarefeed::store::{S3Store, Store, store_now};
+    let moto = MotoServer::start().await;
+    let proxy = CountingProxy::start(&moto.endpoint).await;
+    let bucket = Bucket {
+        bucket: BUCKET.into(),
+        endpoint: Some(proxy.endpoint.clone()),
+        path_style: true,
+    };
+    let store = S3Store::with_sdk_config(&moto.sdk_config(), &bucket, "");
+    proxy.advance_clock(2 * 3600);
+    assert_eq!(store.head("missing").await.unwrap(), None);
+    assert_eq!(
+        store.clock_offset(),
+        None,
+        "a 404's Date says nothing of the store's clock"
+    );
+    let options = PutOptions {
+        content_type: "text/plain",
+        cache_control: "no-cache",
+        sha256: None,
+        condition: Condition::Any,
+    };
+    store.put("present", b"x".to_vec(), options).await.unwrap();
+    let ahead = store_now(&store) - time::OffsetDateTime::now_utc();
+    assert!(
+        (ahead.whole_seconds() - 15 * 60).abs() <= 3,
+        "the store's clock is {ahead} ahead of this host's"
+    );
+}
