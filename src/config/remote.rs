@@ -50,13 +50,16 @@ impl ConfigUrl {
                 bucket: bucket.clone(),
                 key: format!("{key}{LAST_VALID}"),
             },
-            ConfigUrl::Path(path) => {
-                let mut copy = path.clone().into_os_string();
-                copy.push(LAST_VALID);
-                ConfigUrl::Path(copy.into())
-            }
+            ConfigUrl::Path(path) => ConfigUrl::Path(copy_path(path)),
         }
     }
+}
+
+/// Where the last valid copy of the configuration file at `path` is.
+fn copy_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut copy = path.to_path_buf().into_os_string();
+    copy.push(LAST_VALID);
+    copy.into()
 }
 
 /// The configuration at a [`ConfigUrl`], and the version of it last read.
@@ -133,7 +136,7 @@ impl Watched {
         let (refused, version) = match watched.read(&watched.url, None).await {
             Ok(Read::Changed { text, version }) => match Config::checked(&text, &origin, &process_env) {
                 Ok(config) => {
-                    watched.keep_copy(&text, &version, true).await;
+                    watched.keep_copy(&text, &version).await;
                     *watched.version.lock().await = version;
                     return Ok(Opened {
                         watched,
@@ -178,7 +181,7 @@ impl Watched {
             Ok(Read::Changed { text, version }) => match Config::checked(&text, &origin, &process_env) {
                 Ok(config) => {
                     info!(origin = %origin, feeds = config.feeds.len(), "configuration changed; using it");
-                    self.keep_copy(&text, &version, false).await;
+                    self.keep_copy(&text, &version).await;
                     *current = version;
                     Checked::Changed(Arc::new(config))
                 }
@@ -196,15 +199,16 @@ impl Watched {
         }
     }
 
-    /// Keeps `text`, a valid configuration of `version`, as the last valid copy. At a cold start
-    /// (`cold`) the copy is looked at first, and written only if it is of another version; after
-    /// a change it is written at once. A copy that cannot be written is a warning: the function
-    /// runs, and the IAM policy (`s3:PutObject` on the copy) wants fixing.
-    async fn keep_copy(&self, text: &str, version: &str, cold: bool) {
+    /// Keeps `text`, a valid configuration of `version`, as the last valid copy, unless it is
+    /// already the copy or a newer configuration has been uploaded since (whose reader keeps it).
+    /// A copy that cannot be written is a warning: the function runs, and the IAM policy
+    /// (`s3:PutObject` on the copy) wants fixing.
+    async fn keep_copy(&self, text: &str, version: &str) {
         let copy = self.url.copy();
-        let result = match &copy {
-            ConfigUrl::Path(path) => {
-                let current = std::fs::read_to_string(path).ok();
+        let result = match &self.url {
+            ConfigUrl::Path(config) => {
+                let path = copy_path(config);
+                let current = std::fs::read_to_string(&path).ok();
                 if current.as_deref() == Some(text) {
                     return;
                 }
@@ -212,26 +216,15 @@ impl Watched {
             }
             ConfigUrl::S3 { bucket, key } => {
                 let client = self.s3.as_ref().expect("an S3 url has a client");
-                if cold {
-                    let head = client.head_object().bucket(bucket).key(key).send().await;
-                    let copied_from = head
-                        .ok()
-                        .and_then(|h| h.metadata().and_then(|m| m.get(SOURCE).cloned()));
-                    if copied_from.as_deref() == Some(version) {
+                match self.put_copy(client, bucket, key, text, version).await {
+                    Ok(Kept::Written) => Ok(()),
+                    Ok(Kept::AlreadyThere) => return,
+                    Ok(Kept::Superseded) => {
+                        info!(copy = %copy.origin(), "a newer configuration was uploaded meanwhile; its reader keeps the copy");
                         return;
                     }
+                    Err(e) => Err(e),
                 }
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .content_type("application/toml")
-                    .metadata(SOURCE, version)
-                    .body(text.as_bytes().to_vec().into())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| error_chain(&e))
             }
         };
         match result {
@@ -241,6 +234,60 @@ impl Watched {
                 "the last valid configuration could not be kept; a cold start after a bad upload will fail (allow s3:PutObject on it)"
             ),
         }
+    }
+
+    /// Writes the S3 copy conditionally, so that concurrent environments never leave an older
+    /// configuration as the copy: the copy is looked at (its version and the configuration it
+    /// copies), the configuration is checked to still be `version` (else a newer one was
+    /// uploaded, and its reader writes the copy), and the copy is written only if it is still
+    /// the one looked at (`If-Match`, or `If-None-Match: *` where there was none; S3's
+    /// conditional writes, https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+    /// A write that lost to another is tried again from the look, three times at most.
+    async fn put_copy(
+        &self,
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        text: &str,
+        version: &str,
+    ) -> Result<Kept, String> {
+        let copy_key = format!("{key}{LAST_VALID}");
+        for _ in 0..3 {
+            let head = client.head_object().bucket(bucket).key(&copy_key).send().await;
+            let seen = match head {
+                Ok(head) => {
+                    let source = head.metadata().and_then(|m| m.get(SOURCE).cloned());
+                    Some((head.e_tag().unwrap_or_default().to_string(), source))
+                }
+                Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => None,
+                Err(e) => return Err(error_chain(&e)),
+            };
+            let source = seen.as_ref().and_then(|(_, source)| source.as_deref());
+            let current = client.head_object().bucket(bucket).key(key).send().await;
+            let current = current.map_err(|e| error_chain(&e))?;
+            match copy_decision(source, current.e_tag().unwrap_or_default(), version) {
+                Kept::Written => {}
+                other => return Ok(other),
+            }
+            let put = client
+                .put_object()
+                .bucket(bucket)
+                .key(&copy_key)
+                .content_type("application/toml")
+                .metadata(SOURCE, version)
+                .body(text.as_bytes().to_vec().into());
+            let put = match &seen {
+                Some((etag, _)) => put.if_match(etag),
+                None => put.if_none_match("*"),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(Kept::Written),
+                // 412 Precondition Failed, or 409 for a conditional write racing another: look again.
+                Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => continue,
+                Err(e) => return Err(error_chain(&e)),
+            }
+        }
+        Err("the copy kept changing under this write; left to the other writers".into())
     }
 
     /// A GET with `If-None-Match: <etag>`: S3 answers 304 Not Modified when the object is
@@ -294,6 +341,29 @@ impl Watched {
     }
 }
 
+/// What became of a last valid copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Written,
+    /// The copy already copies this version.
+    AlreadyThere,
+    /// The configuration is no longer this version: a newer one was uploaded, and the
+    /// environment that reads it keeps the copy.
+    Superseded,
+}
+
+/// Whether to write the copy of `mine`, the configuration version this environment validated,
+/// when the copy copies `source` and the configuration is now `current`.
+fn copy_decision(source: Option<&str>, current: &str, mine: &str) -> Kept {
+    if source == Some(mine) {
+        Kept::AlreadyThere
+    } else if current != mine {
+        Kept::Superseded
+    } else {
+        Kept::Written
+    }
+}
+
 /// The copy's metadata: the ETag (or hash) of the configuration it copies.
 const SOURCE: &str = "flarefeed-source-version";
 
@@ -321,6 +391,18 @@ fn s3_client(sdk: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Clien
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 27, finding 12: an environment that validated an older configuration never writes
+    /// it over the copy once a newer one was uploaded; the copy is written only by the reader of
+    /// the configuration that is current.
+    #[test]
+    fn only_the_current_configuration_is_copied() {
+        assert_eq!(copy_decision(Some("v2"), "v2", "v1"), Kept::Superseded);
+        assert_eq!(copy_decision(Some("v1"), "v2", "v1"), Kept::AlreadyThere);
+        assert_eq!(copy_decision(Some("v1"), "v2", "v2"), Kept::Written);
+        assert_eq!(copy_decision(None, "v1", "v1"), Kept::Written);
+        assert_eq!(copy_decision(None, "v2", "v1"), Kept::Superseded);
+    }
 
     #[test]
     fn urls_and_local_endpoints() {

@@ -50,10 +50,7 @@ impl Intercept for ReadsDate {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        // Only a successful answer is S3's: an error may come from a proxy or a load balancer in
-        // front of it, whose clock says nothing of the store's.
-        let status = context.response().status().as_u16();
-        if !(200..300).contains(&status) && status != 304 {
+        if !answered_by_the_store(context.response().status().as_u16()) {
             return Ok(());
         }
         let date = context.response().headers().get("date");
@@ -67,6 +64,15 @@ impl Intercept for ReadsDate {
         }
         Ok(())
     }
+}
+
+/// Whether an answer of this status is the store's own answer to the request, whose `Date` is
+/// the store's clock: a success, or S3's "not modified", "no such key", "conflict" and
+/// "precondition failed", which the refresh meets in its normal course. Any other error (a 403,
+/// a 5xx) may come from a proxy, a load balancer or a firewall in front of it, whose clock says
+/// nothing of the store's.
+fn answered_by_the_store(status: u16) -> bool {
+    (200..300).contains(&status) || matches!(status, 304 | 404 | 409 | 412)
 }
 
 /// S3 refuses a request signed more than 15 minutes away from its own clock
@@ -325,5 +331,25 @@ impl Store for S3Store {
 
     fn locate(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 27, finding 11: the store's clock is read from the store's own answers only, and
+    /// within S3's 15-minute limit.
+    #[test]
+    fn the_store_clock_comes_from_the_stores_answers_within_fifteen_minutes() {
+        for status in [200, 204, 304, 404, 409, 412] {
+            assert!(answered_by_the_store(status), "{status}");
+        }
+        for status in [400, 403, 500, 502, 503, 504] {
+            assert!(!answered_by_the_store(status), "{status}");
+        }
+        assert_eq!(bounded_offset(2 * 3600 * 1000), MAX_OFFSET_MS);
+        assert_eq!(bounded_offset(-2 * 3600 * 1000), -MAX_OFFSET_MS);
+        assert_eq!(bounded_offset(600_000), 600_000);
     }
 }
