@@ -478,3 +478,16 @@ fn the_dashboard_draws_metrics_the_function_emits() {
     }
     assert!(drawn.len() >= 6, "{drawn:?}");
 }
+
+/// Issue 27, finding 13: in an existing (shared) bucket the function's `${Prefix}*` grant would
+/// be every key of the bucket with an empty prefix; a rule refuses that deployment.
+#[test]
+fn a_shared_bucket_needs_a_prefix() {
+    let template = template_text();
+    let rule = block(&template, "SharedBucketNeedsPrefix");
+    assert!(
+        rule.contains("RuleCondition: !Not [!Equals [!Ref ExistingBucketName, \"\"]]"),
+        "{rule}"
+    );
+    assert!(rule.contains("Assert: !Not [!Equals [!Ref Prefix, \"\"]]"), "{rule}");
+}
