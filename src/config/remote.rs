@@ -77,7 +77,13 @@ pub struct Watched {
 /// What a read found.
 enum Read {
     Unchanged,
-    Changed { text: String, version: String },
+    /// `uploaded`: when the object was written (S3's `Last-Modified`, Unix seconds), which orders
+    /// uploads where their versions cannot be.
+    Changed {
+        text: String,
+        version: String,
+        uploaded: Option<i64>,
+    },
 }
 
 /// What [`Watched::check`] found.
@@ -134,9 +140,13 @@ impl Watched {
         };
         let origin = watched.url.origin();
         let (refused, version) = match watched.read(&watched.url, None).await {
-            Ok(Read::Changed { text, version }) => match Config::checked(&text, &origin, &process_env) {
+            Ok(Read::Changed {
+                text,
+                version,
+                uploaded,
+            }) => match Config::checked(&text, &origin, &process_env) {
                 Ok(config) => {
-                    watched.keep_copy(&text, &version).await;
+                    watched.keep_copy(&text, &version, uploaded).await;
                     *watched.version.lock().await = version;
                     return Ok(Opened {
                         watched,
@@ -178,10 +188,14 @@ impl Watched {
         let origin = self.url.origin();
         match self.read(&self.url, Some(&current)).await {
             Ok(Read::Unchanged) => Checked::Unchanged,
-            Ok(Read::Changed { text, version }) => match Config::checked(&text, &origin, &process_env) {
+            Ok(Read::Changed {
+                text,
+                version,
+                uploaded,
+            }) => match Config::checked(&text, &origin, &process_env) {
                 Ok(config) => {
                     info!(origin = %origin, feeds = config.feeds.len(), "configuration changed; using it");
-                    self.keep_copy(&text, &version).await;
+                    self.keep_copy(&text, &version, uploaded).await;
                     *current = version;
                     Checked::Changed(Arc::new(config))
                 }
@@ -199,11 +213,11 @@ impl Watched {
         }
     }
 
-    /// Keeps `text`, a valid configuration of `version`, as the last valid copy, unless it is
-    /// already the copy or a newer configuration has been uploaded since (whose reader keeps it).
+    /// Keeps `text`, a valid configuration of `version` (`uploaded` then), as the last valid
+    /// copy, unless it is already the copy or the copy holds a configuration uploaded later.
     /// A copy that cannot be written is a warning: the function runs, and the IAM policy
     /// (`s3:PutObject` on the copy) wants fixing.
-    async fn keep_copy(&self, text: &str, version: &str) {
+    async fn keep_copy(&self, text: &str, version: &str, uploaded: Option<i64>) {
         let copy = self.url.copy();
         let result = match &self.url {
             ConfigUrl::Path(config) => {
@@ -216,7 +230,7 @@ impl Watched {
             }
             ConfigUrl::S3 { bucket, key } => {
                 let client = self.s3.as_ref().expect("an S3 url has a client");
-                match self.put_copy(client, bucket, key, text, version).await {
+                match self.put_copy(client, bucket, key, (text, version, uploaded)).await {
                     Ok(Kept::Written) => Ok(()),
                     Ok(Kept::AlreadyThere) => return,
                     Ok(Kept::Superseded) => {
@@ -237,47 +251,45 @@ impl Watched {
     }
 
     /// Writes the S3 copy conditionally, so that concurrent environments never leave an older
-    /// configuration as the copy: the copy is looked at (its version and the configuration it
-    /// copies), the configuration is checked to still be `version` (else a newer one was
-    /// uploaded, and its reader writes the copy), and the copy is written only if it is still
-    /// the one looked at (`If-Match`, or `If-None-Match: *` where there was none; S3's
-    /// conditional writes, https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
-    /// A write that lost to another is tried again from the look, three times at most.
+    /// configuration as the copy: the copy is looked at (its version, and the version and upload
+    /// time of the configuration it copies), left alone if it copies this configuration or one
+    /// uploaded later, and otherwise written only if it is still the one looked at (`If-Match`,
+    /// or `If-None-Match: *` where there was none; S3's conditional writes,
+    /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html). A write that
+    /// lost to another is tried again from the look, three times at most.
     async fn put_copy(
         &self,
         client: &aws_sdk_s3::Client,
         bucket: &str,
         key: &str,
-        text: &str,
-        version: &str,
+        (text, version, uploaded): (&str, &str, Option<i64>),
     ) -> Result<Kept, String> {
         let copy_key = format!("{key}{LAST_VALID}");
         for _ in 0..3 {
             let head = client.head_object().bucket(bucket).key(&copy_key).send().await;
             let seen = match head {
-                Ok(head) => {
-                    let source = head.metadata().and_then(|m| m.get(SOURCE).cloned());
-                    Some((head.e_tag().unwrap_or_default().to_string(), source))
-                }
+                Ok(head) => Some(head),
                 Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => None,
                 Err(e) => return Err(error_chain(&e)),
             };
-            let source = seen.as_ref().and_then(|(_, source)| source.as_deref());
-            let current = client.head_object().bucket(bucket).key(key).send().await;
-            let current = current.map_err(|e| error_chain(&e))?;
-            match copy_decision(source, current.e_tag().unwrap_or_default(), version) {
+            let copied = |name: &str| seen.as_ref().and_then(|h| h.metadata()?.get(name).cloned());
+            let source_uploaded = copied(SOURCE_UPLOADED).and_then(|at| at.parse().ok());
+            match copy_decision((copied(SOURCE).as_deref(), source_uploaded), (version, uploaded)) {
                 Kept::Written => {}
                 other => return Ok(other),
             }
-            let put = client
+            let mut put = client
                 .put_object()
                 .bucket(bucket)
                 .key(&copy_key)
                 .content_type("application/toml")
                 .metadata(SOURCE, version)
                 .body(text.as_bytes().to_vec().into());
-            let put = match &seen {
-                Some((etag, _)) => put.if_match(etag),
+            if let Some(at) = uploaded {
+                put = put.metadata(SOURCE_UPLOADED, at.to_string());
+            }
+            let put = match seen.as_ref().and_then(|h| h.e_tag()) {
+                Some(etag) => put.if_match(etag),
                 None => put.if_none_match("*"),
             };
             match put.send().await {
@@ -307,7 +319,11 @@ impl Watched {
                 Ok(if version == Some(hash.as_str()) {
                     Read::Unchanged
                 } else {
-                    Read::Changed { text, version: hash }
+                    Read::Changed {
+                        text,
+                        version: hash,
+                        uploaded: None,
+                    }
                 })
             }
             ConfigUrl::S3 { bucket, key } => {
@@ -323,6 +339,7 @@ impl Watched {
                     Err(e) => return Err(failed(error_chain(&e))),
                 };
                 let version = object.e_tag().unwrap_or_default().to_string();
+                let uploaded = object.last_modified().map(|at| at.secs());
                 let length = object.content_length().unwrap_or(0).max(0) as u64;
                 if length > MAX_CONFIG_BYTES {
                     // Not read again until it changes.
@@ -335,7 +352,11 @@ impl Watched {
                     .map_err(|e| failed(e.to_string()))?
                     .into_bytes();
                 let text = String::from_utf8(bytes.to_vec()).map_err(|e| failed(e.to_string()))?;
-                Ok(Read::Changed { text, version })
+                Ok(Read::Changed {
+                    text,
+                    version,
+                    uploaded,
+                })
             }
         }
     }
@@ -347,25 +368,25 @@ enum Kept {
     Written,
     /// The copy already copies this version.
     AlreadyThere,
-    /// The configuration is no longer this version: a newer one was uploaded, and the
-    /// environment that reads it keeps the copy.
+    /// The copy holds a configuration uploaded after this one: a newer one, which its reader
+    /// kept.
     Superseded,
 }
 
-/// Whether to write the copy of `mine`, the configuration version this environment validated,
-/// when the copy copies `source` and the configuration is now `current`.
-fn copy_decision(source: Option<&str>, current: &str, mine: &str) -> Kept {
-    if source == Some(mine) {
-        Kept::AlreadyThere
-    } else if current != mine {
-        Kept::Superseded
-    } else {
-        Kept::Written
+/// Whether to write the copy of `mine` (a version and its upload time), when the copy copies
+/// `copied`: not if it is the same version, nor if the copied one was uploaded later.
+fn copy_decision(copied: (Option<&str>, Option<i64>), mine: (&str, Option<i64>)) -> Kept {
+    match (copied, mine) {
+        ((Some(theirs), _), (version, _)) if theirs == version => Kept::AlreadyThere,
+        ((_, Some(theirs)), (_, Some(ours))) if theirs > ours => Kept::Superseded,
+        _ => Kept::Written,
     }
 }
 
 /// The copy's metadata: the ETag (or hash) of the configuration it copies.
 const SOURCE: &str = "flarefeed-source-version";
+/// The copy's metadata: when the configuration it copies was uploaded (Unix seconds).
+const SOURCE_UPLOADED: &str = "flarefeed-source-uploaded";
 
 /// `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) when it is an IP address or `localhost`:
 /// local S3 servers need path-style addressing, as they have no per-bucket host names.
@@ -393,15 +414,21 @@ mod tests {
     use super::*;
 
     /// Issue 27, finding 12: an environment that validated an older configuration never writes
-    /// it over the copy once a newer one was uploaded; the copy is written only by the reader of
-    /// the configuration that is current.
+    /// it over a copy of one uploaded later; the same version is never written twice.
     #[test]
-    fn only_the_current_configuration_is_copied() {
-        assert_eq!(copy_decision(Some("v2"), "v2", "v1"), Kept::Superseded);
-        assert_eq!(copy_decision(Some("v1"), "v2", "v1"), Kept::AlreadyThere);
-        assert_eq!(copy_decision(Some("v1"), "v2", "v2"), Kept::Written);
-        assert_eq!(copy_decision(None, "v1", "v1"), Kept::Written);
-        assert_eq!(copy_decision(None, "v2", "v1"), Kept::Superseded);
+    fn a_copy_of_a_newer_configuration_is_never_overwritten() {
+        assert_eq!(
+            copy_decision((Some("v2"), Some(200)), ("v1", Some(100))),
+            Kept::Superseded
+        );
+        assert_eq!(
+            copy_decision((Some("v1"), Some(100)), ("v1", Some(100))),
+            Kept::AlreadyThere
+        );
+        assert_eq!(copy_decision((Some("v1"), Some(100)), ("v2", Some(200))), Kept::Written);
+        assert_eq!(copy_decision((None, None), ("v1", Some(100))), Kept::Written);
+        // A copy an older build wrote says no upload time: this one is written over it.
+        assert_eq!(copy_decision((Some("v0"), None), ("v1", Some(100))), Kept::Written);
     }
 
     #[test]
