@@ -1,13 +1,16 @@
 //! The real adapter: a direct GET through reqwest, with the limits a hostile site cannot lift.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Url;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
-use reqwest::redirect::{Attempt, Policy};
+use reqwest::redirect::Policy;
 
+use super::redirect;
 use super::{ACCEPT, DirectReply, DirectRequest, FetchError, Fetcher, MAX_REDIRECTS, Validators, classify_status};
 use crate::error_chain;
 use crate::redact::{Secret, redact_url};
@@ -32,43 +35,109 @@ impl HttpFetcher {
         if let Some(client) = clients.get(&proxy.cloned()) {
             return Ok(client.clone());
         }
-        let mut builder = reqwest::Client::builder()
-            .redirect(Policy::custom(follow))
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(proxy) = proxy {
-            // A proxy of the feed's own replaces the environment's (HTTPS_PROXY and the like).
-            let proxy = reqwest::Proxy::all(proxy.expose()).map_err(|e| FetchError::Network {
-                url: redact_url(proxy.expose()),
-                detail: format!("the proxy is not usable: {}", error_chain(&e)),
-            })?;
-            builder = builder.proxy(proxy);
-        }
-        let client = builder.build().map_err(|e| FetchError::Network {
-            url: "(client)".into(),
-            detail: error_chain(&e),
-        })?;
+        let client = build_client(proxy, None)?;
         clients.insert(proxy.cloned(), client.clone());
         Ok(client)
     }
+
+    /// Sends the request, and follows its redirects by the rules a hostile site cannot bend: at
+    /// most [`MAX_REDIRECTS`], to http or https only, never in a loop, never into internal
+    /// address space from a public feed nor to a metadata address (`redirect`), the feed's own
+    /// headers to its own origin only, and no `Referer`. Returns the answer that is no redirect.
+    async fn follow(
+        &self,
+        request: &DirectRequest<'_>,
+        client: reqwest::Client,
+    ) -> Result<reqwest::Response, FetchError> {
+        let url = redact_url(request.url);
+        let start = Url::parse(request.url).map_err(|e| FetchError::Network {
+            url: url.clone(),
+            detail: format!("not a url: {e}"),
+        })?;
+        let proxied = request.proxy.is_some();
+        let space = redirect::space_of(&start, proxied).await;
+        let (mut current, mut client, mut visited) = (start.clone(), client, Vec::new());
+        loop {
+            let headers = headers(request, current.origin() == start.origin())?;
+            let response = client
+                .get(current.clone())
+                .headers(headers)
+                .send()
+                .await
+                .map_err(|e| transport(&redact_url(current.as_str()), e, request.timeout))?;
+            let Some(next) = redirect_target(&response) else {
+                return Ok(response);
+            };
+            let refused = |target: &str, reason: String| FetchError::RedirectRefused {
+                url: url.clone(),
+                target: redact_url(target),
+                reason,
+            };
+            let next = next.map_err(|reason| refused(current.as_str(), reason))?;
+            visited.push(current);
+            if visited.len() > MAX_REDIRECTS {
+                return Err(refused(next.as_str(), format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(refused(next.as_str(), format!("a {} url", next.scheme())));
+            }
+            if visited.contains(&next) {
+                return Err(refused(next.as_str(), "a redirect loop".into()));
+            }
+            client = match redirect::vet(&next, space, proxied).await {
+                Err(reason) => return Err(refused(next.as_str(), reason)),
+                Ok(Some(pinned)) => build_client(None, Some((next.host_str().unwrap_or_default(), &pinned)))?,
+                Ok(None) => self.client(request.proxy)?,
+            };
+            current = next;
+        }
+    }
 }
 
-/// At most [`MAX_REDIRECTS`] redirects, to http or https only, and never in a loop.
-fn follow(attempt: Attempt<'_>) -> reqwest::redirect::Action {
-    if attempt.previous().len() > MAX_REDIRECTS {
-        let error = format!("more than {MAX_REDIRECTS} redirects");
-        return attempt.error(error);
+/// A client that follows no redirect itself ([`HttpFetcher::follow`] does, with its rules) and
+/// sends no `Referer`; through `proxy` if given (it replaces the environment's `HTTPS_PROXY`
+/// and the like), or connecting only to the `pinned` addresses of one host.
+fn build_client(proxy: Option<&Secret>, pinned: Option<(&str, &[SocketAddr])>) -> Result<reqwest::Client, FetchError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .referer(false)
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(proxy) = proxy {
+        let proxy = reqwest::Proxy::all(proxy.expose()).map_err(|e| FetchError::Network {
+            url: redact_url(proxy.expose()),
+            detail: format!("the proxy is not usable: {}", error_chain(&e)),
+        })?;
+        builder = builder.proxy(proxy);
     }
-    if !matches!(attempt.url().scheme(), "http" | "https") {
-        let error = format!("a redirect to a {} url", attempt.url().scheme());
-        return attempt.error(error);
+    if let Some((host, addresses)) = pinned {
+        builder = builder.resolve_to_addrs(host, addresses);
     }
-    if attempt.previous().contains(attempt.url()) {
-        return attempt.error("a redirect loop");
-    }
-    attempt.follow()
+    builder.build().map_err(|e| FetchError::Network {
+        url: "(client)".into(),
+        detail: error_chain(&e),
+    })
 }
 
-fn headers(request: &DirectRequest<'_>) -> Result<HeaderMap, FetchError> {
+/// Where a redirect answer points, if it is one that is followed (301, 302, 303, 307, 308).
+fn redirect_target(response: &reqwest::Response) -> Option<Result<Url, String>> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(header::LOCATION)?;
+    let Ok(location) = location.to_str() else {
+        return Some(Err("a Location that is not text".into()));
+    };
+    Some(
+        response
+            .url()
+            .join(location)
+            .map_err(|e| format!("a Location that is no url ({e})")),
+    )
+}
+
+/// The request's headers: the feed's own `headers` only to the origin (scheme, host and port)
+/// of its configured url, never to a host a redirect leads to.
+fn headers(request: &DirectRequest<'_>, own_origin: bool) -> Result<HeaderMap, FetchError> {
     let bad = |what: &str| FetchError::Network {
         url: redact_url(request.url),
         detail: format!("{what} is not a valid header"),
@@ -79,7 +148,7 @@ fn headers(request: &DirectRequest<'_>) -> Result<HeaderMap, FetchError> {
         header::USER_AGENT,
         HeaderValue::from_str(request.user_agent).map_err(|_| bad("the user agent"))?,
     );
-    for (name, value) in request.headers {
+    for (name, value) in request.headers.iter().filter(|_| own_origin) {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("a configured header name"))?;
         let mut value = HeaderValue::from_str(value.expose()).map_err(|_| bad("a configured header value"))?;
         // Never shown by Debug, nor by anything that logs headers.
@@ -106,14 +175,8 @@ impl Fetcher for HttpFetcher {
     async fn get(&self, request: &DirectRequest<'_>) -> Result<DirectReply, FetchError> {
         let url = redact_url(request.url);
         let client = self.client(request.proxy)?;
-        let headers = headers(request)?;
         let exchange = async {
-            let response = client
-                .get(request.url)
-                .headers(headers)
-                .send()
-                .await
-                .map_err(|e| transport(&url, e, request.timeout))?;
+            let response = self.follow(request, client).await?;
             let status = response.status();
             let final_url = redact_url(response.url().as_str());
             if status == reqwest::StatusCode::NOT_MODIFIED {

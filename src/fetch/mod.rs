@@ -7,6 +7,7 @@
 //! when the site needs it ([`crate::refresh`]).
 
 mod http;
+mod redirect;
 #[cfg(any(test, feature = "test-util"))]
 mod scripted;
 
@@ -138,6 +139,13 @@ pub enum FetchError {
     Timeout { url: String, seconds: u64 },
     #[error("{url} sent more than {limit} bytes; refused to protect memory")]
     TooLarge { url: String, limit: usize },
+    /// A redirect that is not followed: nothing was sent to its target.
+    #[error("{url} redirected to {target}, which is not followed: {reason}")]
+    RedirectRefused {
+        url: String,
+        target: String,
+        reason: String,
+    },
     /// A 304 to a request that asked for no comparison: it says nothing about what the feed
     /// is, and taken for "unchanged" it would pass a feed never fetched for a good one.
     #[error(
@@ -154,7 +162,9 @@ impl FetchError {
             FetchError::Blocked { .. } => DirectClass::Block,
             FetchError::Status { .. } | FetchError::UnaskedNotModified { .. } => DirectClass::Status,
             FetchError::NotAFeed { .. } => DirectClass::NotAFeed,
-            FetchError::Network { .. } | FetchError::TooLarge { .. } => DirectClass::Network,
+            FetchError::Network { .. } | FetchError::TooLarge { .. } | FetchError::RedirectRefused { .. } => {
+                DirectClass::Network
+            }
             FetchError::Timeout { .. } => DirectClass::Timeout,
         }
     }

@@ -284,3 +284,79 @@ async fn request_options_reach_the_site_and_header_values_stay_secret() {
         "{agent}"
     );
 }
+
+/// Issue 27, finding 1: a feed's own headers (an API key) go to its own origin only, never to
+/// the host a redirect leads to, nor over an https → http downgrade; and no `Referer` carries
+/// the feed's url (query token and all) anywhere.
+#[tokio::test]
+async fn secret_headers_and_the_referer_never_leave_the_feeds_origin() {
+    let (home, elsewhere) = (Origin::start().await, Origin::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let feeds = format!(
+        "[[feeds]]\nname = \"keyed\"\nurl = \"{}?token=t0k3n\"\nfetch = \"direct\"\n\
+         [feeds.headers]\nX-Api-Key = \"s3cret-value-42\"\n",
+        home.url(&format!("/redirect-to/{}", elsewhere.url("/plain.xml")))
+    );
+    let config = config(dir.path(), &solver_at(NO_SOLVER), &feeds);
+    let (ok, stdout, stderr) = run(dir.path(), &["refresh", "--config", &config], &[]).await;
+    assert!(ok, "{stdout}{stderr}");
+    let asked = &home.requests(&format!("/redirect-to/{}?token=t0k3n", elsewhere.url("/plain.xml")))[0];
+    assert_eq!(
+        asked.header("x-api-key"),
+        Some("s3cret-value-42"),
+        "its own origin gets it"
+    );
+    let redirected = &elsewhere.requests("/plain.xml")[0];
+    assert_eq!(
+        redirected.header("x-api-key"),
+        None,
+        "the header crossed to another host"
+    );
+    assert_eq!(redirected.header("referer"), None, "the Referer carries the feed's url");
+    assert_eq!(record(dir.path(), "keyed")["final_url"], elsewhere.url("/plain.xml"));
+}
+
+/// Issue 27, finding 2: a public feed's redirect into loopback, private or link-local space, or
+/// to the metadata address, is refused before anything is sent there, with a message that says
+/// so; nothing of the internal page reaches the record or the status site. A feed on the LAN
+/// (here loopback) may still redirect within it. The public feed is reached through a forward
+/// proxy (the origin), so its made-up host needs no DNS.
+#[tokio::test]
+async fn a_redirect_into_internal_space_is_refused_before_connecting() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let public = |target: &str| format!("http://feeds.example.test/redirect-to/{target}");
+    let feeds = format!(
+        "[[feeds]]\nname = \"to-admin\"\nurl = \"{}\"\nfetch = \"direct\"\nproxy = \"{base}\"\n\
+         [[feeds]]\nname = \"to-metadata\"\nurl = \"{}\"\nfetch = \"direct\"\nproxy = \"{base}\"\n\
+         [[feeds]]\nname = \"lan\"\nurl = \"{}\"\nfetch = \"direct\"\n",
+        public(&origin.url("/admin")),
+        public("http://169.254.169.254/latest/meta-data/"),
+        origin.url(&format!("/redirect-to/{}", origin.url("/plain.xml"))),
+        base = origin.base,
+    );
+    let config = config(dir.path(), &solver_at(NO_SOLVER), &feeds);
+    let (_, stdout, stderr) = run(dir.path(), &["refresh", "--config", &config], &[]).await;
+    for (feed, says) in [
+        (
+            "to-admin",
+            "is in loopback, private or link-local address space, and the feed's own url is not",
+        ),
+        ("to-metadata", "169.254.169.254 is a cloud metadata address"),
+    ] {
+        let line = stdout.lines().find(|l| l.starts_with(feed)).unwrap_or_default();
+        assert!(
+            line.contains("failed at fetch") && line.contains("which is not followed"),
+            "{stdout}{stderr}"
+        );
+        assert!(line.contains(says), "{feed}: {line}");
+        let record = record(dir.path(), feed);
+        assert_eq!(record["outcome"], "failed", "{record}");
+    }
+    assert!(origin.requests("/admin").is_empty(), "the internal page was asked for");
+    assert!(origin.requests("/latest/meta-data/").is_empty());
+    assert!(
+        stdout.lines().any(|l| l.starts_with("lan  updated")),
+        "a LAN feed redirects within the LAN: {stdout}"
+    );
+}

@@ -230,6 +230,15 @@ async fn respond(stream: &mut TcpStream, path: &str, request: &Seen) -> std::io:
             send(stream, "200 OK", &[xml("text/xml; charset=ISO-8859-1")], &body).await
         }
         "/loop" => send(stream, "302 Found", &[("Location", "/loop".into())], b"").await,
+        // `/redirect-to/<url>`: a redirect to any url a test names (its own query left behind).
+        p if p.starts_with("/redirect-to/") => {
+            let target = p["/redirect-to/".len()..]
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            send(stream, "302 Found", &[("Location", target)], b"").await
+        }
         p if p.starts_with("/hop/") => {
             let n: usize = p["/hop/".len()..].parse().unwrap_or(0);
             let next = if n == 0 {
