@@ -229,7 +229,11 @@ impl Refresher {
                 let attempt = self.attempt(feed, options, deadline, &lease, interrupt).await;
                 if let Some(by) = attempt.interrupted() {
                     let record = lease.put_back(by).await;
-                    (attempt.outcome(Ok(Released::Written)), Some(attempt), Some(record))
+                    (
+                        attempt.outcome(Ok(Released::LeftWithinLag)),
+                        Some(attempt),
+                        Some(record),
+                    )
                 } else {
                     let longest_wait = self.config.fleet.max_backoff;
                     let record = attempt.record(feed, lease.claimed(), longest_wait, elapsed_ms(started));
@@ -237,8 +241,13 @@ impl Refresher {
                     let released = lease.release(&record, options.recording, by).await.inspect_err(
                         |e| error!(feed = %feed.name, stage = "status", error = %e, "the status record could not be written"),
                     );
-                    if released == Ok(Released::Written) {
-                        self.update_site(feed, lease.before(), &record, by).await;
+                    if let Ok(Released::Written(version)) = &released {
+                        // A site left behind by an earlier refresh is written whatever this one
+                        // found; one this refresh cannot write is noted for the next.
+                        let before = lease.before().filter(|before| !before.site_behind);
+                        if !self.update_site(feed, before, &record, by).await {
+                            lease.note_site_behind(&record, version, by).await;
+                        }
                     }
                     (attempt.outcome(released), Some(attempt), Some(record))
                 }
@@ -325,21 +334,36 @@ impl Refresher {
         self.via_solver(&job, found).await
     }
 
-    /// The status site, when the feed's summary changed ([`crate::site::update`]). A site that
-    /// cannot be written is logged, never the refresh's failure: the feed and its record stand.
-    async fn update_site(&self, feed: &FeedConfig, before: Option<&StatusRecord>, after: &StatusRecord, by: Instant) {
+    /// The status site, when the feed's summary changed ([`crate::site::update`]); `false` if
+    /// it could not be written. That is logged, never the refresh's failure: the feed and its
+    /// record stand.
+    async fn update_site(
+        &self,
+        feed: &FeedConfig,
+        before: Option<&StatusRecord>,
+        after: &StatusRecord,
+        by: Instant,
+    ) -> bool {
         if !self.config.site.enabled {
-            return;
+            return true;
         }
         let now = store_now(self.store.as_ref());
         let update = crate::site::update(self.store.as_ref(), &self.config, feed, before, after, now);
         match tokio::time::timeout_at(by, update).await {
-            Ok(Ok(written)) if written.puts > 0 => {
-                info!(feed = %feed.name, stage = "site", gets = written.gets, puts = written.puts, "status site updated");
+            Ok(Ok(written)) => {
+                if written.puts > 0 {
+                    info!(feed = %feed.name, stage = "site", gets = written.gets, puts = written.puts, "status site updated");
+                }
+                true
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!(feed = %feed.name, stage = "site", error = %e, "the status site could not be updated"),
-            Err(_) => warn!(feed = %feed.name, stage = "site", "the status site could not be updated in time"),
+            Ok(Err(e)) => {
+                warn!(feed = %feed.name, stage = "site", error = %e, "the status site could not be updated");
+                false
+            }
+            Err(_) => {
+                warn!(feed = %feed.name, stage = "site", "the status site could not be updated in time");
+                false
+            }
         }
     }
 }

@@ -109,27 +109,14 @@ pub struct FeedSummary {
 impl FeedSummary {
     /// `feed` as its record says, at `now`.
     pub fn of(feed: &FeedConfig, record: &StatusRecord, now: OffsetDateTime) -> Self {
-        // An unchanged refresh may leave its record unwritten for up to the record's lag
-        // (`status::record_lag`), so a success counts as at least that much more recent.
-        let stale_after = time::Duration::try_from(
-            feed.interval
-                .saturating_mul(2)
-                .saturating_add(crate::status::record_lag(feed)),
-        )
-        .unwrap_or(time::Duration::MAX);
-        let state = if record.busy(now, DEFAULT_LEASE).is_some() {
-            State::Busy
-        } else if record.consecutive_failures > 0 {
-            State::Failing
-        } else if record.last_attempt.is_none() && record.last_success.is_none() {
-            State::Never
-        } else if record
-            .last_success
-            .is_none_or(|at| at.saturating_add(stale_after) < now)
-        {
-            State::Stale
-        } else {
-            State::Ok
+        let state = match record.busy(now, DEFAULT_LEASE) {
+            Some(_) => State::Busy,
+            None => settled_state(
+                feed,
+                (record.last_attempt, record.last_success),
+                record.consecutive_failures,
+                now,
+            ),
         };
         Self {
             name: feed.name.clone(),
@@ -149,6 +136,17 @@ impl FeedSummary {
         }
     }
 
+    /// The summary as it reads at `now`: a state that time changes (ok turning stale, a busy
+    /// refresh long finished) worked out again from what the summary says. A feed whose
+    /// refreshes stopped is stale on the page as in `flarefeed status`, though nothing wrote
+    /// its summary since.
+    fn restated(mut self, feed: &FeedConfig, now: OffsetDateTime) -> Self {
+        if self.state != State::Other {
+            self.state = settled_state(feed, (self.last_attempt, self.last_success), self.failures, now);
+        }
+        self
+    }
+
     /// A feed with no record yet.
     pub fn never(feed: &FeedConfig) -> Self {
         Self::of(feed, &StatusRecord::never(feed), OffsetDateTime::UNIX_EPOCH)
@@ -157,6 +155,33 @@ impl FeedSummary {
     /// What makes a change worth writing: the state, what is published, the failures in a row.
     fn key(&self) -> (State, Option<&str>, u32) {
         (self.state, self.sha256.as_deref(), self.failures)
+    }
+}
+
+/// A feed's state when no refresh of it is running: failing, never refreshed, stale (no success
+/// within twice its interval and the record's lag) or ok.
+fn settled_state(
+    feed: &FeedConfig,
+    (last_attempt, last_success): (Option<OffsetDateTime>, Option<OffsetDateTime>),
+    failures: u32,
+    now: OffsetDateTime,
+) -> State {
+    // An unchanged refresh may leave its record unwritten for up to the record's lag
+    // (`status::record_lag`), so a success counts as at least that much more recent.
+    let stale_after = time::Duration::try_from(
+        feed.interval
+            .saturating_mul(2)
+            .saturating_add(crate::status::record_lag(feed)),
+    )
+    .unwrap_or(time::Duration::MAX);
+    if failures > 0 {
+        State::Failing
+    } else if last_attempt.is_none() && last_success.is_none() {
+        State::Never
+    } else if last_success.is_none_or(|at| at.saturating_add(stale_after) < now) {
+        State::Stale
+    } else {
+        State::Ok
     }
 }
 
@@ -214,8 +239,10 @@ pub async fn update(
             Err(e) => return Err(e),
         }
     }
-    warn!(feed = %feed.name, tries = TRIES, "status/index.json kept changing; this update is given up, the next one writes it");
-    Ok(written)
+    warn!(feed = %feed.name, tries = TRIES, "status/index.json kept changing; this update is given up, the next refresh writes it");
+    Err(StoreError::Conflict {
+        target: store.locate(INDEX_JSON),
+    })
 }
 
 /// Writes the whole site from every configured feed's record: `flarefeed site`, and after a
@@ -232,18 +259,38 @@ pub async fn rebuild(
         .zip(records)
         .map(|(feed, record)| FeedSummary::of(feed, record, now))
         .collect();
-    let index = Index {
+    let mut index = Index {
         title: config.site.title.clone(),
         generated: now,
         feeds,
     };
-    write_pages(store, config, None, &index, None).await?;
-    put_index(store, &index, Condition::Any).await?;
-    Ok(index)
+    // Written over the index as read, never over a refresh's update that landed meanwhile: on
+    // a conflict, a feed the stored index says was attempted later keeps the stored summary.
+    for _ in 0..TRIES {
+        let stored = store.get(INDEX_JSON).await?;
+        let condition = Condition::unchanged_since(stored.as_ref().map(|s| &s.version));
+        if let Some(newer) = stored.and_then(|s| serde_json::from_slice::<Index>(&s.body).ok()) {
+            for summary in &mut index.feeds {
+                let theirs = newer.feeds.iter().find(|f| f.name == summary.name);
+                if let Some(theirs) = theirs.filter(|t| t.last_attempt > summary.last_attempt) {
+                    *summary = theirs.clone();
+                }
+            }
+        }
+        write_pages(store, config, None, &index, None).await?;
+        match put_index(store, &index, condition).await {
+            Err(StoreError::Conflict { .. }) => continue,
+            other => return other.map(|()| index),
+        }
+    }
+    Err(StoreError::Conflict {
+        target: store.locate(INDEX_JSON),
+    })
 }
 
-/// The index with `summary` in place, in configuration order; feeds no longer configured are
-/// dropped, and configured feeds the index does not know yet appear as never refreshed.
+/// The index with `summary` in place, in configuration order, every other feed's state worked
+/// out again for `now`; feeds no longer configured are dropped, and configured feeds the index
+/// does not know yet appear as never refreshed.
 fn merged(config: &Config, old: Option<&Index>, summary: FeedSummary, now: OffsetDateTime) -> Index {
     let feeds = config
         .feeds
@@ -253,7 +300,7 @@ fn merged(config: &Config, old: Option<&Index>, summary: FeedSummary, now: Offse
                 return summary.clone();
             }
             old.and_then(|old| old.feeds.iter().find(|f| f.name == feed.name))
-                .cloned()
+                .map(|carried| carried.clone().restated(feed, now))
                 .unwrap_or_else(|| FeedSummary::never(feed))
         })
         .collect();
@@ -343,5 +390,55 @@ pub fn ago(at: OffsetDateTime, now: OffsetDateTime) -> String {
         60..3600 => format!("{} min ago", seconds / 60),
         3600..172_800 => format!("{} h ago", seconds / 3600),
         _ => format!("{} d ago", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    /// Issue 27, finding 9: a feed whose refreshes stopped is stale on the page once another
+    /// feed's refresh writes it, as `flarefeed status` says, though nothing wrote its summary.
+    #[test]
+    fn a_carried_feed_is_restated_when_the_index_is_written() {
+        let now = datetime!(2026-12-04 12:00 UTC);
+        let (a, b) = (
+            FeedConfig::new("a", "https://a.test/feed"),
+            FeedConfig::new("b", "https://b.test/feed"),
+        );
+        let config = Config {
+            feeds: vec![a.clone(), b.clone()],
+            ..Config::default()
+        };
+        let long_ago = now - time::Duration::days(10);
+        let stopped = FeedSummary {
+            state: State::Ok,
+            last_attempt: Some(long_ago),
+            last_success: Some(long_ago),
+            ..FeedSummary::never(&b)
+        };
+        let old = Index {
+            title: "t".into(),
+            generated: long_ago,
+            feeds: vec![FeedSummary::never(&a), stopped],
+        };
+        let index = merged(&config, Some(&old), FeedSummary::never(&a), now);
+        assert_eq!(index.feeds[1].state, State::Stale);
+        // A recent success stays ok.
+        let recent = FeedSummary {
+            state: State::Ok,
+            last_attempt: Some(now),
+            last_success: Some(now),
+            ..FeedSummary::never(&b)
+        };
+        let old = Index {
+            feeds: vec![FeedSummary::never(&a), recent],
+            ..old
+        };
+        assert_eq!(
+            merged(&config, Some(&old), FeedSummary::never(&a), now).feeds[1].state,
+            State::Ok
+        );
     }
 }

@@ -78,6 +78,7 @@ struct Material<'a> {
     not_before: Option<OffsetDateTime>,
     first_attempt: Option<OffsetDateTime>,
     interrupted: &'a Option<Interrupted>,
+    site_behind: bool,
     extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
@@ -101,6 +102,7 @@ impl<'a> Material<'a> {
             not_before,
             first_attempt,
             interrupted,
+            site_behind,
             extra,
             // The check's times. `outcome` too: updated then unchanged is a change of the word
             // only; the site and `flarefeed status` say "ok" for both.
@@ -131,6 +133,7 @@ impl<'a> Material<'a> {
             not_before: *not_before,
             first_attempt: *first_attempt,
             interrupted,
+            site_behind: *site_behind,
             extra,
         }
     }

@@ -88,9 +88,10 @@ pub enum Recording {
 }
 
 /// What [`Lease::release`] did with the finished record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Released {
-    Written,
+    /// Written, as this version.
+    Written(Version),
     /// Unchanged, and the record says so recently enough: left as it is.
     LeftWithinLag,
 }
@@ -245,7 +246,7 @@ impl<'a> Lease<'a> {
         let write = super::write(store, feed, record, Condition::unchanged_since(self.version.as_ref()));
         let conflict = match within(by, store, &key, write).await {
             Err(conflict @ StoreError::Conflict { .. }) => conflict,
-            other => return other.map(|_| Released::Written),
+            other => return other.map(Released::Written),
         };
         let reread = within(by, store, &key, super::read(store, feed)).await;
         let condition = match reread {
@@ -259,7 +260,23 @@ impl<'a> Lease<'a> {
         warn!(feed = %feed.name, "the status record was deleted during this refresh; writing it again");
         within(by, store, &key, super::write(store, feed, record, condition))
             .await
-            .map(|_| Released::Written)
+            .map(Released::Written)
+    }
+
+    /// Notes in the record just released (`written`) that the status site could not be written
+    /// after its change, so that the next refresh writes the site whatever it finds
+    /// ([`StatusRecord::site_behind`]). Only over that very version: a newer record stands.
+    pub async fn note_site_behind(&self, record: &StatusRecord, written: &Version, by: Instant) {
+        let mut record = record.clone();
+        record.site_behind = true;
+        let (store, feed) = (self.store, self.feed);
+        let write = super::write(store, feed, &record, Condition::Matches(written.clone()));
+        match within(by, store, &feed.status_key(), write).await {
+            Ok(_) => info!(feed = %feed.name, "the status site is behind; the next refresh writes it"),
+            Err(e) => {
+                warn!(feed = %feed.name, error = %e, "the status site is behind, and the record could not say so")
+            }
+        }
     }
 
     /// Ends the lease of an interrupted refresh: the record put back as it was before the

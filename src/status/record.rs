@@ -84,6 +84,10 @@ pub struct StatusRecord {
     /// nothing else in the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
+    /// The status site could not be written after this record's change: the next refresh
+    /// writes it whatever it finds, and does not leave the record unwritten within its lag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub site_behind: bool,
     /// Fields this build does not know, from a newer one: kept, and written back as they were.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -224,6 +228,7 @@ impl StatusRecord {
             first_attempt: None,
             history: Vec::new(),
             interrupted: None,
+            site_behind: false,
             extra: Default::default(),
             written: None,
         }
@@ -369,6 +374,8 @@ impl StatusRecord {
         self.url = redact_url(&feed.url);
         self.in_flight = None;
         self.interrupted = None;
+        // This refresh writes the site with its record.
+        self.site_behind = false;
         self.solver_ms = found.solver_ms;
         self.total_ms = Some(total_ms);
         self.final_url = found.final_url.clone();

@@ -475,3 +475,127 @@ async fn records_from_before_the_site_join_it_at_their_first_refresh() {
     );
     assert_eq!(puts_of_index(&test), before + 1, "and not again");
 }
+
+/// Issue 27, finding 9: a site that could not be written after a feed recovered is written by
+/// the next refresh, though that one changes nothing: the page stops saying `failing`.
+#[tokio::test]
+async fn a_site_that_could_not_be_written_is_written_by_the_next_refresh() {
+    use crate::helpers::s3_server::Fault;
+    let test = TestApp::builder().backend(Backend::S3s).start().await;
+    test.publish_good().await;
+    test.fake.then(error_reply(
+        "Error: Error solving the challenge. Timeout after 5.0 seconds.",
+    ));
+    test.refresh(RefreshOptions::cli(false)).await;
+    let page = || async { String::from_utf8(test.object("index.html").await.unwrap()).unwrap() };
+    assert!(page().await.contains("data-state=\"failing\""));
+
+    // The feed recovers, and the page cannot be written.
+    test.s3().set_fault(Some(Fault::DenyPutOf("index.html".into())));
+    test.fake
+        .then(crate::helpers::rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let recovered = test.refresh(RefreshOptions::cli(false)).await;
+    assert!(!recovered.outcome.is_failure(), "{:?}", recovered.outcome);
+    assert!(page().await.contains("data-state=\"failing\""), "the page was written");
+    assert!(test.status().await.site_behind, "the record says the site is behind");
+
+    // The next refresh changes nothing, and writes the site all the same.
+    test.s3().set_fault(None);
+    test.fake
+        .then(crate::helpers::rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let unchanged = test.refresh(RefreshOptions::queued(None)).await;
+    assert_eq!(unchanged.outcome, Outcome::Unchanged);
+    assert!(page().await.contains("data-state=\"ok\""), "{}", page().await);
+    assert!(!test.status().await.site_behind);
+}
+
+/// A store in which a refresh's update of the site's index lands between `flarefeed site`'s
+/// read of the index and its write.
+struct RefreshLandsMeanwhile {
+    inner: flarefeed::store::MemoryStore,
+    newer: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl flarefeed::store::Store for RefreshLandsMeanwhile {
+    async fn head(&self, key: &str) -> Result<Option<flarefeed::store::ObjectInfo>, flarefeed::store::StoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<flarefeed::store::Stored>, flarefeed::store::StoreError> {
+        let read = self.inner.get(key).await;
+        let newer = self.newer.lock().unwrap().take();
+        if let Some(body) = newer.filter(|_| key == "status/index.json") {
+            let options = flarefeed::store::PutOptions {
+                content_type: "application/json",
+                cache_control: "no-cache",
+                sha256: None,
+                condition: flarefeed::store::Condition::Any,
+            };
+            self.inner.put(key, body, options).await?;
+        }
+        read
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        options: flarefeed::store::PutOptions<'_>,
+    ) -> Result<flarefeed::store::Version, flarefeed::store::StoreError> {
+        self.inner.put(key, body, options).await
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<String>, flarefeed::store::StoreError> {
+        self.inner.list(folder).await
+    }
+
+    fn locate(&self, key: &str) -> String {
+        self.inner.locate(key)
+    }
+}
+
+/// Issue 27, finding 9: `flarefeed site` writes the index over the one it read, never over a
+/// refresh's update that landed meanwhile: the feed that refresh attempted keeps its newer
+/// summary.
+#[tokio::test]
+async fn a_rebuilt_site_keeps_an_update_that_landed_meanwhile() {
+    use flarefeed::config::Config;
+    use flarefeed::site::{FeedSummary, Index, State};
+    use flarefeed::status::StatusRecord;
+    let now = time::OffsetDateTime::now_utc();
+    let feed = FeedConfig::new("news", "https://news.example.test/feed");
+    let config = Config {
+        feeds: vec![feed.clone()],
+        ..Config::default()
+    };
+    let landed = Index {
+        title: "t".into(),
+        generated: now,
+        feeds: vec![FeedSummary {
+            state: State::Failing,
+            last_attempt: Some(now),
+            failures: 1,
+            ..FeedSummary::never(&feed)
+        }],
+    };
+    let store = RefreshLandsMeanwhile {
+        inner: flarefeed::store::MemoryStore::default(),
+        newer: std::sync::Mutex::new(Some(serde_json::to_vec(&landed).unwrap())),
+    };
+    // The records as `flarefeed site` read them, before that refresh.
+    let mut record = StatusRecord::never(&feed);
+    record.last_attempt = Some(now - time::Duration::minutes(5));
+    record.last_success = record.last_attempt;
+    let index = flarefeed::site::rebuild(&store, &config, &[record], now).await.unwrap();
+    assert_eq!(index.feeds[0].state, State::Failing, "{index:?}");
+    let stored: Index = serde_json::from_slice(
+        &flarefeed::store::Store::get(&store, "status/index.json")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(stored.feeds[0].failures, 1, "the refresh's update was written over");
+}
