@@ -928,3 +928,14 @@ async fn run_on_a_terminal_shows_what_runs_and_what_comes_next() {
         "{screen:?}"
     );
 }
+
+/// Issue 27, finding 14: the binary is position-independent (an ELF of type `ET_DYN`), so the
+/// long-lived `flarefeed run` has its own image, C code included, at a random address.
+#[test]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn the_binary_is_position_independent() {
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_flarefeed")).unwrap();
+    assert_eq!(&binary[..4], b"\x7fELF");
+    let e_type = u16::from_le_bytes([binary[16], binary[17]]);
+    assert_eq!(e_type, 3, "ET_DYN (3) is a PIE; ET_EXEC (2) loads at a fixed address");
+}
