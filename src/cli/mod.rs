@@ -84,7 +84,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write the status site (index.html, feeds.opml, status/index.json, badges) from every
+    /// Write the status site (index.html, feeds.opml, index.json, badges) from every
     /// feed's record. Refreshes keep it up to date themselves; this writes it whole.
     Site {
         /// The configuration file (else FLAREFEED_CONFIG, FLAREFEED_CONFIG_FILE or FLAREFEED_CONFIG_URL).

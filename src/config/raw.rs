@@ -396,7 +396,7 @@ pub(super) fn check_feed(feed: &FeedConfig, at: &str) -> Result<(), ConfigError>
             "`status` and keys under status/ are reserved for status records",
         ));
     }
-    if SITE_KEYS.contains(&key.as_str()) {
+    if SITE_KEYS.contains(&key.as_str()) || key == SITE_INDEX {
         return Err(invalid(
             format!("{at}.key"),
             format!("{key:?} is reserved for the status site"),

@@ -213,13 +213,17 @@ pub struct Config {
 /// The status site's pages, beside the feeds: no feed may take these keys.
 pub const SITE_KEYS: [&str; 2] = ["index.html", "feeds.opml"];
 
-/// The status site's summary for machines, beside the status records (and not one of them).
-pub const SITE_INDEX: &str = "status/index.json";
+/// The status site's summary for machines, beside its page: public as the page is.
+pub const SITE_INDEX: &str = "index.json";
+
+/// Where builds before issue 27 kept the site's summary: among the status records, which stay
+/// private, so a CDN could not serve it. Read once, when [`SITE_INDEX`] is not there yet.
+pub const LEGACY_SITE_INDEX: &str = "status/index.json";
 
 /// `[site]`: the status site written beside the feeds ([`crate::site`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteConfig {
-    /// Write `index.html`, `feeds.opml`, `status/index.json` and the badges (default true).
+    /// Write `index.html`, `feeds.opml`, `index.json` and the badges (default true).
     pub enabled: bool,
     /// The page's title.
     pub title: String,

@@ -1,10 +1,10 @@
 //! The status site, written into the store beside the feeds: `index.html` (every feed, its
 //! state and a bar of its last attempts), `feeds.opml` (every published feed, for a reader to
-//! subscribe to all at once), `status/index.json` (the same summary for machines) and
+//! subscribe to all at once), `index.json` (the same summary for machines) and
 //! `status/<name>.svg` (a badge).
 //!
 //! A refresh whose feed's summary changed (its state, what is published, its failures in a row)
-//! updates the site; an unchanged one writes nothing. `status/index.json` is the one source: it
+//! updates the site; an unchanged one writes nothing. `index.json` is the one source: it
 //! is re-read and written with a conditional write, retried on conflict, so two refreshes that
 //! finish together both land in it. The pages are rendered from the index being written and put
 //! *before* it, so that the last writer of the index is also the last writer of the pages.
@@ -23,12 +23,23 @@ use crate::config::{Config, FeedConfig, SITE_KEYS};
 use crate::fetch::Route;
 use crate::redact::{one_line, redact_url};
 use crate::status::{DEFAULT_LEASE, StatusRecord};
-use crate::store::{Condition, PutOptions, Store, StoreError};
+use crate::store::{Condition, PutOptions, Store, StoreError, Stored};
 
 pub use page::{human_bytes, minutes, render as render_page};
 
-/// The summary for machines, beside the status records.
+/// The summary for machines, beside the page.
 pub const INDEX_JSON: &str = crate::config::SITE_INDEX;
+
+/// The index as stored, and the condition its next write must meet: the new key, or, where it is
+/// not there yet, the summary an earlier build kept among the status records (written to the
+/// new key as a new object).
+async fn read_index(store: &dyn Store) -> Result<(Option<Stored>, Condition), StoreError> {
+    if let Some(stored) = store.get(INDEX_JSON).await? {
+        let condition = Condition::Matches(stored.version.clone());
+        return Ok((Some(stored), condition));
+    }
+    Ok((store.get(crate::config::LEGACY_SITE_INDEX).await?, Condition::Absent))
+}
 
 /// How often a conditional write of the index is tried before the update is given up (and
 /// logged: the next change writes it again): enough for every solver slot finishing at once.
@@ -69,7 +80,7 @@ impl State {
     }
 }
 
-/// `status/index.json`.
+/// `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
     pub title: String,
@@ -213,17 +224,13 @@ pub async fn update(
     }
     let mut written = Written::default();
     for _ in 0..TRIES {
-        let stored = store.get(INDEX_JSON).await?;
+        let (stored, condition) = read_index(store).await?;
         written.gets += 1;
-        let (old, condition) = match &stored {
-            Some(stored) => (
-                serde_json::from_slice::<Index>(&stored.body)
-                    .inspect_err(|e| warn!(error = %e, "status/index.json does not parse; it is written again"))
-                    .ok(),
-                Condition::Matches(stored.version.clone()),
-            ),
-            None => (None, Condition::Absent),
-        };
+        let old = stored.and_then(|stored| {
+            serde_json::from_slice::<Index>(&stored.body)
+                .inspect_err(|e| warn!(error = %e, "index.json does not parse; it is written again"))
+                .ok()
+        });
         let index = merged(config, old.as_ref(), summary.clone(), now);
         written.puts += write_pages(store, config, old.as_ref(), &index, Some(&feed.name)).await?;
         match put_index(store, &index, condition).await {
@@ -232,14 +239,14 @@ pub async fn update(
                 return Ok(written);
             }
             Err(StoreError::Conflict { .. }) => {
-                info!(feed = %feed.name, "status/index.json changed meanwhile; reading it again");
+                info!(feed = %feed.name, "index.json changed meanwhile; reading it again");
                 // A pause that differs between writers, so that they stop colliding.
                 tokio::time::sleep(jitter(&feed.name, written.gets)).await;
             }
             Err(e) => return Err(e),
         }
     }
-    warn!(feed = %feed.name, tries = TRIES, "status/index.json kept changing; this update is given up, the next refresh writes it");
+    warn!(feed = %feed.name, tries = TRIES, "index.json kept changing; this update is given up, the next refresh writes it");
     Err(StoreError::Conflict {
         target: store.locate(INDEX_JSON),
     })
@@ -267,8 +274,7 @@ pub async fn rebuild(
     // Written over the index as read, never over a refresh's update that landed meanwhile: on
     // a conflict, a feed the stored index says was attempted later keeps the stored summary.
     for _ in 0..TRIES {
-        let stored = store.get(INDEX_JSON).await?;
-        let condition = Condition::unchanged_since(stored.as_ref().map(|s| &s.version));
+        let (stored, condition) = read_index(store).await?;
         if let Some(newer) = stored.and_then(|s| serde_json::from_slice::<Index>(&s.body).ok()) {
             for summary in &mut index.feeds {
                 let theirs = newer.feeds.iter().find(|f| f.name == summary.name);

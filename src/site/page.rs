@@ -50,7 +50,7 @@ pub fn render(index: &Index) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n\
          <p class=\"meta\">{} feeds: {} ok, {} stale, {} failing, {} never refreshed. Written <time datetime=\"{gen}\">{shown}</time>; \
-         times are as of then. <a href=\"feeds.opml\">Subscribe to all (OPML)</a> · <a href=\"status/index.json\">JSON</a></p>\n",
+         times are as of then. <a href=\"feeds.opml\">Subscribe to all (OPML)</a> · <a href=\"index.json\">JSON</a></p>\n",
         index.feeds.len(),
         counts(State::Ok),
         counts(State::Stale),

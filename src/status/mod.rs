@@ -140,7 +140,7 @@ pub async fn found(store: &dyn Store) -> Result<Vec<StatusRecord>, StoreError> {
     let mut records = Vec::new();
     for key in store.list("status/").await? {
         // The status site's summary lives beside the records, and is not one.
-        if !key.ends_with(".json") || key == crate::config::SITE_INDEX {
+        if !key.ends_with(".json") || key == crate::config::LEGACY_SITE_INDEX {
             continue;
         }
         let Some(stored) = store.get(&key).await? else {

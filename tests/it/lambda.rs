@@ -561,7 +561,7 @@ async fn each_kind_of_refresh_makes_few_requests() {
     /// (S3 PUTs of the feeds and records, S3 PUTs of the site, S3 GETs and HEADs, SQS calls).
     fn count(seen: &[Seen]) -> (usize, usize, usize, Vec<String>) {
         let site = |s: &&Seen| {
-            s.path.contains("/status/index")
+            s.path.ends_with("/index.json")
                 || s.path.ends_with(".html")
                 || s.path.ends_with(".svg")
                 || s.path.ends_with(".opml")

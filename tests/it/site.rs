@@ -14,7 +14,7 @@ use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
 use crate::helpers::{Backend, FEED_URL, TestApp, flarefeed_async, rss_page};
 
 /// The four files a refresh writes, beside the feeds.
-const FILES: [&str; 4] = ["index.html", "feeds.opml", "status/index.json", "status/good.svg"];
+const FILES: [&str; 4] = ["index.html", "feeds.opml", "index.json", "status/good.svg"];
 
 /// A secret in a feed's url: userinfo and a query token, neither of which may reach the site.
 const SECRET_URL: &str = "https://reader:hunter2@secret.example.test/feed.xml?token=s3cr3t";
@@ -63,7 +63,7 @@ fn check_site(file: impl Fn(&str) -> Option<Vec<u8>>) {
             assert!(!text.contains(secret), "{name} holds {secret:?}:\n{text}");
         }
     }
-    let index: Value = serde_json::from_slice(&file("status/index.json").unwrap()).unwrap();
+    let index: Value = serde_json::from_slice(&file("index.json").unwrap()).unwrap();
     let state = |name: &str| {
         index["feeds"]
             .as_array()
@@ -141,7 +141,7 @@ async fn refreshes_write_the_site_into_s3() {
     check_site(|name| objects.get(name).cloned());
 }
 
-/// Refreshes that finish together all land in status/index.json, on each store: the
+/// Refreshes that finish together all land in index.json, on each store: the
 /// conditional write is retried on conflict.
 #[tokio::test]
 async fn refreshes_finishing_together_lose_no_index_entry() {
@@ -162,14 +162,14 @@ async fn refreshes_finishing_together_lose_no_index_entry() {
         for report in futures_join(refreshes).await {
             assert_eq!(report.outcome, Outcome::Updated, "{backend:?}");
         }
-        let index: Value = serde_json::from_slice(&test.object("status/index.json").await.unwrap()).unwrap();
+        let index: Value = serde_json::from_slice(&test.object("index.json").await.unwrap()).unwrap();
         assert_eq!(feeds_ok(&index), feeds.len(), "{backend:?}: {index}");
         let html = String::from_utf8(test.object("index.html").await.unwrap()).unwrap();
         assert_eq!(html.matches("data-state=\"ok\"").count(), feeds.len(), "{backend:?}");
     }
 }
 
-/// How many feeds of a `status/index.json` are ok.
+/// How many feeds of a `index.json` are ok.
 fn feeds_ok(index: &Value) -> usize {
     index["feeds"]
         .as_array()
@@ -198,7 +198,7 @@ async fn the_site_costs_one_get_and_two_puts_per_change_and_nothing_otherwise() 
             .filter(|(_, path)| {
                 path.ends_with("/index.html")
                     || path.ends_with("/feeds.opml")
-                    || path.ends_with("/status/index.json")
+                    || path.ends_with("/index.json")
                     || path.ends_with(".svg")
             })
             .map(|(method, path)| format!("{method} {}", path.rsplit('/').next().unwrap()))
@@ -440,8 +440,7 @@ async fn refresh_processes_at_once_lose_no_index_entry() {
         let out = child.wait_with_output().await.unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     }
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out/status/index.json")).unwrap()).unwrap();
+    let index: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out/index.json")).unwrap()).unwrap();
     assert_eq!(feeds_ok(&index), 4, "{index}");
     let html = std::fs::read_to_string(dir.path().join("out/index.html")).unwrap();
     assert_eq!(html.matches("data-state=\"ok\"").count(), 4);
@@ -458,7 +457,7 @@ async fn records_from_before_the_site_join_it_at_their_first_refresh() {
     test.s3()
         .put("status/news.json", serde_json::to_vec(&record).unwrap())
         .await;
-    let puts_of_index = |test: &TestApp| test.s3().puts_of("status/index.json");
+    let puts_of_index = |test: &TestApp| test.s3().puts_of("index.json");
     let before = puts_of_index(&test);
     assert_eq!(
         test.refresh(RefreshOptions::cli(false)).await.outcome,
@@ -525,7 +524,7 @@ impl flarefeed::store::Store for RefreshLandsMeanwhile {
     async fn get(&self, key: &str) -> Result<Option<flarefeed::store::Stored>, flarefeed::store::StoreError> {
         let read = self.inner.get(key).await;
         let newer = self.newer.lock().unwrap().take();
-        if let Some(body) = newer.filter(|_| key == "status/index.json") {
+        if let Some(body) = newer.filter(|_| key == "index.json") {
             let options = flarefeed::store::PutOptions {
                 content_type: "application/json",
                 cache_control: "no-cache",
@@ -590,7 +589,7 @@ async fn a_rebuilt_site_keeps_an_update_that_landed_meanwhile() {
     let index = flarefeed::site::rebuild(&store, &config, &[record], now).await.unwrap();
     assert_eq!(index.feeds[0].state, State::Failing, "{index:?}");
     let stored: Index = serde_json::from_slice(
-        &flarefeed::store::Store::get(&store, "status/index.json")
+        &flarefeed::store::Store::get(&store, "index.json")
             .await
             .unwrap()
             .unwrap()
@@ -598,4 +597,55 @@ async fn a_rebuilt_site_keeps_an_update_that_landed_meanwhile() {
     )
     .unwrap();
     assert_eq!(stored.feeds[0].failures, 1, "the refresh's update was written over");
+}
+
+/// The site's summary moved beside the page (issue 27): the first update after an upgrade
+/// carries every feed of the summary an earlier build kept at `status/index.json`.
+#[tokio::test]
+async fn the_summary_an_earlier_build_kept_is_carried_over() {
+    use flarefeed::config::Config;
+    use flarefeed::site::{FeedSummary, Index, State};
+    use flarefeed::status::StatusRecord;
+    use flarefeed::store::{Condition, MemoryStore, PutOptions, Store};
+    let now = time::OffsetDateTime::now_utc();
+    let (a, b) = (
+        FeedConfig::new("a", "https://a.example.test/feed"),
+        FeedConfig::new("b", "https://b.example.test/feed"),
+    );
+    let config = Config {
+        feeds: vec![a.clone(), b.clone()],
+        ..Config::default()
+    };
+    let legacy = Index {
+        title: "t".into(),
+        generated: now,
+        feeds: vec![
+            FeedSummary::never(&a),
+            FeedSummary {
+                state: State::Ok,
+                last_attempt: Some(now),
+                last_success: Some(now),
+                sha256: Some("b-sha".into()),
+                ..FeedSummary::never(&b)
+            },
+        ],
+    };
+    let store = MemoryStore::default();
+    let options = PutOptions {
+        content_type: "application/json",
+        cache_control: "no-cache",
+        sha256: None,
+        condition: Condition::Any,
+    };
+    let body = serde_json::to_vec(&legacy).unwrap();
+    store.put("status/index.json", body, options).await.unwrap();
+    let mut record = StatusRecord::never(&a);
+    record.last_attempt = Some(now);
+    record.last_success = Some(now);
+    flarefeed::site::update(&store, &config, &a, None, &record, now)
+        .await
+        .unwrap();
+    let index: Index = serde_json::from_slice(&store.get("index.json").await.unwrap().unwrap().body).unwrap();
+    assert_eq!(index.feeds[1].sha256.as_deref(), Some("b-sha"), "{index:?}");
+    assert_eq!(index.feeds[0].state, State::Ok);
 }

@@ -491,3 +491,29 @@ fn a_shared_bucket_needs_a_prefix() {
     );
     assert!(rule.contains("Assert: !Not [!Equals [!Ref Prefix, \"\"]]"), "{rule}");
 }
+
+/// Issue 27, finding 13 (CDN): the page's JSON link works through CloudFront. The summary is
+/// `index.json` beside `index.html`, which the function may write and CloudFront may serve,
+/// while the status records (`status/*.json`) stay private.
+#[test]
+fn the_sites_json_is_served_and_the_records_are_not() {
+    let template = template_text();
+    let role = block(&template, "FunctionRole");
+    assert!(role.contains("${Prefix}index.json"), "{role}");
+    let policy = block(&template, "FeedsBucketPolicy");
+    let deny = &policy[policy.find("Sid: StatusRecordsStayPrivate").unwrap()..];
+    let deny = &deny[..deny.find("- Sid:").unwrap_or(deny.len())];
+    assert!(
+        deny.contains("Effect: Deny") && deny.contains("${Prefix}status/*.json"),
+        "{deny}"
+    );
+    assert_eq!(flarefeed::config::SITE_INDEX, "index.json");
+    assert!(
+        flarefeed::site::render_page(&flarefeed::site::Index {
+            title: "t".into(),
+            generated: time::OffsetDateTime::UNIX_EPOCH,
+            feeds: vec![],
+        })
+        .contains("<a href=\"index.json\">JSON</a>")
+    );
+}
