@@ -9,7 +9,7 @@ mod format;
 mod guard;
 mod pages;
 
-pub use pages::explain_net_error;
+pub use pages::{explain_net_error, wall};
 mod xml;
 
 pub use decode::{decode, decode_with_charset};

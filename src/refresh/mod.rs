@@ -311,6 +311,7 @@ impl Refresher {
             deadline,
             copy,
             interrupt,
+            solver_hint: lease.claimed().wall_solver.clone(),
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let (timeout, reprobe_at) = match plan_route(feed, lease.claimed(), now, left, &self.config.fetch) {

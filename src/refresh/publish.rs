@@ -23,6 +23,8 @@ pub(super) struct Job<'a> {
     pub(super) deadline: Instant,
     pub(super) copy: PublishedCopy,
     pub(super) interrupt: Option<&'a Interrupt>,
+    /// The solver of a pool that got past the feed's wall, from its record: asked first.
+    pub(super) solver_hint: Option<String>,
 }
 
 /// The feed readers get now, as far as this refresh knows it. It is replaced only if it is

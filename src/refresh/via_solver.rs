@@ -34,6 +34,7 @@ impl Refresher {
             deadline: Some(job.deadline),
             max_timeout: feed.request.max_timeout,
             proxy: feed.request.proxy.as_ref(),
+            prefer: job.solver_hint.as_deref(),
         };
         let solved = interruptible(job.interrupt, self.solver.solve(&request)).await;
         let solver_ms = elapsed_ms(solving);
@@ -60,6 +61,7 @@ impl Refresher {
         let found = Findings {
             final_url,
             solver: solution.solver.clone(),
+            passed_over: solution.passed_over.clone(),
             ..found
         };
         let candidate = match solution.into_page().map_err(Unpublishable::Extract) {

@@ -108,6 +108,12 @@ pub struct FeedSummary {
     pub last_error: Option<String>,
     pub failures: u32,
     pub route: Option<Route>,
+    /// The solver that got the feed (its url without secrets), and those of a pool that met a
+    /// wall before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<String>,
     pub items: Option<usize>,
     pub bytes: Option<usize>,
     /// The fingerprint of what readers get, if anything is published.
@@ -140,6 +146,8 @@ impl FeedSummary {
             last_error: record.last_error.as_deref().map(one_line),
             failures: record.consecutive_failures,
             route: record.fetched_by,
+            solver: record.solver.clone(),
+            passed_over: record.passed_over.clone(),
             items: record.items,
             bytes: record.bytes,
             sha256: record.sha256.clone(),

@@ -123,11 +123,38 @@ fn row(html: &mut String, feed: &FeedSummary, now: OffsetDateTime) {
         url = text(&feed.url),
         every = every(std::time::Duration::from_secs(feed.interval_s)),
         failures = feed.failures,
-        route = feed.route.map(|r| r.to_string()).unwrap_or_else(|| "–".into()),
+        route = route(feed),
         items = number(feed.items),
         n = feed.history.len(),
     );
     html.push('\n');
+}
+
+/// How the feed was fetched: `direct`, or `solver` with the solver's host where a pool says
+/// which one got it (and which met a wall before it).
+fn route(feed: &FeedSummary) -> String {
+    let Some(route) = feed.route else {
+        return "–".into();
+    };
+    let host = |url: &str| {
+        reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| url.to_string())
+    };
+    let mut said = text(&route.to_string()).into_owned();
+    if let Some(solver) = feed.solver.as_deref().filter(|_| route == crate::fetch::Route::Solver) {
+        let _ = write!(said, "<div class=\"url\">{}</div>", text(&host(solver)));
+        if !feed.passed_over.is_empty() {
+            let walled: Vec<String> = feed.passed_over.iter().map(|s| host(s)).collect();
+            let _ = write!(
+                said,
+                "<div class=\"url\">past a wall that stopped {}</div>",
+                text(&walled.join(", "))
+            );
+        }
+    }
+    said
 }
 
 /// `2026-12-03 10:26 UTC`: what a reader needs of a time.

@@ -204,6 +204,10 @@ pub struct Solution {
     /// The upstream status; always 200 in the official build, real in the PyPI build.
     pub status: Option<u16>,
     pub response: Option<Body>,
+    /// The solvers of a pool that answered with a wall they did not get past (a challenge, a
+    /// block page) and were passed over for this one; without secrets.
+    #[serde(default)]
+    pub passed_over: Vec<String>,
 }
 
 impl Solution {
@@ -239,6 +243,9 @@ pub struct SolveRequest<'a> {
     pub max_timeout: Option<Duration>,
     /// The feed's proxy, for Chrome.
     pub proxy: Option<&'a Secret>,
+    /// The solver (its url without secrets) that got past this feed's wall where another did
+    /// not, from its status record: a pool asks it first.
+    pub prefer: Option<&'a str>,
 }
 
 impl<'a> SolveRequest<'a> {
@@ -250,6 +257,7 @@ impl<'a> SolveRequest<'a> {
             deadline,
             max_timeout: None,
             proxy: None,
+            prefer: None,
         }
     }
 }

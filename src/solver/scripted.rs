@@ -41,6 +41,7 @@ fn solution(url: &str, text: &str) -> Solution {
         solver: None,
         status: Some(200),
         response: Some(Body::Text(text.to_string())),
+        passed_over: Vec::new(),
     }
 }
 

@@ -267,6 +267,7 @@ impl RawReply<'_> {
             Some(raw) => Some(Solution {
                 url: raw.url,
                 solver: None,
+                passed_over: Vec::new(),
                 status: raw.status,
                 response: match raw.response.map(serde_json::value::RawValue::get) {
                     None | Some("null") => None,

@@ -44,6 +44,14 @@ pub struct StatusRecord {
     /// The solver that answered the last fetch, without secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver: Option<String>,
+    /// The solvers of a pool that met a wall they did not get past in the last fetch, and were
+    /// passed over for `solver`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<String>,
+    /// The solver of a pool that got past a wall another met for this feed: asked first, while
+    /// it keeps getting the feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_solver: Option<String>,
     /// How the last fetch went: `direct` or `solver`.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub fetched_by: Option<Route>,
@@ -220,6 +228,8 @@ impl StatusRecord {
             final_url: None,
             in_flight: None,
             solver: None,
+            passed_over: Vec::new(),
+            wall_solver: None,
             fetched_by: None,
             direct: None,
             solver_until: None,
@@ -258,6 +268,9 @@ pub struct Findings {
     pub validators: Option<Validators>,
     /// The feed goes straight to the solver until then, if the solver then succeeds.
     pub solver_until: Option<OffsetDateTime>,
+    /// The solvers of a pool passed over for the one that answered: they met a wall they did
+    /// not get past.
+    pub passed_over: Vec<String>,
     /// The feed that passed the guard; `None` when no body was read (a 304, the same ETag).
     pub document: Option<Document>,
 }
@@ -289,6 +302,13 @@ impl StatusRecord {
         if let Some(until) = found.solver_until {
             self.solver_until = Some(until);
         }
+        // A solver that got past a wall another met is asked first from now on, and stays so
+        // while it keeps getting the feed.
+        self.wall_solver = match (&found.solver, found.passed_over.is_empty()) {
+            (Some(solver), false) => Some(solver.clone()),
+            (Some(solver), true) if self.wall_solver.as_ref() == Some(solver) => Some(solver.clone()),
+            _ => None,
+        };
         if found.route == Some(Route::Direct) {
             // Direct works: no reason to go to the solver, and validators for the next
             // conditional GET (`refresh::direct` has the rules for sending them).
@@ -380,6 +400,7 @@ impl StatusRecord {
         self.total_ms = Some(total_ms);
         self.final_url = found.final_url.clone();
         self.solver = found.solver.clone();
+        self.passed_over = found.passed_over.clone();
         self.fetched_by = found.route;
         if found.direct.is_some() {
             self.direct = found.direct;

@@ -538,3 +538,100 @@ async fn a_fifo_group_has_one_message_in_flight_on_moto() {
     let third = receive().await;
     assert_eq!(third.iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(), ["a-2"]);
 }
+
+/// Issue 27: a pool learns which solver gets past a site's wall. One solver answers "ok" with
+/// the Cloudflare challenge still in the page (as FlareSolverr does on some Turnstile pages),
+/// the other solves it. Every feed is published, those that rank the walled solver first going
+/// on to the other within the same refresh; the records and the site name the solver that got
+/// past and the one that did not. A second refresh, in a new process (its pool knows nothing),
+/// never asks the walled solver: each record names the solver that got the feed.
+#[tokio::test]
+async fn a_pool_passes_over_a_walled_solver_and_remembers_which_one_gets_past() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    use crate::helpers::fixtures::fixture;
+    use flarefeed::deployment::Deployment;
+    use flarefeed::refresh::{Outcome, RefreshOptions};
+    use flarefeed::solver::{SessionPolicy, SolverPool, SolverSettings};
+
+    let (walled, solving) = (FakeSolver::start().await, FakeSolver::start().await);
+    let challenge = fixture("bad/cf-challenge.json");
+    let settings = SolverSettings {
+        url: walled.url.clone(),
+        urls: vec![walled.url.clone(), solving.url.clone()],
+        session: SessionPolicy::None,
+        ..SolverSettings::default()
+    };
+    let pool = SolverPool::new(&settings);
+    // The ranking depends on the ports: take 3 feeds that rank the walled solver first and 3
+    // that rank the solving one first, each on a site of its own.
+    let (walled_first, solving_first): (Vec<String>, Vec<String>) = (0..)
+        .map(|i| format!("feed-{i}"))
+        .take(200)
+        .partition(|name| pool.order(name)[0] == walled.url);
+    let names: Vec<String> = walled_first
+        .into_iter()
+        .take(3)
+        .chain(solving_first.into_iter().take(3))
+        .collect();
+    assert_eq!(names.len(), 6);
+    let feeds: Vec<FeedConfig> = names
+        .iter()
+        .map(|name| FeedConfig::new(name, &format!("https://{name}.example.test/rss.xml")))
+        .collect();
+    for feed in &feeds {
+        walled.page(&feed.url, Action::Reply(200, challenge.clone()));
+        solving.page(&feed.url, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    }
+    let test = TestApp::builder().feeds(feeds.clone()).start().await;
+    let mut config = (*test.config).clone();
+    config.solver = settings.clone();
+
+    let first = Deployment::connect(config.clone(), None).await;
+    for feed in &feeds {
+        let report = first.refresher.refresh(feed, RefreshOptions::cli(false)).await;
+        assert_eq!(report.outcome, Outcome::Updated, "{}: {report:?}", feed.name);
+        assert_eq!(report.solver.as_deref(), Some(solving.url.as_str()), "{}", feed.name);
+        let record: flarefeed::status::StatusRecord =
+            serde_json::from_slice(&test.object(&feed.status_key()).await.unwrap()).unwrap();
+        let walled_first = pool.order(&feed.name)[0] == walled.url;
+        let expected: Vec<String> = if walled_first { vec![walled.url.clone()] } else { vec![] };
+        assert_eq!(record.passed_over, expected, "{}", feed.name);
+    }
+    assert_eq!(
+        walled.log().len(),
+        3,
+        "the walled solver was asked by the feeds that rank it first"
+    );
+    let page = String::from_utf8(test.object("index.html").await.unwrap()).unwrap();
+    assert!(
+        page.contains("past a wall that stopped 127.0.0.1"),
+        "the site says which solver got past"
+    );
+
+    // Another feed of a site the pool has learnt, new to the records, that ranks the walled
+    // solver first: the solver that got past that site's wall is asked first.
+    let extra = (200..)
+        .map(|i| format!("feed-{i}"))
+        .find(|name| pool.order(name)[0] == walled.url)
+        .unwrap();
+    let site = reqwest::Url::parse(&feeds[0].url).unwrap();
+    let extra = FeedConfig::new(&extra, &format!("https://{}/other.xml", site.host_str().unwrap()));
+    solving.page(&extra.url, rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let report = first.refresher.refresh(&extra, RefreshOptions::cli(false)).await;
+    assert_eq!(report.solver.as_deref(), Some(solving.url.as_str()), "{report:?}");
+    assert_eq!(
+        walled.log().len(),
+        3,
+        "the pool asked the walled solver for a site it learnt"
+    );
+
+    // A new process: its pool has learnt nothing, the records say which solver got each feed.
+    // Twice: a feed stays with the solver that got past its wall while that one gets it.
+    let second = Deployment::connect(config, None).await;
+    for feed in feeds.iter().chain(&feeds) {
+        let report = second.refresher.refresh(feed, RefreshOptions::cli(false)).await;
+        assert_eq!(report.outcome, Outcome::Unchanged, "{}: {report:?}", feed.name);
+        assert_eq!(report.solver.as_deref(), Some(solving.url.as_str()), "{}", feed.name);
+    }
+    assert_eq!(walled.log().len(), 3, "the second refresh asked the walled solver");
+}
