@@ -360,3 +360,48 @@ async fn a_redirect_into_internal_space_is_refused_before_connecting() {
         "a LAN feed redirects within the LAN: {stdout}"
     );
 }
+
+/// Issue 27, findings 4 and 5, through the binary: a server that ignores If-None-Match and
+/// always sends one ETag gets its changed feed published at every refresh (the old one is not
+/// frozen); and a site that answers 304 to everything, to a first refresh or `--force`, fails
+/// saying so, with no `last_success` and no file, where it printed "not modified".
+#[tokio::test]
+async fn a_constant_etag_freezes_nothing_and_an_unasked_304_fails() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let feeds = format!(
+        "[[feeds]]\nname = \"constant\"\nurl = \"{}\"\nfetch = \"direct\"\n\
+         [[feeds]]\nname = \"always304\"\nurl = \"{}\"\nfetch = \"direct\"\n",
+        origin.url("/constant-etag.xml"),
+        origin.url("/always-304"),
+    );
+    let config = config(dir.path(), &solver_at(NO_SOLVER), &feeds);
+    let published = || std::fs::read_to_string(dir.path().join("public/constant.xml")).unwrap();
+    let (_, stdout, _) = run(dir.path(), &["refresh", "--config", &config], &[]).await;
+    assert!(stdout.contains("constant  updated"), "{stdout}");
+    let first = published();
+    let (_, stdout, _) = run(dir.path(), &["refresh", "constant", "--config", &config], &[]).await;
+    assert!(stdout.contains("constant  updated"), "{stdout}");
+    assert_ne!(published(), first, "the changed feed was not published");
+    let sent = origin.requests("/constant-etag.xml");
+    assert_eq!(sent[1].header("if-none-match"), Some("\"constant\""));
+
+    for args in [
+        &["refresh", "always304", "--config", &config][..],
+        &["refresh", "always304", "--force", "--config", &config],
+    ] {
+        let (ok, stdout, _) = run(dir.path(), args, &[]).await;
+        assert!(!ok, "{stdout}");
+        assert!(
+            stdout.contains("always304  failed at fetch") && stdout.contains("sent no validators"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("not modified"), "{stdout}");
+    }
+    let record = record(dir.path(), "always304");
+    assert_eq!(
+        (record["outcome"].as_str(), record["last_success"].is_null()),
+        (Some("failed"), true)
+    );
+    assert!(!dir.path().join("public/always304.xml").exists());
+}

@@ -175,6 +175,21 @@ async fn respond(stream: &mut TcpStream, path: &str, request: &Seen) -> std::io:
     let xml = |t: &str| ("Content-Type", t.to_string());
     match path {
         "/plain.xml" | "/feed.xml" => feed(stream, request, feed_xml("plain").as_bytes()).await,
+        // A server that ignores If-None-Match and always sends one ETag, whatever the feed says:
+        // its feed changes with every request.
+        "/constant-etag.xml" => {
+            let title = format!(
+                "version {}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            let headers = [xml("application/rss+xml"), ("ETag", "\"constant\"".into())];
+            send(stream, "200 OK", &headers, feed_xml(&title).as_bytes()).await
+        }
+        // A server (or a cache in front of it) that answers 304 to everything.
+        "/always-304" => send(stream, "304 Not Modified", &[], b"").await,
         "/challenge" => {
             let headers = [
                 ("Server", "cloudflare".into()),
