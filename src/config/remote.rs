@@ -77,13 +77,17 @@ pub struct Watched {
 /// What a read found.
 enum Read {
     Unchanged,
-    /// `uploaded`: when the object was written (S3's `Last-Modified`, Unix seconds), which orders
-    /// uploads where their versions cannot be.
-    Changed {
-        text: String,
-        version: String,
-        uploaded: Option<i64>,
-    },
+    Changed(Upload),
+}
+
+/// A configuration as read.
+struct Upload {
+    text: String,
+    /// The S3 ETag, or a SHA-256 of the file.
+    version: String,
+    /// When the object was written (S3's `Last-Modified`, Unix seconds), which orders uploads
+    /// where their versions cannot.
+    uploaded: Option<i64>,
 }
 
 /// What [`Watched::check`] found.
@@ -140,28 +144,24 @@ impl Watched {
         };
         let origin = watched.url.origin();
         let (refused, version) = match watched.read(&watched.url, None).await {
-            Ok(Read::Changed {
-                text,
-                version,
-                uploaded,
-            }) => match Config::checked(&text, &origin, &process_env) {
+            Ok(Read::Changed(upload)) => match Config::checked(&upload.text, &origin, &process_env) {
                 Ok(config) => {
-                    watched.keep_copy(&text, &version, uploaded).await;
-                    *watched.version.lock().await = version;
+                    watched.keep_copy(&upload).await;
+                    *watched.version.lock().await = upload.version;
                     return Ok(Opened {
                         watched,
                         config: Arc::new(config),
                         refused: None,
                     });
                 }
-                Err(e) => (e, version),
+                Err(e) => (e, upload.version),
             },
             Ok(Read::Unchanged) => unreachable!("a read without a version always reads"),
             Err(e) => (e, String::new()),
         };
         let copy = watched.url.copy();
         let config = match watched.read(&copy, None).await {
-            Ok(Read::Changed { text, .. }) => Config::checked(&text, &copy.origin(), &process_env).ok(),
+            Ok(Read::Changed(copied)) => Config::checked(&copied.text, &copy.origin(), &process_env).ok(),
             _ => None,
         };
         let Some(config) = config else {
@@ -188,21 +188,17 @@ impl Watched {
         let origin = self.url.origin();
         match self.read(&self.url, Some(&current)).await {
             Ok(Read::Unchanged) => Checked::Unchanged,
-            Ok(Read::Changed {
-                text,
-                version,
-                uploaded,
-            }) => match Config::checked(&text, &origin, &process_env) {
+            Ok(Read::Changed(upload)) => match Config::checked(&upload.text, &origin, &process_env) {
                 Ok(config) => {
                     info!(origin = %origin, feeds = config.feeds.len(), "configuration changed; using it");
-                    self.keep_copy(&text, &version, uploaded).await;
-                    *current = version;
+                    self.keep_copy(&upload).await;
+                    *current = upload.version;
                     Checked::Changed(Arc::new(config))
                 }
                 Err(e) => {
                     error!(origin = %origin, error = %e, "the new configuration is invalid; the last valid one stays in use");
                     // Not again for this version: one error per upload, not one per invocation.
-                    *current = version;
+                    *current = upload.version;
                     Checked::Invalid(e)
                 }
             },
@@ -213,11 +209,12 @@ impl Watched {
         }
     }
 
-    /// Keeps `text`, a valid configuration of `version` (`uploaded` then), as the last valid
-    /// copy, unless it is already the copy or the copy holds a configuration uploaded later.
+    /// Keeps `upload`, a valid configuration, as the last valid copy, unless it is already the
+    /// copy or the copy holds a configuration uploaded later.
     /// A copy that cannot be written is a warning: the function runs, and the IAM policy
     /// (`s3:PutObject` on the copy) wants fixing.
-    async fn keep_copy(&self, text: &str, version: &str, uploaded: Option<i64>) {
+    async fn keep_copy(&self, upload: &Upload) {
+        let text = upload.text.as_str();
         let copy = self.url.copy();
         let result = match &self.url {
             ConfigUrl::Path(config) => {
@@ -230,7 +227,7 @@ impl Watched {
             }
             ConfigUrl::S3 { bucket, key } => {
                 let client = self.s3.as_ref().expect("an S3 url has a client");
-                match self.put_copy(client, bucket, key, (text, version, uploaded)).await {
+                match self.put_copy(client, bucket, key, upload).await {
                     Ok(Kept::Written) => Ok(()),
                     Ok(Kept::AlreadyThere) => return,
                     Ok(Kept::Superseded) => {
@@ -262,8 +259,14 @@ impl Watched {
         client: &aws_sdk_s3::Client,
         bucket: &str,
         key: &str,
-        (text, version, uploaded): (&str, &str, Option<i64>),
+        upload: &Upload,
     ) -> Result<Kept, String> {
+        let Upload {
+            text,
+            version,
+            uploaded,
+        } = upload;
+        let (version, uploaded) = (version.as_str(), *uploaded);
         let copy_key = format!("{key}{LAST_VALID}");
         for _ in 0..3 {
             let head = client.head_object().bucket(bucket).key(&copy_key).send().await;
@@ -319,11 +322,11 @@ impl Watched {
                 Ok(if version == Some(hash.as_str()) {
                     Read::Unchanged
                 } else {
-                    Read::Changed {
+                    Read::Changed(Upload {
                         text,
                         version: hash,
                         uploaded: None,
-                    }
+                    })
                 })
             }
             ConfigUrl::S3 { bucket, key } => {
@@ -352,11 +355,11 @@ impl Watched {
                     .map_err(|e| failed(e.to_string()))?
                     .into_bytes();
                 let text = String::from_utf8(bytes.to_vec()).map_err(|e| failed(e.to_string()))?;
-                Ok(Read::Changed {
+                Ok(Read::Changed(Upload {
                     text,
                     version,
                     uploaded,
-                })
+                }))
             }
         }
     }
@@ -412,6 +415,15 @@ fn s3_client(sdk: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Clien
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configuration in the file at `path`, opened as a cold start opens it.
+    async fn open_file(path: &std::path::Path) -> Result<Opened, ConfigError> {
+        Watched::open(
+            ConfigUrl::Path(path.to_path_buf()),
+            aws_config::timeout::TimeoutConfig::disabled(),
+        )
+        .await
+    }
 
     /// Issue 27, finding 12: an environment that validated an older configuration never writes
     /// it over a copy of one uploaded later; the same version is never written twice.
@@ -470,12 +482,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flarefeed.toml");
         std::fs::write(&path, feed("a")).unwrap();
-        let opened = Watched::open(
-            ConfigUrl::Path(path.clone()),
-            aws_config::timeout::TimeoutConfig::disabled(),
-        )
-        .await
-        .unwrap();
+        let opened = open_file(&path).await.unwrap();
         let watched = opened.watched;
         assert_eq!(opened.config.feeds[0].name, "a");
         assert!(opened.refused.is_none());
@@ -506,21 +513,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flarefeed.toml");
         std::fs::write(&path, "not = [toml").unwrap();
-        assert!(matches!(
-            Watched::open(
-                ConfigUrl::Path(path.clone()),
-                aws_config::timeout::TimeoutConfig::disabled()
-            )
-            .await,
-            Err(ConfigError::Parse { .. })
-        ));
+        assert!(matches!(open_file(&path).await, Err(ConfigError::Parse { .. })));
         std::fs::write(&path, feed("a")).unwrap();
-        let first = Watched::open(
-            ConfigUrl::Path(path.clone()),
-            aws_config::timeout::TimeoutConfig::disabled(),
-        )
-        .await
-        .unwrap();
+        let first = open_file(&path).await.unwrap();
         let copy = dir.path().join("flarefeed.toml.last-valid");
         assert_eq!(std::fs::read_to_string(&copy).unwrap(), feed("a"), "kept");
         std::fs::write(&path, feed("b")).unwrap();
@@ -528,24 +523,14 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&copy).unwrap(), feed("b"), "kept on change");
 
         std::fs::write(&path, "not = [toml").unwrap();
-        let cold = Watched::open(
-            ConfigUrl::Path(path.clone()),
-            aws_config::timeout::TimeoutConfig::disabled(),
-        )
-        .await
-        .unwrap();
+        let cold = open_file(&path).await.unwrap();
         assert_eq!(cold.config.feeds[0].name, "b");
         assert!(matches!(cold.refused, Some(ConfigError::Parse { .. })));
         assert!(matches!(cold.watched.check().await, Checked::Unchanged), "said once");
 
         let huge = feed("c") + &"# padding\n".repeat(120_000);
         std::fs::write(&path, huge).unwrap();
-        let cold = Watched::open(
-            ConfigUrl::Path(path.clone()),
-            aws_config::timeout::TimeoutConfig::disabled(),
-        )
-        .await
-        .unwrap();
+        let cold = open_file(&path).await.unwrap();
         assert!(matches!(cold.refused, Some(ConfigError::TooLarge { .. })), "over 1 MiB");
         assert_eq!(cold.config.feeds[0].name, "b");
     }

@@ -9,7 +9,7 @@ mod format;
 mod guard;
 mod pages;
 
-pub use pages::{explain_net_error, wall};
+pub use pages::explain_net_error;
 mod xml;
 
 pub use decode::{decode, decode_with_charset};
@@ -125,4 +125,27 @@ pub enum FeedError {
         "the feed has {found} items, fewer than min_items = {min}: refusing to publish a feed that lost its items; lower the feed's min_items (--min-items with --url) if this is expected"
     )]
     TooFewItems { found: usize, min: usize },
+}
+
+/// The largest page [`wall`] looks at: a challenge or block page is a few kilobytes, and a page
+/// larger than this is a feed or a site's page, never a wall.
+const WALL_MAX_BYTES: usize = 256 * 1024;
+
+/// Whether a solver's page is a wall it did not get past: a Cloudflare challenge or block page,
+/// or DDoS-Guard's check, and no feed. A pool of solvers passes such an answer over for its next
+/// solver, which may get past it. Only small pages are looked at, as the guard would see them
+/// (after the feed is looked for in Chrome's viewer or `<pre>`), so a feed that mentions
+/// Cloudflare is never one.
+pub fn wall(page: &str) -> Option<FeedError> {
+    if page.len() > WALL_MAX_BYTES {
+        return None;
+    }
+    let extracted = extract(page).ok()?;
+    if !pages::looks_like_html(&extracted.text) {
+        return None;
+    }
+    match pages::known_page(&extracted.text)? {
+        wall @ (FeedError::CloudflareChallenge | FeedError::CloudflareBlock | FeedError::DdosGuard) => Some(wall),
+        _ => None,
+    }
 }

@@ -29,29 +29,6 @@ pub(crate) fn looks_like_html(text: &str) -> bool {
         .any(|p| head.starts_with(p))
 }
 
-/// The largest page [`wall`] looks at: a challenge or block page is a few kilobytes, and a page
-/// larger than this is a feed or a site's page, never a wall.
-const WALL_MAX_BYTES: usize = 256 * 1024;
-
-/// Whether a solver's page is a wall it did not get past: a Cloudflare challenge or block page,
-/// or DDoS-Guard's check, and no feed. A pool of solvers passes such an answer over for its next
-/// solver, which may get past it. Only small pages are looked at, as the guard would see them
-/// (after the feed is looked for in Chrome's viewer or `<pre>`), so a feed that mentions
-/// Cloudflare is never one.
-pub fn wall(page: &str) -> Option<FeedError> {
-    if page.len() > WALL_MAX_BYTES {
-        return None;
-    }
-    let extracted = super::extract(page).ok()?;
-    if !looks_like_html(&extracted.text) {
-        return None;
-    }
-    match known_page(&extracted.text)? {
-        wall @ (FeedError::CloudflareChallenge | FeedError::CloudflareBlock | FeedError::DdosGuard) => Some(wall),
-        _ => None,
-    }
-}
-
 /// A known non-feed page, if the text is one.
 pub(crate) fn known_page(text: &str) -> Option<FeedError> {
     known_page_in(text, &text.to_ascii_lowercase())

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{InFlight, Interrupted, RecordedValidators, StatusRecord};
+use super::StatusRecord;
 use crate::config::FeedConfig;
-use crate::fetch::{DirectClass, Route};
 use crate::outcome::Recorded;
 
 /// The most an unchanged refresh's record may lag: an hour, or four of the feed's intervals if
@@ -34,7 +33,7 @@ pub fn lag_allows(before: &StatusRecord, feed: &FeedConfig, now: OffsetDateTime)
 
 /// Whether the finished record `after` may be left unwritten: the refresh was unchanged, the
 /// record last written (`before`) is within its lag, and nothing in it but the times of the
-/// check (`Material` leaves them out) would change. What the record says about the published
+/// check (`same_material` leaves them out) would change. What the record says about the published
 /// feed, the last failure and the route is then exactly true; only the time of the last check
 /// lags.
 pub fn recent_enough(
@@ -53,94 +52,65 @@ pub fn recent_enough(
     {
         return false;
     }
-    Material::of(before) == Material::of(after)
+    same_material(before, after)
 }
 
-/// Everything a record says but the times of the check: what an unchanged refresh within the
-/// lag must not change. Built by taking the record apart without `..`, so a field added to
-/// [`StatusRecord`] does not compile until it is placed here or among the check's times.
-#[derive(PartialEq)]
-struct Material<'a> {
-    feed: &'a str,
-    url: &'a str,
-    last_error: &'a Option<String>,
-    consecutive_failures: u32,
-    items: Option<usize>,
-    bytes: Option<usize>,
-    sha256: &'a Option<String>,
-    final_url: &'a Option<String>,
-    in_flight: &'a Option<InFlight>,
-    solver: &'a Option<String>,
-    passed_over: &'a [String],
-    wall_solver: &'a Option<String>,
-    fetched_by: Option<Route>,
-    direct: Option<DirectClass>,
-    solver_until: Option<OffsetDateTime>,
-    validators: &'a Option<RecordedValidators>,
-    not_before: Option<OffsetDateTime>,
-    first_attempt: Option<OffsetDateTime>,
-    interrupted: &'a Option<Interrupted>,
-    site_behind: bool,
-    extra: &'a serde_json::Map<String, serde_json::Value>,
-}
-
-impl<'a> Material<'a> {
-    fn of(record: &'a StatusRecord) -> Self {
-        let StatusRecord {
-            feed,
-            url,
-            last_error,
-            consecutive_failures,
-            items,
-            bytes,
-            sha256,
-            final_url,
-            in_flight,
-            solver,
-            passed_over,
-            wall_solver,
-            fetched_by,
-            direct,
-            solver_until,
-            validators,
-            not_before,
-            first_attempt,
-            interrupted,
-            site_behind,
-            extra,
-            // The check's times. `outcome` too: updated then unchanged is a change of the word
-            // only; the site and `flarefeed status` say "ok" for both.
-            outcome: _,
-            last_attempt: _,
-            last_success: _,
-            solver_ms: _,
-            total_ms: _,
-            history: _,
-            // Not part of the record: when the store wrote it.
-            written: _,
-        } = record;
-        Self {
-            feed,
-            url,
-            last_error,
-            consecutive_failures: *consecutive_failures,
-            items: *items,
-            bytes: *bytes,
-            sha256,
-            final_url,
-            in_flight,
-            solver,
-            passed_over,
-            wall_solver,
-            fetched_by: *fetched_by,
-            direct: *direct,
-            solver_until: *solver_until,
-            validators,
-            not_before: *not_before,
-            first_attempt: *first_attempt,
-            interrupted,
-            site_behind: *site_behind,
-            extra,
-        }
-    }
+/// Whether `a` and `b` say the same but for the times of the check: what an unchanged refresh
+/// within the lag must not change. `a` is taken apart without `..`, so a field added to
+/// [`StatusRecord`] does not compile until it is compared here or named among the check's times.
+fn same_material(a: &StatusRecord, b: &StatusRecord) -> bool {
+    let StatusRecord {
+        feed,
+        url,
+        last_error,
+        consecutive_failures,
+        items,
+        bytes,
+        sha256,
+        final_url,
+        in_flight,
+        solver,
+        passed_over,
+        wall_solver,
+        fetched_by,
+        direct,
+        solver_until,
+        validators,
+        not_before,
+        first_attempt,
+        interrupted,
+        site_behind,
+        extra,
+        // The check's times. `outcome` too: updated then unchanged is a change of the word
+        // only; the site and `flarefeed status` say "ok" for both.
+        outcome: _,
+        last_attempt: _,
+        last_success: _,
+        solver_ms: _,
+        total_ms: _,
+        history: _,
+        // Not part of the record: when the store wrote it.
+        written: _,
+    } = a;
+    *feed == b.feed
+        && *url == b.url
+        && *last_error == b.last_error
+        && *consecutive_failures == b.consecutive_failures
+        && *items == b.items
+        && *bytes == b.bytes
+        && *sha256 == b.sha256
+        && *final_url == b.final_url
+        && *in_flight == b.in_flight
+        && *solver == b.solver
+        && *passed_over == b.passed_over
+        && *wall_solver == b.wall_solver
+        && *fetched_by == b.fetched_by
+        && *direct == b.direct
+        && *solver_until == b.solver_until
+        && *validators == b.validators
+        && *not_before == b.not_before
+        && *first_attempt == b.first_attempt
+        && *interrupted == b.interrupted
+        && *site_behind == b.site_behind
+        && *extra == b.extra
 }

@@ -650,6 +650,17 @@ async fn refresh_in(dir: &std::path::Path, config: &std::path::Path) -> Output {
         .unwrap()
 }
 
+/// `flarefeed refresh --config <config>` in `dir`, left running, its output dropped.
+fn refresh_in_background(dir: &std::path::Path, config: &std::path::Path) -> tokio::process::Child {
+    flarefeed_async(dir)
+        .args(["refresh", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn record(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("out/status/news.json")).unwrap()).unwrap()
 }
@@ -729,13 +740,7 @@ async fn a_claim_whose_process_is_gone_is_taken_over_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = one_feed_config(dir.path(), &fake.url);
     fake.then(Action::Hang);
-    let mut killed = flarefeed_async(dir.path())
-        .args(["refresh", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut killed = refresh_in_background(dir.path(), &config);
     let pid = killed.id().unwrap();
     fake.requests_reach(1).await;
     killed.kill().await.unwrap();
@@ -759,13 +764,7 @@ async fn a_claim_held_in_another_pid_namespace_is_not_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let config = one_feed_config(dir.path(), &fake.url);
     fake.then(Action::Hang);
-    let mut holder = flarefeed_async(dir.path())
-        .args(["refresh", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut holder = refresh_in_background(dir.path(), &config);
     fake.requests_reach(1).await;
     let unshared = crate::helpers::flarefeed_async_under(&["unshare", "--pid", "--fork", "--mount-proc"], dir.path())
         .args(["refresh", "--config"])
