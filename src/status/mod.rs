@@ -3,11 +3,13 @@
 //!
 //! - [`record`]: the record's shape, which outlives builds, and the transitions an attempt
 //!   makes to it.
-//! - [`lease`]: the claim protocol: the gate before a refresh, the claim, its release.
+//! - [`lease`]: the claim protocol: the gate before a refresh, the claim, its release; its
+//!   [`holder`], the process that holds a claim.
 //! - [`lag`]: how long an unchanged refresh may leave its record unwritten.
 //! - Here: the record's reads and writes (always with the version read, for the conditional
 //!   writes the lease relies on) and the listings.
 
+pub mod holder;
 pub mod lag;
 pub mod lease;
 pub mod record;
@@ -24,10 +26,10 @@ use crate::config::{Config, FeedConfig};
 pub use crate::outcome::Recorded;
 use crate::outcome::RefreshError;
 use crate::store::{Condition, PutOptions, Store, StoreError, Version};
+pub use holder::Holder;
 pub use lag::{MAX_RECORD_LAG, lag_allows, recent_enough, record_lag};
 pub use lease::{
-    Backoff, DEFAULT_LEASE, Gate, Hold, Holder, InFlight, LEASE_SLACK, Lease, Recording, Refused, Released,
-    STATUS_WRITE_GRACE,
+    Backoff, DEFAULT_LEASE, Gate, Hold, InFlight, LEASE_SLACK, Lease, Recording, Refused, Released, STATUS_WRITE_GRACE,
 };
 pub use record::{AttemptMark, Attempted, Document, Findings, HISTORY, Interrupted, RecordedValidators, StatusRecord};
 
