@@ -635,3 +635,49 @@ async fn a_pool_passes_over_a_walled_solver_and_remembers_which_one_gets_past() 
     }
     assert_eq!(walled.log().len(), 3, "the second refresh asked the walled solver");
 }
+
+/// Issue 27, finding 12, on moto: an environment that read an older configuration never
+/// writes it over the last valid copy of one uploaded later. Here the copy already holds a
+/// configuration uploaded after the one this cold start reads (as a faster environment that
+/// read the newer upload left it): the copy stands, where it was overwritten with the older one.
+#[tokio::test]
+async fn an_older_configuration_is_never_written_over_a_newer_copy() {
+    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
+    use flarefeed::config::remote::{ConfigUrl, Watched};
+    let moto = MotoServer::start().await;
+    let config = |name: &str| {
+        format!(
+            "[solver]\nurl = \"http://127.0.0.1:9/v1\"\n[store]\ndir = \"out\"\n[[feeds]]\nname = \"{name}\"\nurl = \"https://site.test/{name}\"\n"
+        )
+    };
+    moto.put("config/flarefeed.toml", config("older")).await;
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let newer = config("newer");
+    moto.client()
+        .put_object()
+        .bucket(BUCKET)
+        .key("config/flarefeed.toml.last-valid")
+        .metadata("flarefeed-source-version", "\"etag-of-the-newer-upload\"")
+        .metadata("flarefeed-source-uploaded", later.to_string())
+        .body(newer.clone().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let url = ConfigUrl::parse(&format!("s3://{BUCKET}/config/flarefeed.toml")).unwrap();
+    let opened = Watched::open_with(url, Some(moto.client())).await.unwrap();
+    assert_eq!(opened.config.feed_names(), ["older"], "it runs on what it read");
+    let copy = moto
+        .client()
+        .get_object()
+        .bucket(BUCKET)
+        .key("config/flarefeed.toml.last-valid")
+        .send()
+        .await
+        .unwrap();
+    let copied = copy.body.collect().await.unwrap().into_bytes();
+    assert_eq!(
+        String::from_utf8(copied.to_vec()).unwrap(),
+        newer,
+        "the newer copy was overwritten"
+    );
+}
