@@ -938,3 +938,31 @@ fn the_binary_is_position_independent() {
     let e_type = u16::from_le_bytes([binary[16], binary[17]]);
     assert_eq!(e_type, 3, "ET_DYN (3) is a PIE; ET_EXEC (2) loads at a fixed address");
 }
+
+/// Issue 27, finding 7, through the binary: `flarefeed run`'s refreshes claim their feed, so
+/// a `flarefeed refresh` of the same feed while one is in flight answers busy (exit 75) instead
+/// of running beside it.
+#[tokio::test]
+async fn a_refresh_beside_run_stands_back() {
+    use crate::helpers::fake_solver::{Action, FakeSolver};
+    let fake = FakeSolver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_feed_config(dir.path(), &fake.url);
+    fake.then(Action::Hang);
+    let mut run = flarefeed_async(dir.path())
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    fake.requests_reach(1).await;
+    fake.then(crate::helpers::rss_page("Mon, 01 Jan 2024 00:00:00 GMT"));
+    let beside = refresh_in(dir.path(), &config).await;
+    let stdout = text(&beside.stdout);
+    assert_eq!(beside.status.code(), Some(75), "{stdout}{}", text(&beside.stderr));
+    assert!(stdout.contains("busy"), "{stdout}");
+    let asked = fake.log().iter().filter(|c| c["cmd"] == "request.get").count();
+    assert_eq!(asked, 1, "the refresh asked the solver beside run's");
+    run.kill().await.unwrap();
+}
