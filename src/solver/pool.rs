@@ -113,20 +113,21 @@ impl Solver for SolverPool {
                     warn!(feed, error = %e, "no next solver could be asked in time");
                     break;
                 }
-                Ok(solution) if wall_in(&solution).is_some() => {
-                    let said = wall_in(&solution).map(|w| w.to_string()).unwrap_or_default();
-                    warn!(feed, solver = %redact_url(member.url()), wall = %said, "the solver did not get past the site's wall; trying the feed's next one");
-                    passed_over.push(redact_url(member.url()));
-                    walled.get_or_insert(solution);
-                }
-                Ok(mut solution) => {
-                    if !passed_over.is_empty() {
-                        info!(feed, solver = %redact_url(member.url()), "got past the wall; asked first for this site from now on");
-                        self.learn(request.url, member.url());
+                Ok(mut solution) => match wall_in(&solution) {
+                    Some(wall) => {
+                        warn!(feed, solver = %redact_url(member.url()), wall = %wall, "the solver did not get past the site's wall; trying the feed's next one");
+                        passed_over.push(redact_url(member.url()));
+                        walled.get_or_insert(solution);
                     }
-                    solution.passed_over = passed_over;
-                    return Ok(solution);
-                }
+                    None => {
+                        if !passed_over.is_empty() {
+                            info!(feed, solver = %redact_url(member.url()), "got past the wall; asked first for this site from now on");
+                            self.learn(request.url, member.url());
+                        }
+                        solution.passed_over = passed_over;
+                        return Ok(solution);
+                    }
+                },
                 Err(e) => return Err(e),
             }
         }
