@@ -229,11 +229,7 @@ impl Refresher {
                 let attempt = self.attempt(feed, options, deadline, &lease, interrupt).await;
                 if let Some(by) = attempt.interrupted() {
                     let record = lease.put_back(by).await;
-                    (
-                        attempt.outcome(Ok(Released::LeftWithinLag)),
-                        Some(attempt),
-                        Some(record),
-                    )
+                    (attempt.outcome(Ok(Released::PutBack)), Some(attempt), Some(record))
                 } else {
                     let longest_wait = self.config.fleet.max_backoff;
                     let record = attempt.record(feed, lease.claimed(), longest_wait, elapsed_ms(started));

@@ -94,6 +94,9 @@ pub enum Released {
     Written(Version),
     /// Unchanged, and the record says so recently enough: left as it is.
     LeftWithinLag,
+    /// An interrupted refresh's: the record put back as it was before the claim
+    /// ([`Lease::put_back`]).
+    PutBack,
 }
 
 impl<'a> Lease<'a> {
