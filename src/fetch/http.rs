@@ -55,7 +55,8 @@ impl HttpFetcher {
             detail: format!("not a url: {e}"),
         })?;
         let proxied = request.proxy.is_some();
-        let space = redirect::space_of(&start, proxied).await;
+        // Where the feed's own url is: looked up only if it redirects, as most feeds do not.
+        let mut feed_space = None;
         let (mut current, mut client, mut visited) = (start.clone(), client, Vec::new());
         loop {
             let headers = headers(request, current.origin() == start.origin())?;
@@ -84,6 +85,10 @@ impl HttpFetcher {
             if visited.contains(&next) {
                 return Err(refused(next.as_str(), "a redirect loop".into()));
             }
+            let space = match feed_space {
+                Some(space) => space,
+                None => *feed_space.insert(redirect::space_of(&start, proxied).await),
+            };
             client = match redirect::vet(&next, space, proxied).await {
                 Err(reason) => return Err(refused(next.as_str(), reason)),
                 Ok(Some(pinned)) => build_client(None, Some((next.host_str().unwrap_or_default(), &pinned)))?,
