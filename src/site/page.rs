@@ -136,10 +136,14 @@ fn route(feed: &FeedSummary) -> String {
     let Some(route) = feed.route else {
         return "–".into();
     };
+    // The host, and the port where one is given: solvers often share a host.
     let host = |url: &str| {
         reqwest::Url::parse(url)
             .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(u.port().map_or(host.clone(), |port| format!("{host}:{port}")))
+            })
             .unwrap_or_else(|| url.to_string())
     };
     let mut said = text(&route.to_string()).into_owned();
