@@ -210,16 +210,8 @@ async fn the_configuration_in_s3_is_followed_and_an_invalid_upload_is_refused() 
         "an invalid upload keeps the last valid configuration"
     );
     // A cold start now runs on the last valid copy, kept beside the object, and says why.
-    let copy = moto
-        .client()
-        .get_object()
-        .bucket(BUCKET)
-        .key("config/flarefeed.toml.last-valid")
-        .send()
-        .await
-        .unwrap();
-    let copied = copy.body.collect().await.unwrap().into_bytes();
-    assert_eq!(String::from_utf8(copied.to_vec()).unwrap(), config(&["one", "two"]));
+    let copied = moto.text("config/flarefeed.toml.last-valid").await;
+    assert_eq!(copied, config(&["one", "two"]));
     let cold = Watched::open_with(url.clone(), Some(moto.client())).await.unwrap();
     assert_eq!(cold.config.feed_names(), ["one", "two"]);
     let refused = cold.refused.expect("the upload was refused").to_string();
@@ -666,18 +658,6 @@ async fn an_older_configuration_is_never_written_over_a_newer_copy() {
     let url = ConfigUrl::parse(&format!("s3://{BUCKET}/config/flarefeed.toml")).unwrap();
     let opened = Watched::open_with(url, Some(moto.client())).await.unwrap();
     assert_eq!(opened.config.feed_names(), ["older"], "it runs on what it read");
-    let copy = moto
-        .client()
-        .get_object()
-        .bucket(BUCKET)
-        .key("config/flarefeed.toml.last-valid")
-        .send()
-        .await
-        .unwrap();
-    let copied = copy.body.collect().await.unwrap().into_bytes();
-    assert_eq!(
-        String::from_utf8(copied.to_vec()).unwrap(),
-        newer,
-        "the newer copy was overwritten"
-    );
+    let copied = moto.text("config/flarefeed.toml.last-valid").await;
+    assert_eq!(copied, newer, "the newer copy was overwritten");
 }

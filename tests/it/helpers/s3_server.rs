@@ -291,6 +291,16 @@ pub trait S3Endpoint {
         }
     }
 
+    /// The text at `key` in the tests' bucket.
+    fn text(&self, key: &str) -> impl std::future::Future<Output = String> {
+        let request = self.client().get_object().bucket(BUCKET).key(key);
+        async move {
+            let object = request.send().await.unwrap();
+            let bytes = object.body.collect().await.unwrap().into_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    }
+
     /// The environment the real binary needs to reach this server with the SDK's default
     /// chain (its endpoint comes from the configuration, or from AWS_ENDPOINT_URL).
     fn env(&self) -> Vec<(&'static str, String)> {
