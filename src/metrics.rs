@@ -138,6 +138,7 @@ mod tests {
             final_url: None,
             solver: None,
             route: None,
+            page: None,
         };
         let now = time::macros::datetime!(2026-11-22 10:05 UTC);
         let doc = emf(&report, Some(&record), now);

@@ -74,6 +74,9 @@ pub enum RefreshError {
     Feed(#[from] FeedError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// A feed built from a page found no item to publish.
+    #[error(transparent)]
+    Scrape(#[from] crate::scrape::ScrapeError),
     #[error("the feed was handled ({handled}), but its status record could not be written: {source}")]
     StatusNotWritten { handled: Recorded, source: StoreError },
     #[error("interrupted by {by} before it finished; the published feed and its status record are as they were")]
@@ -231,6 +234,9 @@ pub struct Report {
     /// How the feed was fetched, when it was: `direct` or `solver`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
+    /// A feed built from a page: what its items came to (matched, skipped, unreadable dates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<crate::scrape::Counts>,
 }
 
 /// The CLI's line: `name  outcome`, and for a good feed what it holds and where it went.
@@ -251,6 +257,13 @@ impl fmt::Display for Report {
                 }
                 if let Some(route) = self.route {
                     write!(f, " ({route})")?;
+                }
+                if let Some(page) = self.page.filter(|p| p.skipped > 0 || p.unreadable_dates > 0) {
+                    write!(
+                        f,
+                        "  [{} of {} skipped, {} dates unreadable: flarefeed preview {}]",
+                        page.skipped, page.matched, page.unreadable_dates, self.feed
+                    )?;
                 }
                 write!(f, "  -> {}", self.location)
             }

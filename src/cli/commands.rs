@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::print::status_table;
+use super::print::{self, status_table};
 use super::terminal::{clear_live_line, draw_live_line, shutdown_signal, signal_exit_code, spinning};
 use crate::config::{Config, ConfigError};
 use crate::deployment::{self, Asked, Deployment};
@@ -157,6 +157,45 @@ pub(super) async fn site(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         println!("{}", store.locate(key));
     }
     println!("{} feeds", index.feeds.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flarefeed preview`: the items the feed's rules read from its page (fetched, or `page`),
+/// what was skipped and why. Nothing is written. Exit 1 when there is no item.
+pub(super) async fn preview(
+    name: &str,
+    config: Option<PathBuf>,
+    page: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = deployment::load(config.as_deref()).await?.config;
+    let feed = config.feed(name)?.clone();
+    let saved = match &page {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let is_json = matches!(feed.scrape, Some(crate::scrape::Rules::Json(_)));
+            Some(crate::scrape::decode(&bytes, None, is_json).into_owned())
+        }
+        None => None,
+    };
+    let deployment = Deployment::connect(config, None).await;
+    let previewed = spinning(&feed.name, deployment.refresher.preview(&feed, saved)).await;
+    match previewed {
+        Ok(preview) if json => println!(
+            "{}",
+            serde_json::to_string_pretty(&print::preview_json(&feed, &preview))?
+        ),
+        Ok(preview) => print!(
+            "{}",
+            print::preview(&feed, &preview, crate::store::store_now(deployment.store.as_ref()))
+        ),
+        Err(failure) => {
+            if let Some(extraction) = &failure.extraction {
+                print!("{}", print::skipped(extraction));
+            }
+            return fail(format_args!("{}: {}: {}", feed.name, failure.stage, failure.error));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -84,6 +84,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the items a feed built from a page ([feeds.html] or [feeds.json]) would publish, and
+    /// what was skipped and why: for writing its selectors. Writes nothing; exit 1 when no item
+    /// is found.
+    Preview {
+        /// The feed's name.
+        name: String,
+        /// The configuration file (else FLAREFEED_CONFIG, FLAREFEED_CONFIG_FILE or FLAREFEED_CONFIG_URL).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Read this saved page (HTML, or JSON for [feeds.json]) instead of fetching it.
+        #[arg(long, value_name = "FILE")]
+        page: Option<PathBuf>,
+        /// Every field of every item, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the status site (index.html, feeds.opml, index.json, badges) from every
     /// feed's record. Refreshes keep it up to date themselves; this writes it whole.
     Site {
@@ -121,6 +137,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { config, json } => block_on(commands::status(config, json)),
         Command::Site { config } => block_on(commands::site(config)),
+        Command::Preview {
+            name,
+            config,
+            page,
+            json,
+        } => block_on(commands::preview(&name, config, page, json)),
         Command::Run { config, jobs } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -3,6 +3,8 @@
 use time::OffsetDateTime;
 
 use crate::config::{Config, FeedConfig};
+use crate::refresh::Preview;
+use crate::scrape::{Dated, Extraction};
 use crate::site::{FeedSummary, State, ago, human_bytes, minutes};
 use crate::status::{Backoff, StatusRecord};
 
@@ -161,4 +163,114 @@ pub(super) fn colour_wanted() -> bool {
     use std::io::IsTerminal;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     std::io::stdout().is_terminal() && !no_color && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// `flarefeed preview`'s lines: the feed's title and how the page came, then per item its date
+/// (or that it is dated by when first seen), title and link, then what was skipped.
+pub(super) fn preview(feed: &FeedConfig, preview: &Preview, now: OffsetDateTime) -> String {
+    let extraction = &preview.extraction;
+    let how = match preview.route {
+        Some(route) => format!("fetched {route}"),
+        None => "saved page".into(),
+    };
+    let moved = preview
+        .final_url
+        .as_ref()
+        .map(|url| format!(", landed on {url}"))
+        .unwrap_or_default();
+    let mut out = format!(
+        "{}  {:?}  {} items of {} matched ({how}{moved})\n",
+        feed.name,
+        preview.title,
+        extraction.items.len(),
+        extraction.matched
+    );
+    const DATE: usize = 26;
+    for item in &extraction.items {
+        let date = match &item.date {
+            Dated::On(date) => date.format("%Y-%m-%d %H:%M %:z").to_string(),
+            Dated::Undated => "(first seen)".into(),
+            Dated::Unreadable(_) => "(first seen: unreadable)".into(),
+        };
+        out.push_str(&format!(
+            "{date:<DATE$}{}\n{:DATE$}{}\n",
+            one_line(&item.title),
+            "",
+            item.link
+        ));
+        if let Dated::Unreadable(text) = &item.date {
+            out.push_str(&format!("{:DATE$}date {:?} was not read: give date_format\n", "", text));
+        }
+    }
+    let unreadable = extraction.unreadable_dates();
+    if unreadable > 0 {
+        out.push_str(&format!(
+            "{unreadable} dates were not read: those items are dated by when first seen (now, {})\n",
+            now.date()
+        ));
+    }
+    out.push_str(&skipped(extraction));
+    out
+}
+
+/// What was skipped, and why: nothing when nothing was.
+pub(super) fn skipped(extraction: &Extraction) -> String {
+    let mut out = String::new();
+    if extraction.skipped.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "skipped {} of {}:\n",
+        extraction.skipped.len(),
+        extraction.matched
+    ));
+    for skip in &extraction.skipped {
+        out.push_str(&format!("  item {}: {}\n", skip.position, skip.reason));
+    }
+    out
+}
+
+/// `flarefeed preview --json`: every field of every item, and what was skipped.
+pub(super) fn preview_json(feed: &FeedConfig, preview: &Preview) -> serde_json::Value {
+    let extraction = &preview.extraction;
+    let items: Vec<serde_json::Value> = extraction
+        .items
+        .iter()
+        .map(|item| {
+            let (date, date_text) = match &item.date {
+                Dated::On(date) => (Some(date.to_rfc3339()), None),
+                Dated::Undated => (None, None),
+                Dated::Unreadable(text) => (None, Some(text.clone())),
+            };
+            serde_json::json!({
+                "id": item.id,
+                "title": item.title,
+                "link": item.link,
+                "date": date,
+                "unreadable_date": date_text,
+                "author": item.author,
+                "content": item.content,
+            })
+        })
+        .collect();
+    let skipped: Vec<serde_json::Value> = extraction
+        .skipped
+        .iter()
+        .map(|s| serde_json::json!({"item": s.position, "reason": s.reason.to_string()}))
+        .collect();
+    serde_json::json!({
+        "feed": feed.name,
+        "title": preview.title,
+        "page_title": extraction.page_title,
+        "route": preview.route,
+        "final_url": preview.final_url,
+        "matched": extraction.matched,
+        "items": items,
+        "skipped": skipped,
+    })
+}
+
+/// A title on one line, control characters shown escaped.
+fn one_line(text: &str) -> String {
+    crate::redact::one_line(text)
 }

@@ -3,9 +3,11 @@
 //!
 //! - `types`: the configuration as the code uses it, with its defaults and bounds.
 //! - `raw`: the TOML as written, and its validation into those types.
+//! - `page`: `[feeds.html]` and `[feeds.json]`, the rules of a feed built from a page.
 //! - `sources`: where a configuration is found (a file, the environment, one url) and the
 //!   environment's single-setting overrides.
 
+mod page;
 mod raw;
 pub mod remote;
 mod sources;

@@ -134,6 +134,8 @@ struct RawFeed {
     headers: std::collections::BTreeMap<String, String>,
     proxy: Option<String>,
     max_timeout_ms: Option<u64>,
+    html: Option<super::page::RawHtml>,
+    json: Option<super::page::RawJson>,
 }
 
 impl RawConfig {
@@ -244,6 +246,7 @@ impl RawConfig {
                 check_max_timeout(&format!("{at}.max_timeout_ms"), ms)?;
                 feed.request.max_timeout = Some(Duration::from_millis(ms));
             }
+            feed.scrape = super::page::rules(raw.html, raw.json, &at)?;
             check_feed(&feed, &at)?;
             if !names.insert(feed.name.clone()) {
                 return Err(invalid(

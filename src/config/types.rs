@@ -65,6 +65,9 @@ pub struct FeedConfig {
     pub fetch: FetchMode,
     /// What its requests carry, directly and through the solver.
     pub request: RequestOptions,
+    /// How to build the feed from the page at `url` (`[feeds.html]`, `[feeds.json]`); `None`:
+    /// the url is a feed.
+    pub scrape: Option<crate::scrape::Rules>,
 }
 
 /// How a feed is fetched.
@@ -190,6 +193,7 @@ impl FeedConfig {
             interval: DEFAULT_INTERVAL,
             fetch: FetchMode::default(),
             request: RequestOptions::default(),
+            scrape: None,
         }
     }
 

@@ -58,7 +58,7 @@ pub fn extract(response: &str) -> Result<Extracted<'_>, FeedError> {
         });
     }
     match pre_content(doc) {
-        Some(Pre::Json) => Err(FeedError::Json),
+        Some(Pre::Json(_)) => Err(FeedError::Json),
         Some(Pre::Text(escaped)) => Ok(Extracted {
             text: undo_windows_1252(html_escape::decode_html_entities(escaped)),
             wrapper: Wrapper::Pre,
@@ -129,7 +129,20 @@ fn declares_utf8(text: &str) -> bool {
 
 enum Pre<'a> {
     Text(&'a str),
-    Json,
+    /// Chrome's JSON view: the escaped JSON.
+    Json(&'a str),
+}
+
+/// The JSON in Chrome's JSON view (the official build's answer for an API), unescaped; `None`
+/// if the page is not that view. A feed built from a JSON API reads it.
+pub fn json_in_page(page: &str) -> Option<Cow<'_, str>> {
+    let doc = document(page);
+    match pre_content(doc)? {
+        // Escaped text never holds a raw `<`.
+        Pre::Json(escaped) if !escaped.contains('<') => Some(html_escape::decode_html_entities(escaped)),
+        Pre::Json(_) => None,
+        Pre::Text(_) => None,
+    }
 }
 
 /// The escaped text of Chrome's `<html>…<body><pre …>TEXT</pre></body></html>` view, if that is
@@ -139,8 +152,8 @@ fn pre_content(doc: &str) -> Option<Pre<'_>> {
     let body = doc.find("<body><pre")? + "<body>".len();
     let open_end = body + doc[body..].find('>')? + 1;
     let doc = doc.trim_end();
-    if doc.ends_with(JSON_VIEWER_END) {
-        return Some(Pre::Json);
+    if let Some(inner) = doc.strip_suffix(JSON_VIEWER_END) {
+        return Some(Pre::Json(inner.get(open_end..)?));
     }
     let inner = doc.strip_suffix(PRE_END)?.get(open_end..)?;
     (!inner.contains('<')).then_some(Pre::Text(inner))
@@ -211,6 +224,19 @@ mod tests {
         let e = extract("\u{feff}<?xml version=\"1.0\"?><rss/>").unwrap();
         assert_eq!(e.text, "<?xml version=\"1.0\"?><rss/>");
         assert_eq!(e.wrapper, Wrapper::Raw);
+    }
+
+    #[test]
+    fn chromes_json_view_gives_its_json_back() {
+        let recorded = include_str!("../../tests/fixtures/flaresolverr/upstream-3.5.0/json_nosession.json");
+        let reply: serde_json::Value = serde_json::from_str(recorded).unwrap();
+        let page = reply["solution"]["response"].as_str().unwrap();
+        let json = json_in_page(page).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["nested"]["html"], "<b>x</b> & y");
+        assert_eq!(value["nested"]["zh"], "中文");
+        assert_eq!(extract(page).unwrap_err(), FeedError::Json);
+        assert_eq!(json_in_page("<html><body><pre>{}</pre></body></html>"), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use pages::explain_net_error;
 mod xml;
 
 pub use decode::{decode, decode_with_charset};
-pub use extract::{Extracted, Wrapper, extract};
+pub use extract::{Extracted, Wrapper, extract, json_in_page};
 pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
 pub use xml::{MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_EXPANSION_FACTOR};
@@ -125,6 +125,13 @@ pub enum FeedError {
         "the feed has {found} items, fewer than min_items = {min}: refusing to publish a feed that lost its items; lower the feed's min_items (--min-items with --url) if this is expected"
     )]
     TooFewItems { found: usize, min: usize },
+}
+
+/// The known page `page` is, if it is one that is not what was asked for: a wall, Chrome's
+/// error or New Tab page. A feed built from a page whose rules found nothing says this, rather
+/// than that a selector matched nothing.
+pub fn known_page(page: &str) -> Option<FeedError> {
+    pages::looks_like_html(page).then(|| pages::known_page(page)).flatten()
 }
 
 /// The largest page [`wall`] looks at: a challenge or block page is a few kilobytes, and a page

@@ -117,5 +117,6 @@ pub(super) fn report(
         final_url: found.and_then(|f| f.final_url.clone()),
         solver: found.and_then(|f| f.solver.clone()),
         route: found.and_then(|f| f.route),
+        page: found.and_then(|f| f.page),
     }
 }

@@ -21,11 +21,13 @@ use tracing::info;
 use super::attempt::Attempt;
 use super::publish::Job;
 use super::{Refresher, elapsed_ms};
+use crate::config::FeedConfig;
 use crate::feed;
 use crate::fetch::{DirectReply, DirectRequest, FetchError, Route, Validators};
 use crate::interrupt::interruptible;
 use crate::outcome::{Recorded, RefreshError, Stage};
 use crate::redact::redact_url;
+use crate::scrape::{self, Rules};
 use crate::status::{Findings, StatusRecord};
 
 /// The validators of one direct request: those the record holds for the url, and whether they
@@ -51,6 +53,28 @@ impl<'a> Conditional<'a> {
 }
 
 impl Refresher {
+    /// The direct GET of `feed` with its own user agent, headers and proxy.
+    pub(super) fn direct_request<'a>(
+        &'a self,
+        feed: &'a FeedConfig,
+        validators: Option<&'a crate::fetch::Validators>,
+        timeout: Duration,
+    ) -> DirectRequest<'a> {
+        DirectRequest {
+            url: &feed.url,
+            user_agent: feed
+                .request
+                .user_agent
+                .as_deref()
+                .unwrap_or(&self.config.fetch.user_agent),
+            headers: &feed.request.headers,
+            proxy: feed.request.proxy.as_ref(),
+            validators,
+            timeout,
+            max_bytes: self.config.solver.max_reply_bytes,
+        }
+    }
+
     /// The direct GET. `Ok` is the attempt's end (published, unchanged, or failed at the
     /// store); `Err` is a reply that was not a publishable feed, with what was found on the
     /// way, for the solver to go on from.
@@ -62,19 +86,7 @@ impl Refresher {
     ) -> Result<Attempt, (Findings, FetchError)> {
         let feed = job.feed;
         let conditional = Conditional::new(job, record);
-        let request = DirectRequest {
-            url: &feed.url,
-            user_agent: feed
-                .request
-                .user_agent
-                .as_deref()
-                .unwrap_or(&self.config.fetch.user_agent),
-            headers: &feed.request.headers,
-            proxy: feed.request.proxy.as_ref(),
-            validators: conditional.to_send(),
-            timeout,
-            max_bytes: self.config.solver.max_reply_bytes,
-        };
+        let request = self.direct_request(feed, conditional.to_send(), timeout);
         let fetching = Instant::now();
         let reply = match interruptible(job.interrupt, self.fetcher.get(&request)).await {
             Ok(reply) => reply,
@@ -118,6 +130,15 @@ impl Refresher {
             url: final_url.clone(),
             source,
         };
+        if let Some(rules) = &feed.scrape {
+            let text = scrape::decode(&body, charset.as_deref(), matches!(rules, Rules::Json(_))).into_owned();
+            drop(body);
+            // A wall in front of the page is the solver's to pass; any other page is read.
+            if let Some(wall) = feed::wall(&text) {
+                return Err((found, walled(final_url.clone(), wall)));
+            }
+            return Ok(self.publish_page(job, rules, text, found).await);
+        }
         let text = match feed::decode_with_charset(&body, charset.as_deref()) {
             Ok(text) => text,
             Err(source) => return Err((found, not_a_feed(source))),
@@ -129,5 +150,26 @@ impl Refresher {
         drop(text);
         drop(body);
         Ok(self.write_feed(job, candidate, found).await)
+    }
+}
+
+/// A page that answered 200 with a wall: the same classes as a challenge or block status.
+pub(super) fn walled(url: String, wall: feed::FeedError) -> FetchError {
+    match wall {
+        feed::FeedError::CloudflareBlock => FetchError::Blocked {
+            url,
+            status: 200,
+            detail: "a Cloudflare block page".into(),
+        },
+        feed::FeedError::DdosGuard => FetchError::Challenge {
+            url,
+            status: 200,
+            by: "DDoS-Guard".into(),
+        },
+        _ => FetchError::Challenge {
+            url,
+            status: 200,
+            by: "Cloudflare".into(),
+        },
     }
 }

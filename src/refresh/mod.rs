@@ -19,6 +19,8 @@
 
 mod attempt;
 mod direct;
+mod page;
+mod preview;
 mod publish;
 mod route;
 #[cfg(test)]
@@ -42,6 +44,7 @@ use crate::status::{Backoff, Gate, Hold, Lease, Recording, Released, StatusRecor
 pub use crate::status::{LEASE_SLACK, STATUS_WRITE_GRACE};
 use crate::store::{Store, store_now};
 use attempt::Attempt;
+pub use preview::{Preview, PreviewFailure};
 use publish::Job;
 use route::{Plan, plan_route};
 

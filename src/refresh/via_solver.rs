@@ -29,12 +29,8 @@ impl Refresher {
         let feed = job.feed;
         let solving = Instant::now();
         let request = SolveRequest {
-            feed: &feed.name,
-            url: &feed.url,
-            deadline: Some(job.deadline),
-            max_timeout: feed.request.max_timeout,
-            proxy: feed.request.proxy.as_ref(),
             prefer: job.solver_hint.as_deref(),
+            ..solve_request(feed, job.deadline)
         };
         let solved = interruptible(job.interrupt, self.solver.solve(&request)).await;
         let solver_ms = elapsed_ms(solving);
@@ -64,6 +60,12 @@ impl Refresher {
             passed_over: solution.passed_over.clone(),
             ..found
         };
+        if let Some(rules) = &feed.scrape {
+            return match solution.into_any_page() {
+                Ok(page) => self.publish_page(job, rules, page, found).await,
+                Err(e) => Attempt::failed(found, Stage::Extract, e),
+            };
+        }
         let candidate = match solution.into_page().map_err(Unpublishable::Extract) {
             Ok(page) => self.prepare(feed, page),
             Err(e) => Err(e),
@@ -100,5 +102,17 @@ impl Refresher {
         };
         self.check_and_format(feed, &text, Some(wrapper))
             .map_err(Unpublishable::Guard)
+    }
+}
+
+/// The solver's request for `feed`, with its own maxTimeout and proxy.
+pub(super) fn solve_request(feed: &FeedConfig, deadline: Instant) -> SolveRequest<'_> {
+    SolveRequest {
+        feed: &feed.name,
+        url: &feed.url,
+        deadline: Some(deadline),
+        max_timeout: feed.request.max_timeout,
+        proxy: feed.request.proxy.as_ref(),
+        prefer: None,
     }
 }

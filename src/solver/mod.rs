@@ -195,7 +195,7 @@ impl SolverError {
 }
 
 /// `solution` of a `request.get` reply.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Solution {
     /// The url Chrome ended on (after redirects).
     pub url: Option<String>,
@@ -206,7 +206,6 @@ pub struct Solution {
     pub response: Option<Body>,
     /// The solvers of a pool that answered with a wall they did not get past (a challenge, a
     /// block page) and were passed over for this one; without secrets.
-    #[serde(default)]
     pub passed_over: Vec<String>,
 }
 
@@ -221,14 +220,23 @@ impl Solution {
             None => Err(FeedError::Empty),
         }
     }
+
+    /// The page a feed built from a page reads: Chrome's page source, the raw text, or the
+    /// JSON an API answered with (the PyPI build's JSON value, as its text).
+    pub fn into_any_page(self) -> Result<String, FeedError> {
+        match self.response {
+            Some(Body::Text(text) | Body::Json(text)) => Ok(text),
+            None => Err(FeedError::Empty),
+        }
+    }
 }
 
-/// `solution.response`: Chrome's page source as a string, or, from the PyPI build, a JSON value.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
+/// `solution.response`: Chrome's page source as a string, or, from the PyPI build, a JSON value
+/// (kept as its text: it is read, if at all, by a feed built from a JSON API, lazily).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Text(String),
-    Json(serde_json::Value),
+    Json(String),
 }
 
 /// One page asked of the solver, with the feed's own options.

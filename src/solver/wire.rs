@@ -126,7 +126,7 @@ pub(super) struct Reply {
     pub(super) detail: Option<String>,
 }
 
-/// The most of a solver's own JSON (an `error`, a `detail`, a non-text `solution.response`)
+/// The most of a solver's own JSON (an `error`, a `detail`)
 /// that is parsed: every message a solver writes fits, and a hostile reply's megabytes are never
 /// parsed into a tree (a `serde_json::Value` takes up to 48 times its text). Anything larger is
 /// kept as a prefix of its text.
@@ -174,6 +174,13 @@ struct RawSolution<'a> {
     status: Option<u16>,
     #[serde(borrow)]
     response: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Where `solution.response` is in the body: a string literal (a page) to decode in place, or
+/// JSON (the PyPI build's value of a JSON reply) to keep as text.
+enum Response {
+    Text(Range<usize>),
+    Json(Range<usize>),
 }
 
 /// A string field, or `None` for any other JSON value: a solver's odd type for a field that only
@@ -260,7 +267,7 @@ impl RawReply<'_> {
     /// The reply, but for a text `solution.response`: that is left in `body`, and its literal's
     /// range returned, to be decoded in place ([`unescape_in_place`]) once the reply is known
     /// to be a success.
-    fn decode(self, body: &[u8]) -> Result<(Reply, Option<Range<usize>>), serde_json::Error> {
+    fn decode(self, body: &[u8]) -> Result<(Reply, Option<Response>), serde_json::Error> {
         let mut text = None;
         let solution = match self.solution {
             None => None,
@@ -271,12 +278,15 @@ impl RawReply<'_> {
                 status: raw.status,
                 response: match raw.response.map(serde_json::value::RawValue::get) {
                     None | Some("null") => None,
-                    Some(literal) if literal.starts_with('"') => {
+                    Some(literal) => {
                         let start = literal.as_ptr() as usize - body.as_ptr() as usize;
-                        text = Some(start..start + literal.len());
+                        let range = start..start + literal.len();
+                        text = Some(match literal.starts_with('"') {
+                            true => Response::Text(range),
+                            false => Response::Json(range),
+                        });
                         None
                     }
-                    Some(json) => Some(Body::Json(small_json(json))),
                 },
             }),
         };
@@ -379,12 +389,25 @@ pub(super) fn parse_reply(status: reqwest::StatusCode, body: Vec<u8>) -> Result<
     }
     match reply.status.as_deref() {
         Some("ok") if status.is_success() => {
-            if let (Some(literal), Some(solution)) = (text, reply.solution.as_mut()) {
-                let head = head();
-                let page = unescape_in_place(body, literal).map_err(|e| SolverError::Malformed {
-                    detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
-                })?;
-                solution.response = Some(Body::Text(page));
+            match (text, reply.solution.as_mut()) {
+                (Some(Response::Text(literal)), Some(solution)) => {
+                    let head = head();
+                    let page = unescape_in_place(body, literal).map_err(|e| SolverError::Malformed {
+                        detail: format!("HTTP {status}, not FlareSolverr JSON ({e}): {head:?}"),
+                    })?;
+                    solution.response = Some(Body::Text(page));
+                }
+                (Some(Response::Json(range)), Some(solution)) => {
+                    // The JSON's text takes the body's place: no second copy.
+                    let mut body = body;
+                    body.truncate(range.end);
+                    body.drain(..range.start);
+                    let json = String::from_utf8(body).map_err(|_| SolverError::Malformed {
+                        detail: format!("HTTP {status}: solution.response is not UTF-8"),
+                    })?;
+                    solution.response = Some(Body::Json(json));
+                }
+                _ => {}
             }
             Ok(reply)
         }

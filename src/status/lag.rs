@@ -80,6 +80,7 @@ fn same_material(a: &StatusRecord, b: &StatusRecord) -> bool {
         first_attempt,
         interrupted,
         site_behind,
+        page,
         extra,
         // The check's times. `outcome` too: updated then unchanged is a change of the word
         // only; the site and `flarefeed status` say "ok" for both.
@@ -112,5 +113,6 @@ fn same_material(a: &StatusRecord, b: &StatusRecord) -> bool {
         && *first_attempt == b.first_attempt
         && *interrupted == b.interrupted
         && *site_behind == b.site_behind
+        && *page == b.page
         && *extra == b.extra
 }

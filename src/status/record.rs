@@ -96,6 +96,10 @@ pub struct StatusRecord {
     /// writes it whatever it finds, and does not leave the record unwritten within its lag.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub site_behind: bool,
+    /// A feed built from a page: what the last page's items came to (matched, skipped, dated by
+    /// first-seen because their date was unreadable).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub page: Option<crate::scrape::Counts>,
     /// Fields this build does not know, from a newer one: kept, and written back as they were.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -239,6 +243,7 @@ impl StatusRecord {
             history: Vec::new(),
             interrupted: None,
             site_behind: false,
+            page: None,
             extra: Default::default(),
             written: None,
         }
@@ -273,6 +278,8 @@ pub struct Findings {
     pub passed_over: Vec<String>,
     /// The feed that passed the guard; `None` when no body was read (a 304, the same ETag).
     pub document: Option<Document>,
+    /// A feed built from a page: what its items came to, once they were read.
+    pub page: Option<crate::scrape::Counts>,
 }
 
 /// A feed that passed the guard and was formatted, in figures.
@@ -402,6 +409,10 @@ impl StatusRecord {
         self.solver = found.solver.clone();
         self.passed_over = found.passed_over.clone();
         self.fetched_by = found.route;
+        // A 304, or a failure before the page was read, leaves the last page's figures.
+        if found.page.is_some() {
+            self.page = found.page;
+        }
         if found.direct.is_some() {
             self.direct = found.direct;
         }

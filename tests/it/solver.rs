@@ -83,7 +83,13 @@ async fn pypi_shapes_are_understood() {
         .solve(&flarefeed::solver::SolveRequest::new("f", FEED_URL, None))
         .await
         .unwrap();
-    assert!(matches!(json.response, Some(Body::Json(ref v)) if v["name"] == "probe"));
+    let Some(Body::Json(text)) = json.response else {
+        panic!("a JSON value, as its text: {:?}", json.response)
+    };
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["name"],
+        "probe"
+    );
 
     fake.then(recorded_action("pypi-3.3.21/rss_nosession.json", 200));
     let rss = client(&fake.url, SessionPolicy::None)

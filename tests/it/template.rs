@@ -461,6 +461,7 @@ fn the_dashboard_draws_metrics_the_function_emits() {
         final_url: None,
         solver: None,
         route: Some(flarefeed::fetch::Route::Solver),
+        page: None,
     };
     let document = flarefeed::metrics::emf(&report, Some(&record), time::OffsetDateTime::now_utc());
     let mut declared: std::collections::BTreeSet<String> = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
