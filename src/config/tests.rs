@@ -355,3 +355,50 @@ fn fetch_settings_and_request_options_are_read_and_checked() {
         assert!(!error.contains("Injected: 1"), "a header value is repeated: {error}");
     }
 }
+
+#[test]
+fn a_page_source_is_checked_and_every_error_names_its_key() {
+    let feed = |tables: &str| {
+        parse(&format!(
+            "[[feeds]]\nname = \"board\"\nurl = \"https://forum.example/b\"\n{tables}"
+        ))
+    };
+    let html = "[feeds.html]\nitem = \"li.post\"\ntitle = \"a.title\"\nlink = \"a.title@href\"\n";
+    let config = feed(&format!(
+        "{html}date = \"time@datetime\"\ndate_format = \"%d/%m/%Y %H:%M\"\ntimezone = \"+08:00\"\nid = \"@data-id\"\n"
+    ))
+    .unwrap();
+    let Some(crate::scrape::Rules::Html(rules)) = &config.feeds[0].scrape else {
+        panic!("html rules: {:?}", config.feeds[0].scrape)
+    };
+    assert_eq!(rules.id.as_ref().unwrap().attribute.as_deref(), Some("data-id"));
+    assert_eq!(rules.dates.offset.local_minus_utc(), 8 * 3600);
+    let message = |tables: &str| feed(tables).unwrap_err().to_string();
+    let bad_item = message("[feeds.html]\nitem = \"li..post\"\ntitle = \"a\"\nlink = \"a@href\"\n");
+    assert!(
+        bad_item.contains("`feeds[0].html.item`") && bad_item.contains("\"li..post\" is not a CSS selector"),
+        "{bad_item}"
+    );
+    let bad_link = message("[feeds.html]\nitem = \"li\"\ntitle = \"a\"\nlink = \"a[href@href\"\n");
+    assert!(bad_link.contains("`feeds[0].html.link`"), "{bad_link}");
+    let unknown = message(&format!("{html}titel = \"h2\"\n"));
+    assert!(unknown.contains("unknown field `titel`"), "{unknown}");
+    let both = message(&format!(
+        "{html}[feeds.json]\nitems = \".\"\ntitle = \"t\"\nlink = \"u\"\n"
+    ));
+    assert!(
+        both.contains("`feeds[0]`") && both.contains("both [feeds.html] and [feeds.json]"),
+        "{both}"
+    );
+    let zone = message(&format!("{html}timezone = \"Asia/Shanghai\"\n"));
+    assert!(zone.contains("`feeds[0].html.timezone`"), "{zone}");
+    let no_link = message("[feeds.json]\nitems = \"data.posts\"\ntitle = \"title\"\n");
+    assert!(
+        no_link.contains("`feeds[0].json.link`") && no_link.contains("is required"),
+        "{no_link}"
+    );
+    let template = message("[feeds.json]\nitems = \".\"\ntitle = \"t\"\nlink_template = \"https://x/{id\"\n");
+    assert!(template.contains("`feeds[0].json.link_template`"), "{template}");
+    let path = message("[feeds.json]\nitems = \"data..posts\"\ntitle = \"t\"\nlink = \"u\"\n");
+    assert!(path.contains("`feeds[0].json.items`"), "{path}");
+}

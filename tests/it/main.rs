@@ -9,6 +9,7 @@ mod fleet;
 mod handler;
 mod helpers;
 mod lambda;
+mod pages;
 mod races;
 mod refresh;
 mod site;

@@ -48,8 +48,9 @@ pub struct Origin {
     task: JoinHandle<()>,
 }
 
-/// Feeds a test or the bench put at a path, served like `/plain.xml` (ETag, 304).
-type Pages = Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+/// What a test or the bench put at a path: a feed, served like `/plain.xml` (ETag, 304), or
+/// (with its `Content-Type`) a page, served as it is, without validators.
+type Pages = Arc<Mutex<std::collections::HashMap<String, (Option<String>, Vec<u8>)>>>;
 
 impl Drop for Origin {
     fn drop(&mut self) {
@@ -79,7 +80,14 @@ impl Origin {
 
     /// Serves `body` at `path` as a feed, with [`ETAG`] and 304 for it.
     pub fn page(&self, path: &str, body: &[u8]) {
-        self.pages.lock().unwrap().insert(path.into(), body.to_vec());
+        self.pages.lock().unwrap().insert(path.into(), (None, body.to_vec()));
+    }
+
+    /// Serves `body` at `path` with this `Content-Type`, 200 and no validators, as a site's
+    /// page or API is served.
+    pub fn serve(&self, path: &str, content_type: &str, body: &[u8]) {
+        let page = (Some(content_type.to_string()), body.to_vec());
+        self.pages.lock().unwrap().insert(path.into(), page);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -130,7 +138,8 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, pages: Pages)
     seen.lock().unwrap().push(request.clone());
     let page = pages.lock().unwrap().get(&path).cloned();
     let _ = match page {
-        Some(body) => feed(&mut stream, &request, &body).await,
+        Some((None, body)) => feed(&mut stream, &request, &body).await,
+        Some((Some(content_type), body)) => send(&mut stream, "200 OK", &[("Content-Type", content_type)], &body).await,
         None => respond(&mut stream, &path, &request).await,
     };
 }
@@ -155,7 +164,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-const CHALLENGE_PAGE: &str = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><script src=\"/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1\"></script></body></html>";
+pub const CHALLENGE_PAGE: &str = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><script src=\"/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1\"></script></body></html>";
 
 /// A feed as a plain feed server sends it: ETag and Last-Modified, and 304 when the request's
 /// `If-None-Match` names the ETag.
