@@ -15,7 +15,8 @@
 //!   type, and `flarefeed run`'s engine in one process.
 //! - [`metrics`]: CloudWatch EMF lines, an [`observer::Observer`] the Lambda wires in.
 //! - [`refresh`]: one refresh of one feed: acquire the lease, attempt (the route, direct or
-//!   through the solver, the publish), release the lease with the finished record.
+//!   through the solver, a feed built from its page, the publish), release the lease with the
+//!   finished record; and `preview`, the same fetch and reading with nothing written.
 //! - [`site`]: the status site beside the feeds, updated by a refresh whose summary changed.
 //! - [`observer`]: who hears of every refresh and tick, so that neither knows of metrics.
 //! - [`status`]: the per-feed status record and its transitions, the lease that lets one
@@ -27,6 +28,9 @@
 //!   `test-util` does for time.
 //! - [`config`]: the TOML configuration: its types, the raw TOML and its validation, its
 //!   sources and environment, and its S3 watch.
+//! - [`items`]: the item memory: when each item of a feed built from a page was first seen.
+//! - [`scrape`]: a feed built from a page that has none: items read by CSS selectors or JSON
+//!   paths, their dates, and the Atom document they become.
 //! - [`feed`]: extracting the feed from a solver's page, the guard, and the formatter.
 //! - [`interrupt`]: the CLI's Ctrl-C, which a refresh watches while it waits on the network.
 //! - [`redact`]: urls without their secrets, and site or solver text as one escaped line, for
