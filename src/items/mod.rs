@@ -131,7 +131,8 @@ pub async fn read(store: &dyn Store, feed: &str) -> Result<Stored, StoreError> {
 }
 
 /// Writes the memory over `version` (or where there is none), and fails if another writer got
-/// there first.
+/// there first: on S3 an `If-Match` or `If-None-Match: *` PUT, which S3 refuses with 412 when the
+/// object changed (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
 pub async fn write(
     store: &dyn Store,
     feed: &str,

@@ -525,3 +525,67 @@ async fn preview_shows_the_items_and_writes_nothing() {
 fn fixture_file(relative: &str) -> PathBuf {
     crate::helpers::fixtures::fixture_path(relative)
 }
+
+/// On S3 (moto's server): the item memory is written with a conditional write beside the
+/// records, once when the items change and never for an unchanged page; a changed page updates
+/// it over the version read.
+#[tokio::test]
+async fn the_item_memory_lives_in_s3_beside_the_records() {
+    use crate::helpers::s3_server::{BUCKET, MotoServer, S3Endpoint};
+    let origin = Origin::start().await;
+    let page = fixture("scrape/forum-board.html");
+    origin.serve("/categories/tech", "text/html", page.as_bytes());
+    let moto = MotoServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flarefeed.toml");
+    let store = format!(
+        "[store]\nbucket = \"{BUCKET}\"\nendpoint = \"{}\"\npath_style = true\nprefix = \"feeds/\"\n",
+        moto.endpoint
+    );
+    let text = format!(
+        "[solver]\nurl = \"{NO_SOLVER}\"\n{store}{}",
+        board("board", &origin.url("/categories/tech"))
+    );
+    std::fs::write(&path, text).unwrap();
+    let refresh = || async {
+        let mut command = flarefeed_async(dir.path());
+        command
+            .env_remove("FLAREFEED_FETCH")
+            .args(["refresh", "--config", path.to_str().unwrap()]);
+        command.envs(moto.env());
+        let out = command.output().await.unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let etag = |key: &'static str| {
+        let request = moto.client().head_object().bucket(BUCKET).key(key);
+        async move { request.send().await.unwrap().e_tag().unwrap().to_string() }
+    };
+    let out = refresh().await;
+    assert!(out.contains("board  updated  atom 1.0, 30 items"), "{out}");
+    let memory: Value = serde_json::from_str(&moto.text("feeds/status/items/board.json").await).unwrap();
+    let url = origin.url("/categories/tech");
+    assert_eq!(memory["items"].as_object().unwrap().len(), 30);
+    assert!(memory["items"][format!("{url}#512345")]["first"].is_i64(), "{memory}");
+    let written = etag("feeds/status/items/board.json").await;
+
+    let out = refresh().await;
+    assert!(out.contains("board  unchanged"), "{out}");
+    assert_eq!(
+        etag("feeds/status/items/board.json").await,
+        written,
+        "an unchanged page writes no memory"
+    );
+
+    let fewer = page.replace(
+        "<li class=\"post-list-item\" data-pid=\"512345\">",
+        "<li class=\"gone\">",
+    );
+    origin.serve("/categories/tech", "text/html", fewer.as_bytes());
+    let out = refresh().await;
+    assert!(out.contains("board  updated  atom 1.0, 29 items"), "{out}");
+    let memory: Value = serde_json::from_str(&moto.text("feeds/status/items/board.json").await).unwrap();
+    assert!(
+        memory["items"][format!("{url}#512345")]["gone"].is_i64(),
+        "the post that left is kept: {memory}"
+    );
+}
