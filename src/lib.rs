@@ -50,6 +50,7 @@ pub mod observer;
 pub mod outcome;
 pub mod redact;
 pub mod refresh;
+pub mod rewrite;
 pub mod scrape;
 pub mod site;
 pub mod solver;

@@ -4,11 +4,13 @@
 //! - `types`: the configuration as the code uses it, with its defaults and bounds.
 //! - `raw`: the TOML as written, and its validation into those types.
 //! - `page`: `[feeds.html]` and `[feeds.json]`, the rules of a feed built from a page.
+//! - `readers`: what readers get per feed: rules, the archive, full text.
 //! - `sources`: where a configuration is found (a file, the environment, one url) and the
 //!   environment's single-setting overrides.
 
 mod page;
 mod raw;
+mod readers;
 pub mod remote;
 mod sources;
 #[cfg(test)]

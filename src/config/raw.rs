@@ -34,6 +34,7 @@ struct RawSite {
     enabled: Option<bool>,
     title: Option<String>,
     base_url: Option<String>,
+    websub_hub: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +137,10 @@ struct RawFeed {
     max_timeout_ms: Option<u64>,
     html: Option<super::page::RawHtml>,
     json: Option<super::page::RawJson>,
+    #[serde(default)]
+    rules: Vec<super::readers::RawRule>,
+    archive: Option<super::readers::RawArchive>,
+    full_text: Option<super::readers::RawFullText>,
 }
 
 impl RawConfig {
@@ -247,6 +252,9 @@ impl RawConfig {
                 feed.request.max_timeout = Some(Duration::from_millis(ms));
             }
             feed.scrape = super::page::rules(raw.html, raw.json, &at)?;
+            feed.rules = super::readers::rules(raw.rules, &at)?;
+            feed.archive = super::readers::archive(raw.archive, &at)?;
+            feed.full_text = super::readers::full_text(raw.full_text, &at)?;
             check_feed(&feed, &at)?;
             if !names.insert(feed.name.clone()) {
                 return Err(invalid(
@@ -291,10 +299,20 @@ impl RawConfig {
                 ));
             }
         }
+        if let Some(hub) = &self.site.websub_hub {
+            check_http_url(hub, "site.websub_hub")?;
+            if self.site.base_url.is_none() {
+                return Err(invalid(
+                    "site.websub_hub",
+                    "needs site.base_url: a hub is told the feeds' public urls, and readers find the hub through them",
+                ));
+            }
+        }
         let site = SiteConfig {
             enabled: self.site.enabled.unwrap_or(defaults.enabled),
             title,
             base_url: self.site.base_url,
+            websub_hub: self.site.websub_hub,
         };
         Ok(Config {
             solver,

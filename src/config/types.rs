@@ -68,6 +68,12 @@ pub struct FeedConfig {
     /// How to build the feed from the page at `url` (`[feeds.html]`, `[feeds.json]`); `None`:
     /// the url is a feed.
     pub scrape: Option<crate::scrape::Rules>,
+    /// `[[feeds.rules]]`: block and allow rules, in order.
+    pub rules: Vec<crate::rewrite::Rule>,
+    /// Items that left the site's feed, kept in the published one (default off).
+    pub archive: Option<crate::rewrite::Archive>,
+    /// Each item's article, fetched through the wall (default off).
+    pub full_text: Option<crate::rewrite::FullText>,
 }
 
 /// How a feed is fetched.
@@ -194,6 +200,9 @@ impl FeedConfig {
             fetch: FetchMode::default(),
             request: RequestOptions::default(),
             scrape: None,
+            rules: Vec::new(),
+            archive: None,
+            full_text: None,
         }
     }
 
@@ -232,8 +241,11 @@ pub struct SiteConfig {
     /// The page's title.
     pub title: String,
     /// Where readers find the feeds (`https://feeds.example.com/`): `feeds.opml` names each feed
-    /// by it. Without it the OPML's urls are relative to the OPML itself.
+    /// by it, and each published feed's self link is its url below it. Without it the OPML's
+    /// urls are relative to the OPML itself, and feeds carry no self link.
     pub base_url: Option<String>,
+    /// A WebSub hub: every feed links to it, and it is told of every change (needs `base_url`).
+    pub websub_hub: Option<String>,
 }
 
 impl Default for SiteConfig {
@@ -242,6 +254,7 @@ impl Default for SiteConfig {
             enabled: true,
             title: "flarefeed".into(),
             base_url: None,
+            websub_hub: None,
         }
     }
 }

@@ -10,7 +10,7 @@ mod guard;
 mod pages;
 
 pub use pages::explain_net_error;
-mod xml;
+pub(crate) mod xml;
 
 pub use decode::{decode, decode_with_charset};
 pub use extract::{Extracted, Wrapper, extract, json_in_page};

@@ -177,6 +177,27 @@ fn headers(request: &DirectRequest<'_>, own_origin: bool) -> Result<HeaderMap, F
 
 #[async_trait]
 impl Fetcher for HttpFetcher {
+    async fn ping_hub(&self, hub: &str, topic: &str, timeout: Duration) -> Result<(), FetchError> {
+        let url = redact_url(hub);
+        let client = self.client(None)?;
+        let sent = client
+            .post(hub)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(super::hub_ping_body(topic))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| transport(&url, e, timeout))?;
+        match sent.status() {
+            status if status.is_success() => Ok(()),
+            status => Err(FetchError::Status {
+                url,
+                status: status.as_u16(),
+                retry_after: None,
+            }),
+        }
+    }
+
     async fn get(&self, request: &DirectRequest<'_>) -> Result<DirectReply, FetchError> {
         let url = redact_url(request.url);
         let client = self.client(request.proxy)?;

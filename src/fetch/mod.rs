@@ -170,10 +170,31 @@ impl FetchError {
     }
 }
 
-/// The port: one direct GET of a feed.
+impl FetchError {
+    /// Whether the site put a wall in front of the page (a challenge, a block): the solver's
+    /// to pass, where a 404 or a timeout is not.
+    pub fn wants_solver(&self) -> bool {
+        matches!(self, FetchError::Challenge { .. } | FetchError::Blocked { .. })
+    }
+}
+
+/// The port: one direct GET of a feed; and the one POST flarefeed makes, telling a WebSub hub
+/// that a published feed changed.
 #[async_trait]
 pub trait Fetcher: Send + Sync {
     async fn get(&self, request: &DirectRequest<'_>) -> Result<DirectReply, FetchError>;
+
+    /// `POST hub` with `hub.mode=publish&hub.url=<topic>`, form-encoded, within `timeout`: the
+    /// publisher's ping of WebSub §7 (https://www.w3.org/TR/websub/#publishing), as hubs take
+    /// it (https://pubsubhubbub.appspot.com/: "hub.mode equal to publish, hub.url equal to the
+    /// feed URL"). Any 2xx is success.
+    async fn ping_hub(&self, hub: &str, topic: &str, timeout: Duration) -> Result<(), FetchError>;
+}
+
+/// The body of a hub ping for `topic`.
+pub fn hub_ping_body(topic: &str) -> String {
+    let topic: String = url::form_urlencoded::byte_serialize(topic.as_bytes()).collect();
+    format!("hub.mode=publish&hub.url={topic}")
 }
 
 /// Challenge markers in a body (Cloudflare's interstitials, DDoS-Guard's check).

@@ -15,6 +15,8 @@ pub struct ScriptedFetcher {
     next: Mutex<HashMap<String, VecDeque<Result<DirectReply, FetchError>>>>,
     standing: Mutex<HashMap<String, Result<DirectReply, FetchError>>>,
     asked: Mutex<Vec<(String, Option<Validators>)>>,
+    /// Every hub ping: the hub and the topic.
+    pinged: Mutex<Vec<(String, String)>>,
 }
 
 impl ScriptedFetcher {
@@ -51,6 +53,11 @@ impl ScriptedFetcher {
         self.asked.lock().unwrap().iter().filter(|(u, _)| u == url).count()
     }
 
+    /// The hub pings sent, in order: `(hub, topic)`.
+    pub fn pings(&self) -> Vec<(String, String)> {
+        self.pinged.lock().unwrap().clone()
+    }
+
     /// The validators the last request for `url` carried.
     pub fn last_validators(&self, url: &str) -> Option<Validators> {
         let asked = self.asked.lock().unwrap();
@@ -60,6 +67,11 @@ impl ScriptedFetcher {
 
 #[async_trait]
 impl Fetcher for ScriptedFetcher {
+    async fn ping_hub(&self, hub: &str, topic: &str, _timeout: std::time::Duration) -> Result<(), FetchError> {
+        self.pinged.lock().unwrap().push((hub.into(), topic.into()));
+        Ok(())
+    }
+
     async fn get(&self, request: &DirectRequest<'_>) -> Result<DirectReply, FetchError> {
         let url = request.url.to_string();
         self.asked

@@ -46,13 +46,33 @@ pub struct Memory {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// One item: first seen, and when it left the page if it has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One item: first seen, when it left the page if it has, and what the archive and full text
+/// keep of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Seen {
     /// Unix seconds, on the store's clock.
     pub first: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<i64>,
+    /// `archive`: the item as last published, whole and self-contained (the namespaces it uses
+    /// declared on its start tag), and the dialect it belongs in (`rss`, `rdf`, `atom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
+    /// `[feeds.full_text]`: the article's content as HTML, once fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub article: Option<String>,
+    /// Fetches of the article that failed; at [`MAX_ARTICLE_TRIES`] it is not tried again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub article_failures: u8,
+}
+
+/// How many times an article is tried before the item keeps its own text for good.
+pub const MAX_ARTICLE_TRIES: u8 = 3;
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// The memory as read, and the version a write must replace.
@@ -67,26 +87,43 @@ impl Memory {
     /// The first-seen time of each of `ids` (the page's items, in order) at `now`, and whether
     /// the memory changed and must be written before the feed is.
     pub fn observe(&mut self, ids: &[&str], now: OffsetDateTime) -> (Vec<OffsetDateTime>, bool) {
+        self.observe_keeping(ids, now, None)
+    }
+
+    /// [`Memory::observe`], where an archived item (one with its `xml`) is kept for `archive`
+    /// seconds after it was first seen, however long it has been gone.
+    pub fn observe_keeping(
+        &mut self,
+        ids: &[&str],
+        now: OffsetDateTime,
+        archive: Option<i64>,
+    ) -> (Vec<OffsetDateTime>, bool) {
         let at = now.unix_timestamp();
-        let expired = |seen: &Seen| seen.gone.is_some_and(|gone| at - gone > RETURN_WITHIN.whole_seconds());
+        let expired = |seen: &Seen| {
+            let archived = seen.xml.is_some() && archive.is_some_and(|keep| at - seen.first <= keep);
+            !archived && seen.gone.is_some_and(|gone| at - gone > RETURN_WITHIN.whole_seconds())
+        };
         let mut changed = false;
         let mut firsts = Vec::with_capacity(ids.len());
         for id in ids {
-            let seen = match self.items.get_mut(*id) {
+            let first = match self.items.get_mut(*id) {
                 Some(seen) if !expired(seen) => {
                     if seen.gone.take().is_some() {
                         changed = true;
                     }
-                    *seen
+                    seen.first
                 }
                 _ => {
-                    let seen = Seen { first: at, gone: None };
+                    let seen = Seen {
+                        first: at,
+                        ..Seen::default()
+                    };
                     self.items.insert(id.to_string(), seen);
                     changed = true;
-                    seen
+                    at
                 }
             };
-            firsts.push(OffsetDateTime::from_unix_timestamp(seen.first).unwrap_or(now));
+            firsts.push(OffsetDateTime::from_unix_timestamp(first).unwrap_or(now));
         }
         let present: HashSet<&str> = ids.iter().copied().collect();
         for (id, seen) in self.items.iter_mut() {

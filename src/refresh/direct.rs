@@ -143,13 +143,11 @@ impl Refresher {
             Ok(text) => text,
             Err(source) => return Err((found, not_a_feed(source))),
         };
-        let candidate = match self.check_and_format(feed, &text, None) {
-            Ok(candidate) => candidate,
+        let checked = match self.check(feed, &text, None) {
+            Ok(checked) => checked,
             Err(source) => return Err((found, not_a_feed(source))),
         };
-        drop(text);
-        drop(body);
-        Ok(self.write_feed(job, candidate, found).await)
+        Ok(self.publish_checked(job, &text, checked, found, None).await)
     }
 }
 

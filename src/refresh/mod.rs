@@ -17,11 +17,13 @@
 //! writes nothing. So the published feed is always the good content of the refresh that
 //! claimed it last, and the status record describes the published feed.
 
+mod articles;
 mod attempt;
 mod direct;
 mod page;
 mod preview;
 mod publish;
+mod readers;
 mod route;
 #[cfg(test)]
 mod tests;
@@ -43,6 +45,7 @@ use crate::status::Findings;
 use crate::status::{Backoff, Gate, Hold, Lease, Recording, Released, StatusRecord, Trigger};
 pub use crate::status::{LEASE_SLACK, STATUS_WRITE_GRACE};
 use crate::store::{Store, store_now};
+pub use articles::ArticleCounts;
 use attempt::Attempt;
 pub use preview::{Preview, PreviewFailure};
 use publish::Job;

@@ -11,6 +11,7 @@ use url::Url;
 
 use super::attempt::Attempt;
 use super::publish::Job;
+use super::readers::Held;
 use super::{Refresher, elapsed_ms};
 use crate::config::FeedConfig;
 use crate::feed;
@@ -106,24 +107,20 @@ impl Refresher {
         };
         let now = store_now(store);
         let ids: Vec<&str> = extraction.items.iter().map(|item| item.id.as_str()).collect();
-        let (firsts, changed) = stored.memory.observe(&ids, now);
+        // Archived entries are kept for the archive's window, not the memory's 30 days.
+        let window = feed.archive.map(|a| i64::from(a.days) * 86_400);
+        let (firsts, changed) = stored.memory.observe_keeping(&ids, now, window);
         let xml = render(feed, rules, &extraction, &firsts, &feed_url);
         info!(
             feed = %feed.name, stage = "extract", ms = elapsed_ms(started), items = extraction.items.len(),
             skipped = extraction.skipped.len(), unreadable_dates = extraction.unreadable_dates(), "items read from the page"
         );
-        let candidate = match self.check_and_format(feed, &xml, None) {
-            Ok(candidate) => candidate,
+        let checked = match self.check(feed, &xml, None) {
+            Ok(checked) => checked,
             Err(e) => return Attempt::failed(found, Stage::Guard, e),
         };
-        drop(xml);
-        if changed {
-            let write = items::write(store, &feed.name, &stored.memory, stored.version.as_ref());
-            if let Err(e) = within(job.deadline, store, &key, write).await {
-                return Attempt::failed(found, Stage::Store, e);
-            }
-        }
-        self.write_feed(job, candidate, found).await
+        let held = Held { stored, changed };
+        self.publish_checked(job, &xml, checked, found, Some(held)).await
     }
 }
 

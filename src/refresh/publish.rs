@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::attempt::Attempt;
 use super::{RefreshOptions, Refresher, elapsed_ms};
@@ -12,8 +12,12 @@ use crate::config::FeedConfig;
 use crate::feed::{self, FeedError, GuardOptions};
 use crate::interrupt::Interrupt;
 use crate::outcome::{Recorded, Stage};
+use crate::rewrite;
 use crate::status::{Document, Findings, Lease};
 use crate::store::{Condition, ObjectInfo, PutOptions, StoreError, Version, within};
+
+/// The longest a WebSub ping may take: a hub that hangs must not hold the refresh.
+const HUB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every route to a write shares: the feed, the policy, the deadline and the published
 /// copy as it was when the attempt began.
@@ -78,6 +82,16 @@ pub(super) struct Candidate {
     info: feed::FeedInfo,
     xml: String,
     sha256: String,
+    /// What the rewrite for readers did.
+    pub(super) rewritten: rewrite::Rewritten,
+}
+
+/// A document the guard accepted, formatted as it is: what a rewrite for readers starts from.
+pub(super) struct Checked<'t> {
+    pub(super) info: feed::FeedInfo,
+    formatted: feed::Formatted<'t>,
+    started: Instant,
+    wrapper: Option<feed::Wrapper>,
 }
 
 impl Refresher {
@@ -104,14 +118,14 @@ impl Refresher {
         Ok(PublishedCopy::Looked(Looked::from_head(head, recorded)))
     }
 
-    /// Guard, format and fingerprint a feed document, from the solver's page or the site
-    /// itself. Its only failures are the guard's.
-    pub(super) fn check_and_format(
+    /// Guard and format a feed document as the site or the solver gave it (one walk). Its only
+    /// failures are the guard's.
+    pub(super) fn check<'t>(
         &self,
         feed: &FeedConfig,
-        text: &str,
+        text: &'t str,
         wrapper: Option<feed::Wrapper>,
-    ) -> Result<Candidate, FeedError> {
+    ) -> Result<Checked<'t>, FeedError> {
         let started = Instant::now();
         // The solver or the direct request already refused a reply over the cap, and the feed
         // is part of the reply: the guard's own size check could never trip here. The
@@ -120,19 +134,88 @@ impl Refresher {
             min_items: feed.min_items,
             max_bytes: usize::MAX,
         };
-        // One walk: the guard's verdict and the formatted feed together.
         let (info, formatted) = feed::check_and_format(text, guard, self.config.solver.max_reply_bytes)?;
+        Ok(Checked {
+            info,
+            formatted,
+            started,
+            wrapper,
+        })
+    }
+
+    /// What readers get of a checked document: the plan for readers applied (with `memory`,
+    /// brought up to date at `now`, when the plan needs it) and checked again, as flarefeed's
+    /// own output; or, when the plan changes nothing, the document as checked.
+    pub(super) fn for_readers(
+        &self,
+        feed: &FeedConfig,
+        text: &str,
+        checked: Checked<'_>,
+        memory: Option<&mut crate::items::Memory>,
+        now: time::OffsetDateTime,
+    ) -> Result<Candidate, FeedError> {
+        let self_url = self.public_url(feed);
+        let plan = self.plan(feed, self_url.as_deref());
+        let mut rewritten = rewrite::apply(text, &plan, memory, now)?;
+        let Checked {
+            info,
+            formatted,
+            started,
+            wrapper,
+        } = checked;
+        let Some(rewritten_text) = rewritten.text.take() else {
+            return Ok(self.candidate(feed, (started, wrapper), info, formatted, rewritten));
+        };
+        drop(formatted);
+        // Rules may leave fewer items than min_items: the origin had enough, and passed.
+        let again = GuardOptions {
+            min_items: 0,
+            max_bytes: usize::MAX,
+        };
+        let (info, formatted) = feed::check_and_format(&rewritten_text, again, self.config.solver.max_reply_bytes)?;
+        Ok(self.candidate(feed, (started, wrapper), info, formatted, rewritten))
+    }
+
+    /// The plan for readers of `feed`, its public url being `self_url`.
+    pub(super) fn plan<'a>(&'a self, feed: &'a FeedConfig, self_url: Option<&'a str>) -> rewrite::Plan<'a> {
+        rewrite::Plan {
+            self_url,
+            hub: self.config.site.websub_hub.as_deref(),
+            rules: &feed.rules,
+            archive: feed.archive,
+            full_text: feed.full_text.is_some(),
+        }
+    }
+
+    /// A checked and formatted feed, fingerprinted, as a candidate for the store.
+    fn candidate(
+        &self,
+        feed: &FeedConfig,
+        (started, wrapper): (Instant, Option<feed::Wrapper>),
+        info: feed::FeedInfo,
+        formatted: feed::Formatted<'_>,
+        rewritten: rewrite::Rewritten,
+    ) -> Candidate {
         let sha256 = formatted.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = elapsed_ms(started),
             wrapper = ?wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
-            as_written = formatted.as_written(), "feed checked and formatted"
+            as_written = formatted.as_written(), dropped = rewritten.dropped, archived = rewritten.archived,
+            full_text = rewritten.full_text, "feed checked and formatted"
         );
-        Ok(Candidate {
+        Candidate {
             info,
             xml: formatted.into_xml(),
             sha256,
-        })
+            rewritten,
+        }
+    }
+
+    /// The published feed's public url (`[site] base_url`, the prefix and its key), if the
+    /// site has one.
+    pub(super) fn public_url(&self, feed: &FeedConfig) -> Option<String> {
+        let base = self.config.site.base_url.as_deref()?;
+        Some(format!("{base}{}{}", self.config.store.prefix, feed.key))
     }
 
     /// Writes a good feed, unless it is the one published: the one write of a refresh's feed,
@@ -145,6 +228,7 @@ impl Refresher {
                 items: candidate.info.items,
                 bytes: candidate.xml.len(),
             }),
+            rules_dropped: (!feed.rules.is_empty()).then_some(candidate.rewritten.dropped),
             ..found
         };
         let writing = Instant::now();
@@ -181,6 +265,26 @@ impl Refresher {
             feed = %feed.name, stage = "store", ms = elapsed_ms(writing),
             target = %self.store.locate(&feed.key), "published"
         );
+        let found = Findings {
+            hub: self.ping_hub(feed, job.deadline).await,
+            ..found
+        };
         Attempt::served(found, Recorded::Updated, candidate.sha256)
+    }
+
+    /// Tells `[site] websub_hub` that the feed changed, once it is published; a failure is
+    /// logged and returned for the record, never the refresh's.
+    async fn ping_hub(&self, feed: &FeedConfig, deadline: Instant) -> Option<Result<(), String>> {
+        let hub = self.config.site.websub_hub.as_deref()?;
+        let topic = self.public_url(feed)?;
+        let timeout = deadline.saturating_duration_since(Instant::now()).min(HUB_TIMEOUT);
+        let pinged = self.fetcher.ping_hub(hub, &topic, timeout).await;
+        match &pinged {
+            Ok(()) => info!(feed = %feed.name, stage = "hub", topic = %topic, "hub told of the change"),
+            Err(e) => {
+                warn!(feed = %feed.name, stage = "hub", error = %e, "the WebSub hub could not be told of the change")
+            }
+        }
+        Some(pinged.map_err(|e| crate::redact::one_line(&e.to_string())))
     }
 }

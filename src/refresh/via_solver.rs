@@ -5,7 +5,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::attempt::Attempt;
-use super::publish::{Candidate, Job};
+use super::publish::Job;
 use super::{Refresher, elapsed_ms};
 use crate::config::FeedConfig;
 use crate::feed::{self, FeedError};
@@ -15,12 +15,6 @@ use crate::outcome::{RefreshError, Stage};
 use crate::redact::redact_url;
 use crate::solver::SolveRequest;
 use crate::status::Findings;
-
-/// Why a solver's page gave no publishable feed: no feed in it, or one the guard refused.
-enum Unpublishable {
-    Extract(FeedError),
-    Guard(FeedError),
-}
 
 impl Refresher {
     /// Asks the solver, and publishes the feed in its page; `found` is what a direct request
@@ -66,43 +60,44 @@ impl Refresher {
                 Err(e) => Attempt::failed(found, Stage::Extract, e),
             };
         }
-        let candidate = match solution.into_page().map_err(Unpublishable::Extract) {
-            Ok(page) => self.prepare(feed, page),
-            Err(e) => Err(e),
+        let page = match solution.into_page() {
+            Ok(page) => page,
+            Err(e) => return Attempt::failed(found, Stage::Extract, e),
         };
-        match candidate {
-            Ok(candidate) => self.write_feed(job, candidate, found).await,
-            Err(Unpublishable::Extract(e)) => Attempt::failed(found, Stage::Extract, e),
-            Err(Unpublishable::Guard(e)) => Attempt::failed(found, Stage::Guard, e),
+        let (text, wrapper) = match cut_out_feed(page) {
+            Ok(cut) => cut,
+            Err(e) => return Attempt::failed(found, Stage::Extract, e),
+        };
+        match self.check(feed, &text, Some(wrapper)) {
+            Ok(checked) => self.publish_checked(job, &text, checked, found, None).await,
+            Err(e) => Attempt::failed(found, Stage::Guard, e),
         }
     }
+}
 
-    /// Extract, guard, format and fingerprint: everything between the solver's page and the
-    /// store.
-    fn prepare(&self, feed: &FeedConfig, page: String) -> Result<Candidate, Unpublishable> {
-        let extracted = feed::extract(&page).map_err(Unpublishable::Extract)?;
-        let wrapper = extracted.wrapper;
-        // The feed replaces the page, so memory holds one of the two, never both: an unwrapped
-        // copy takes the page's place, and a slice of the page is cut down in place.
-        let kept = match extracted.text {
-            std::borrow::Cow::Owned(unwrapped) => Err(unwrapped),
-            std::borrow::Cow::Borrowed(feed) => Ok((feed.as_ptr() as usize - page.as_ptr() as usize, feed.len())),
-        };
-        let text = match kept {
-            Err(unwrapped) => {
-                drop(page);
-                unwrapped
-            }
-            Ok((start, len)) => {
-                let mut page = page;
-                page.truncate(start + len);
-                page.drain(..start);
-                page
-            }
-        };
-        self.check_and_format(feed, &text, Some(wrapper))
-            .map_err(Unpublishable::Guard)
-    }
+/// The feed in the solver's page, and the wrapper it came in. The feed replaces the page, so
+/// memory holds one of the two, never both: an unwrapped copy takes the page's place, and a
+/// slice of the page is cut down in place.
+fn cut_out_feed(page: String) -> Result<(String, feed::Wrapper), FeedError> {
+    let extracted = feed::extract(&page)?;
+    let wrapper = extracted.wrapper;
+    let kept = match extracted.text {
+        std::borrow::Cow::Owned(unwrapped) => Err(unwrapped),
+        std::borrow::Cow::Borrowed(feed) => Ok((feed.as_ptr() as usize - page.as_ptr() as usize, feed.len())),
+    };
+    let text = match kept {
+        Err(unwrapped) => {
+            drop(page);
+            unwrapped
+        }
+        Ok((start, len)) => {
+            let mut page = page;
+            page.truncate(start + len);
+            page.drain(..start);
+            page
+        }
+    };
+    Ok((text, wrapper))
 }
 
 /// The solver's request for `feed`, with its own maxTimeout and proxy.

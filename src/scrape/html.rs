@@ -51,6 +51,24 @@ pub(super) fn extract(rules: &HtmlRules, page: &str, place: Place<'_>) -> Extrac
     collector.out
 }
 
+/// The inner HTML of `selector`'s first match in `page` (an article), its links made absolute
+/// against `page_url` and `<base href>`, as an item's `content` is; `None` if nothing matches.
+pub(super) fn first_inner_html(page: &str, selector: &Selector, page_url: &Url) -> Option<String> {
+    let html = Html::parse_document(page);
+    let base = html
+        .select(&BASE)
+        .next()
+        .and_then(|base| base.attr("href"))
+        .and_then(|href| page_url.join(href.trim()).ok())
+        .unwrap_or_else(|| page_url.clone());
+    let element = html.select(selector).next()?;
+    let mut out = String::new();
+    for child in element.children() {
+        serialize(child, &base, &mut out);
+    }
+    Some(out.trim().to_string()).filter(|content| !content.is_empty())
+}
+
 /// The element a field reads in `item`: the first match below it, or the item itself.
 fn target<'a>(item: ElementRef<'a>, field: &Field) -> Option<ElementRef<'a>> {
     match &field.selector {

@@ -215,6 +215,12 @@ pub fn extract(rules: &Rules, page: &str, place: Place<'_>) -> Result<Extraction
     }
 }
 
+/// An article's content: the inner HTML of `selector`'s first match, with absolute links and
+/// without scripts, as `[feeds.full_text]` publishes it.
+pub fn article(page: &str, selector: &scraper::Selector, page_url: &Url) -> Option<String> {
+    html::first_inner_html(page, selector, page_url)
+}
+
 /// The longest id kept as it is: a longer one (a link with a long query) is hashed, so the item
 /// memory's entries stay small.
 const MAX_ID_BYTES: usize = 512;

@@ -81,6 +81,10 @@ fn same_material(a: &StatusRecord, b: &StatusRecord) -> bool {
         interrupted,
         site_behind,
         page,
+        rules_dropped,
+        hub_failures,
+        hub_error,
+        articles,
         extra,
         // The check's times. `outcome` too: updated then unchanged is a change of the word
         // only; the site and `flarefeed status` say "ok" for both.
@@ -114,5 +118,9 @@ fn same_material(a: &StatusRecord, b: &StatusRecord) -> bool {
         && *interrupted == b.interrupted
         && *site_behind == b.site_behind
         && *page == b.page
+        && *rules_dropped == b.rules_dropped
+        && *hub_failures == b.hub_failures
+        && *hub_error == b.hub_error
+        && *articles == b.articles
         && *extra == b.extra
 }

@@ -100,6 +100,18 @@ pub struct StatusRecord {
     /// first-seen because their date was unreadable).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub page: Option<crate::scrape::Counts>,
+    /// Items of the last document read that `[[feeds.rules]]` dropped, for a feed with rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_dropped: Option<usize>,
+    /// WebSub pings that failed in a row (`[site] websub_hub`), and the last one's error: a
+    /// failing hub never fails a refresh, it is counted here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hub_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_error: Option<String>,
+    /// `[feeds.full_text]`: the last refresh's articles fetched, failed, and still waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub articles: Option<crate::refresh::ArticleCounts>,
     /// Fields this build does not know, from a newer one: kept, and written back as they were.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -164,6 +176,10 @@ pub struct Interrupted {
     pub trigger: Trigger,
     /// `SIGINT`, `SIGTERM`.
     pub by: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A list whose entries this build cannot read are left out.
@@ -244,6 +260,10 @@ impl StatusRecord {
             interrupted: None,
             site_behind: false,
             page: None,
+            rules_dropped: None,
+            hub_failures: 0,
+            hub_error: None,
+            articles: None,
             extra: Default::default(),
             written: None,
         }
@@ -280,6 +300,12 @@ pub struct Findings {
     pub document: Option<Document>,
     /// A feed built from a page: what its items came to, once they were read.
     pub page: Option<crate::scrape::Counts>,
+    /// Items `[[feeds.rules]]` dropped from the document read, for a feed with rules.
+    pub rules_dropped: Option<usize>,
+    /// The WebSub ping after a changed publish: sent, or why not.
+    pub hub: Option<Result<(), String>>,
+    /// `[feeds.full_text]`: what this refresh did for articles.
+    pub articles: Option<crate::refresh::ArticleCounts>,
 }
 
 /// A feed that passed the guard and was formatted, in figures.
@@ -412,6 +438,17 @@ impl StatusRecord {
         // A 304, or a failure before the page was read, leaves the last page's figures.
         if found.page.is_some() {
             self.page = found.page;
+        }
+        if found.document.is_some() {
+            self.rules_dropped = found.rules_dropped;
+        }
+        if found.articles.is_some() {
+            self.articles = found.articles;
+        }
+        match &found.hub {
+            Some(Ok(())) => (self.hub_failures, self.hub_error) = (0, None),
+            Some(Err(e)) => (self.hub_failures, self.hub_error) = (self.hub_failures + 1, Some(e.clone())),
+            None => {}
         }
         if found.direct.is_some() {
             self.direct = found.direct;
