@@ -54,6 +54,10 @@ pub struct Seen {
     pub first: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<i64>,
+    /// Its place in the feed when first seen (0 the top): of items first seen together, the
+    /// site's order says which is newer.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub place: u32,
     /// `archive`: the item as last published, whole and self-contained (the namespaces it uses
     /// declared on its start tag), and the dialect it belongs in (`rss`, `rdf`, `atom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +76,10 @@ pub struct Seen {
 pub const MAX_ARTICLE_TRIES: u8 = 3;
 
 fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
@@ -105,7 +113,7 @@ impl Memory {
         };
         let mut changed = false;
         let mut firsts = Vec::with_capacity(ids.len());
-        for id in ids {
+        for (place, id) in ids.iter().enumerate() {
             let first = match self.items.get_mut(*id) {
                 Some(seen) if !expired(seen) => {
                     if seen.gone.take().is_some() {
@@ -116,6 +124,7 @@ impl Memory {
                 _ => {
                     let seen = Seen {
                         first: at,
+                        place: u32::try_from(place).unwrap_or(u32::MAX),
                         ..Seen::default()
                     };
                     self.items.insert(id.to_string(), seen);
@@ -129,6 +138,9 @@ impl Memory {
         for (id, seen) in self.items.iter_mut() {
             if seen.gone.is_none() && !present.contains(id.as_str()) {
                 seen.gone = Some(at);
+                // Its article is in its archived copy, if it has one; an item that comes back
+                // has its article fetched again. So only the items on the page hold one.
+                seen.article = None;
                 changed = true;
             }
         }

@@ -21,14 +21,15 @@ use crate::rewrite::{FullText, outline};
 use crate::scrape;
 use crate::solver::STARTUP_MARGIN;
 
-/// What one refresh did for full text, for the record and the report.
+/// Where the feed's items stand for full text after a refresh, for the record: a state, so an
+/// unchanged refresh records the same figures (and need not write its record).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArticleCounts {
-    /// Articles fetched and cached.
-    pub fetched: usize,
-    /// Articles that failed (tried again later, up to three times in all).
+    /// Items published with their article.
+    pub cached: usize,
+    /// Items whose article failed: kept with their own text, tried again up to three times.
     pub failed: usize,
-    /// Items still waiting for their article: beyond `max_per_refresh` or the deadline.
+    /// Items not tried yet: beyond `max_per_refresh` or the deadline, for the next refresh.
     pub waiting: usize,
 }
 
@@ -37,6 +38,10 @@ pub(super) struct Fetched {
     pub(super) changed: bool,
     pub(super) counts: ArticleCounts,
 }
+
+/// The largest article kept: the item memory holds every article of the feed, and is read at
+/// every refresh.
+const MAX_ARTICLE_BYTES: usize = 256 * 1024;
 
 /// Room kept after the last article for the memory, the feed and the record.
 const WRITES_RESERVE: Duration = Duration::from_secs(20);
@@ -76,7 +81,6 @@ impl Refresher {
                 continue;
             }
             if tries == full_text.max_per_refresh || !self.room_for_an_article(feed, job.deadline) {
-                fetched.counts.waiting += 1;
                 continue;
             }
             tries += 1;
@@ -86,15 +90,20 @@ impl Refresher {
                 Ok(content) => {
                     info!(feed = %feed.name, stage = "full_text", bytes = content.len(), "article fetched");
                     entry.article = Some(content);
-                    fetched.counts.fetched += 1;
                 }
                 Err(why) => {
                     warn!(feed = %feed.name, stage = "full_text", error = %why, "article not fetched; the item keeps its own text");
                     entry.article_failures += 1;
-                    fetched.counts.failed += 1;
                 }
             }
             fetched.changed = true;
+        }
+        for (key, _) in &wanted {
+            match memory.items.get(key) {
+                Some(seen) if seen.article.is_some() => fetched.counts.cached += 1,
+                Some(seen) if seen.article_failures > 0 => fetched.counts.failed += 1,
+                _ => fetched.counts.waiting += 1,
+            }
         }
         fetched
     }
@@ -133,12 +142,19 @@ impl Refresher {
         if let Some(known) = crate::feed::known_page(&page) {
             return Err(known.to_string());
         }
-        scrape::article(&page, &full_text.selector, &url).ok_or_else(|| {
+        let content = scrape::article(&page, &full_text.selector, &url).ok_or_else(|| {
             format!(
                 "the selector {:?} matched nothing in the article",
                 full_text.selector_text
             )
-        })
+        })?;
+        if content.len() > MAX_ARTICLE_BYTES {
+            return Err(format!(
+                "the article's content is {} bytes, over the {MAX_ARTICLE_BYTES}-byte cap: narrow the selector",
+                content.len()
+            ));
+        }
+        Ok(content)
     }
 
     /// The article directly, with the feed's user agent and proxy; its headers only where the

@@ -75,15 +75,20 @@ pub(super) fn remember_and_select(
         }
     }
     let at = now.unix_timestamp();
-    let mut archived: Vec<(i64, &String, &String)> = memory
+    let mut archived: Vec<((i64, u32), &String, &String)> = memory
         .items
         .iter()
         .filter(|(_, seen)| seen.gone.is_some() && seen.dialect.as_deref() == Some(name))
         .filter(|(_, seen)| at - seen.first <= window)
-        .filter_map(|(key, seen)| seen.xml.as_ref().map(|xml| (seen.first, key, xml)))
+        .filter_map(|(key, seen)| seen.xml.as_ref().map(|xml| ((seen.first, seen.place), key, xml)))
         .collect();
-    // Newest first; the key orders items first seen in the same second.
-    archived.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    // Newest first; of items first seen together, the one higher in the site's feed first,
+    // and the key last, so that the order never depends on the map's.
+    archived.sort_by(|a, b| {
+        (b.0.0.cmp(&a.0.0))
+            .then_with(|| a.0.1.cmp(&b.0.1))
+            .then_with(|| a.1.cmp(b.1))
+    });
     let chosen: Vec<String> = archived
         .iter()
         .take(archive.items)

@@ -11,6 +11,7 @@ mod helpers;
 mod lambda;
 mod pages;
 mod races;
+mod readers;
 mod refresh;
 mod site;
 mod solver;

@@ -6,6 +6,7 @@
 pub mod counting;
 pub mod fake_solver;
 pub mod fixtures;
+pub mod hub;
 pub mod origin;
 pub mod s3_server;
 pub mod tools;
