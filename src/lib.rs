@@ -28,7 +28,9 @@
 //!   `test-util` does for time.
 //! - [`config`]: the TOML configuration: its types, the raw TOML and its validation, its
 //!   sources and environment, and its S3 watch.
-//! - [`items`]: the item memory: when each item of a feed built from a page was first seen.
+//! - [`rewrite`]: what readers get: the published feed's own self and hub links, block and
+//!   allow rules, the archive and full text, as edits to the checked document.
+//! - [`items`]: the item memory: when each item was first seen, archived items and articles.
 //! - [`scrape`]: a feed built from a page that has none: items read by CSS selectors or JSON
 //!   paths, their dates, and the Atom document they become.
 //! - [`feed`]: extracting the feed from a solver's page, the guard, and the formatter.
