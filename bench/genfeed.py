@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Writes a realistic RSS 2.0 feed of about SIZE bytes: CDATA HTML descriptions, content:encoded,
-dc:creator, categories, Chinese text and entities, as CMS feeds have them.
+"""Writes a realistic RSS 2.0 feed of about SIZE bytes in one of two shapes:
 
-usage: genfeed.py SIZE OUT     (SIZE like 100K, 1M, 10M)
+- `mixed` (the default): CDATA HTML descriptions, content:encoded, dc:creator, categories, mostly
+  English text with some Chinese and entities, as CMS feeds have them;
+- `cjk`: the shape of the feeds users fetch through the wall, nodeseek's among them: Chinese
+  titles with `&amp;`/`&lt;` and a character reference each, and CDATA bodies of mostly CJK text
+  (full-width punctuation included) with some `<p>`/`<pre>` markup.
+
+usage: genfeed.py SIZE OUT [mixed|cjk]     (SIZE like 100K, 1M, 10M)
 """
 import random
 import sys
@@ -30,6 +35,38 @@ def item(rng, i):
             f"<content:encoded><![CDATA[{body}]]></content:encoded></item>\n")
 
 
+HAN = ("服务器 网络 配置 教程 分享 问题 求助 推荐 测试 性能 安全 更新 部署 容器 内核 带宽 延迟 节点 脚本 面板 "
+       "甲骨文 免费 机器 香港 日本 美国 线路 优化 流媒体 解锁 家宽 公网 域名 续费 证书 反代 隧道 监控 备份").split()
+PUNCT = "，。：；！？、（）"
+
+
+def han(rng, n):
+    """`n` words of Chinese prose with full-width punctuation, a Latin word now and then."""
+    out = []
+    for _ in range(n):
+        out.append(rng.choice(HAN) if rng.random() < 0.93 else rng.choice(WORDS))
+        if rng.random() < 0.2:
+            out.append(rng.choice(PUNCT))
+    return "".join(out)
+
+
+def cjk_item(rng, i):
+    title = f"【{rng.choice(HAN)}】{han(rng, 8)} &amp; {han(rng, 2)} &lt;{i}&gt; &#8212; {rng.choice(HAN)}"
+    paragraphs = "".join(f"<p>{han(rng, 60)}</p>" for _ in range(rng.randint(1, 3)))
+    body = "".join(
+        f"<p>{han(rng, 120)}</p>" + (f"<pre>apt install {rng.choice(WORDS)}\n{han(rng, 10)}</pre>" if rng.random() < 0.3 else "")
+        for _ in range(rng.randint(2, 6)))
+    return (f"<item><title>{title}</title><link>https://www.nodeseek.com/post-{600000 - i}-1</link>"
+            f"<guid isPermaLink=\"true\">https://www.nodeseek.com/post-{600000 - i}-1</guid>"
+            f"<dc:creator><![CDATA[{rng.choice(['用户甲', '小明', 'ops'])}]]></dc:creator>"
+            f"<pubDate>Sat, 21 Nov 2026 {i % 24:02d}:00:00 GMT</pubDate><category>{rng.choice(HAN)}</category>"
+            f"<description><![CDATA[{paragraphs}]]></description>"
+            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>\n")
+
+
+SHAPES = {"mixed": item, "cjk": cjk_item}
+
+
 def rss(size):
     """A realistic feed of about `size` characters as a string, the same for the same size: the
     benches' fake solver and origin serve it."""
@@ -47,6 +84,7 @@ def rss(size):
 
 def main():
     size_arg, out = sys.argv[1], sys.argv[2]
+    make = SHAPES[sys.argv[3] if len(sys.argv) > 3 else "mixed"]
     units = {"K": 1000, "M": 1000_000}
     target = int(float(size_arg[:-1]) * units[size_arg[-1]]) if size_arg[-1] in units else int(size_arg)
     rng = random.Random(42)
@@ -60,7 +98,7 @@ def main():
     tail = "</channel></rss>\n"
     parts, size, i = [head], len(head.encode()) + len(tail), 0
     while size < target:
-        it = item(rng, i)
+        it = make(rng, i)
         parts.append(it)
         size += len(it.encode())
         i += 1
