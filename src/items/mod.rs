@@ -1,4 +1,5 @@
-//! What flarefeed remembers of a feed's items between refreshes: when it first saw each one.
+//! What flarefeed remembers of a feed's items between refreshes: when it first saw each one,
+//! the archive's copies and the articles (its reads and writes: [`crate::status::memory`]).
 //!
 //! A feed built from a page dates an item that shows no date by when flarefeed first saw it, so
 //! that time must hold across refreshes, restarts and the other environments sharing the store.
@@ -19,9 +20,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tracing::warn;
-
-use crate::store::{Condition, PutOptions, Store, StoreError, Version};
 
 /// How long an item that left the page is remembered.
 pub const RETURN_WITHIN: time::Duration = time::Duration::days(30);
@@ -30,6 +28,18 @@ pub const RETURN_WITHIN: time::Duration = time::Duration::days(30);
 /// is its id (at most 512 bytes, a link of about 80 bytes as a rule) and two numbers, so the
 /// object stays under about 0.7 MB, and about 15 KB for a page of 50 items that changes slowly.
 pub const MAX_ENTRIES: usize = 5_000;
+
+/// Where the feed's items stand for full text after a refresh, for the record: a state, so an
+/// unchanged refresh records the same figures (and need not write its record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleCounts {
+    /// Items published with their article.
+    pub cached: usize,
+    /// Items whose article failed: kept with their own text, tried again up to three times.
+    pub failed: usize,
+    /// Items not tried yet: beyond `max_per_refresh` or the deadline, for the next refresh.
+    pub waiting: usize,
+}
 
 /// The memory's key, below the store's prefix.
 pub fn key(feed: &str) -> String {
@@ -81,14 +91,6 @@ fn is_zero(n: &u8) -> bool {
 
 fn is_zero_u32(n: &u32) -> bool {
     *n == 0
-}
-
-/// The memory as read, and the version a write must replace.
-#[derive(Debug, Clone, Default)]
-pub struct Stored {
-    pub memory: Memory,
-    /// `None`: there is none yet.
-    pub version: Option<Version>,
 }
 
 impl Memory {
@@ -160,42 +162,6 @@ impl Memory {
         }
         (firsts, changed)
     }
-}
-
-/// The feed's memory; an empty one if there is none. One that does not parse (written by hand,
-/// cut short) is started afresh, with a warning: the items on the page are then dated now, once.
-pub async fn read(store: &dyn Store, feed: &str) -> Result<Stored, StoreError> {
-    let key = key(feed);
-    let Some(stored) = store.get(&key).await? else {
-        return Ok(Stored::default());
-    };
-    let memory = serde_json::from_slice(&stored.body).unwrap_or_else(|e| {
-        warn!(feed, key = %store.locate(&key), error = %e, "the item memory does not parse: starting it afresh");
-        Memory::default()
-    });
-    Ok(Stored {
-        memory,
-        version: Some(stored.version),
-    })
-}
-
-/// Writes the memory over `version` (or where there is none), and fails if another writer got
-/// there first: on S3 an `If-Match` or `If-None-Match: *` PUT, which S3 refuses with 412 when the
-/// object changed (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
-pub async fn write(
-    store: &dyn Store,
-    feed: &str,
-    memory: &Memory,
-    version: Option<&Version>,
-) -> Result<Version, StoreError> {
-    let body = serde_json::to_vec(memory).expect("the item memory always serializes");
-    let options = PutOptions {
-        content_type: "application/json",
-        cache_control: "no-cache",
-        sha256: None,
-        condition: Condition::unchanged_since(version),
-    };
-    store.put(&key(feed), body, options).await
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 use url::Url;
@@ -16,22 +15,10 @@ use super::publish::Job;
 use super::via_solver::solve_request;
 use crate::config::{FeedConfig, FetchMode};
 use crate::fetch::{DirectReply, FetchError};
-use crate::items::{self, Memory};
+use crate::items::{self, ArticleCounts, Memory};
 use crate::rewrite::{FullText, outline};
 use crate::scrape;
 use crate::solver::STARTUP_MARGIN;
-
-/// Where the feed's items stand for full text after a refresh, for the record: a state, so an
-/// unchanged refresh records the same figures (and need not write its record).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArticleCounts {
-    /// Items published with their article.
-    pub cached: usize,
-    /// Items whose article failed: kept with their own text, tried again up to three times.
-    pub failed: usize,
-    /// Items not tried yet: beyond `max_per_refresh` or the deadline, for the next refresh.
-    pub waiting: usize,
-}
 
 /// What fetching did to the memory.
 pub(super) struct Fetched {

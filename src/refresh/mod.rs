@@ -45,7 +45,6 @@ use crate::status::Findings;
 use crate::status::{Backoff, Gate, Hold, Lease, Recording, Released, StatusRecord, Trigger};
 pub use crate::status::{LEASE_SLACK, STATUS_WRITE_GRACE};
 use crate::store::{Store, store_now};
-pub use articles::ArticleCounts;
 use attempt::Attempt;
 pub use preview::{Preview, PreviewFailure};
 use publish::Job;

@@ -101,7 +101,14 @@ impl Refresher {
         }
         let store = self.store.as_ref();
         let key = items::key(&feed.name);
-        let mut stored = match within(job.deadline, store, &key, items::read(store, &feed.name)).await {
+        let mut stored = match within(
+            job.deadline,
+            store,
+            &key,
+            crate::status::memory::read(store, &feed.name),
+        )
+        .await
+        {
             Ok(stored) => stored,
             Err(e) => return Attempt::failed(found, Stage::Store, e),
         };

@@ -7,9 +7,10 @@ use tracing::{info, warn};
 use super::Refresher;
 use super::attempt::Attempt;
 use super::publish::{Checked, Job};
-use crate::items::{self, Stored};
+use crate::items;
 use crate::outcome::Stage;
 use crate::status::Findings;
+use crate::status::memory::Stored;
 use crate::store::{store_now, within};
 
 /// The item memory as a refresh holds it: as read, and whether it changed since.
@@ -35,7 +36,14 @@ impl Refresher {
         let key = items::key(&feed.name);
         let mut held = match held {
             Some(held) => Some(held),
-            None if needs_memory => match within(job.deadline, store, &key, items::read(store, &feed.name)).await {
+            None if needs_memory => match within(
+                job.deadline,
+                store,
+                &key,
+                crate::status::memory::read(store, &feed.name),
+            )
+            .await
+            {
                 Ok(stored) => Some(Held { stored, changed: false }),
                 Err(e) => return Attempt::failed(found, Stage::Store, e),
             },
@@ -56,7 +64,8 @@ impl Refresher {
             Err(e) => return Attempt::failed(found, Stage::Guard, e),
         };
         if let Some(held) = held.filter(|h| h.changed || candidate.rewritten.memory_changed) {
-            let write = items::write(store, &feed.name, &held.stored.memory, held.stored.version.as_ref());
+            let write =
+                crate::status::memory::write(store, &feed.name, &held.stored.memory, held.stored.version.as_ref());
             if let Err(e) = within(job.deadline, store, &key, write).await {
                 warn!(feed = %feed.name, stage = "store", error = %e, "the item memory could not be written");
                 return Attempt::failed(found, Stage::Store, e);

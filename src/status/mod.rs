@@ -6,12 +6,14 @@
 //! - [`lease`]: the claim protocol: the gate before a refresh, the claim, its release; its
 //!   [`holder`], the process that holds a claim.
 //! - [`lag`]: how long an unchanged refresh may leave its record unwritten.
+//! - [`memory`]: the item memory's reads and writes, beside the records.
 //! - Here: the record's reads and writes (always with the version read, for the conditional
 //!   writes the lease relies on) and the listings.
 
 pub mod holder;
 pub mod lag;
 pub mod lease;
+pub mod memory;
 pub mod record;
 #[cfg(test)]
 mod tests;

@@ -111,7 +111,7 @@ pub struct StatusRecord {
     pub hub_error: Option<String>,
     /// `[feeds.full_text]`: the last refresh's articles fetched, failed, and still waiting.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
-    pub articles: Option<crate::refresh::ArticleCounts>,
+    pub articles: Option<crate::items::ArticleCounts>,
     /// Fields this build does not know, from a newer one: kept, and written back as they were.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -305,7 +305,7 @@ pub struct Findings {
     /// The WebSub ping after a changed publish: sent, or why not.
     pub hub: Option<Result<(), String>>,
     /// `[feeds.full_text]`: what this refresh did for articles.
-    pub articles: Option<crate::refresh::ArticleCounts>,
+    pub articles: Option<crate::items::ArticleCounts>,
 }
 
 /// A feed that passed the guard and was formatted, in figures.
