@@ -257,6 +257,8 @@ impl Refresher {
             sha256: Some(&candidate.sha256),
             condition: Condition::unchanged_since(looked.version.as_ref()),
         };
+        // A forced publish of the same feed changes nothing a hub's subscribers could fetch.
+        let changed = job.copy.sha256() != Some(candidate.sha256.as_str());
         let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
         if let Err(e) = within(job.deadline, self.store.as_ref(), &feed.key, put).await {
             return Attempt::failed(found, Stage::Store, e);
@@ -265,10 +267,11 @@ impl Refresher {
             feed = %feed.name, stage = "store", ms = elapsed_ms(writing),
             target = %self.store.locate(&feed.key), "published"
         );
-        let found = Findings {
-            hub: self.ping_hub(feed, job.deadline).await,
-            ..found
+        let hub = match changed {
+            true => self.ping_hub(feed, job.deadline).await,
+            false => None,
         };
+        let found = Findings { hub, ..found };
         Attempt::served(found, Recorded::Updated, candidate.sha256)
     }
 

@@ -195,6 +195,18 @@ async fn the_hub_is_pinged_once_per_change() {
     assert_eq!(body, "hub.mode=publish&hub.url=https%3A%2F%2Ffeeds.example%2Fnews.xml");
     assert!(refresh(dir.path(), &cfg).await.contains("news  unchanged"));
     assert_eq!(hub.pings().len(), 1, "an unchanged refresh sends nothing");
+    let forced = flarefeed_async(dir.path())
+        .env_remove("FLAREFEED_FETCH")
+        .args(["refresh", "--force", "--config", &cfg])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("news  updated"));
+    assert_eq!(
+        hub.pings().len(),
+        1,
+        "a forced publish of the same feed changes nothing for the hub"
+    );
 
     hub.fail(true);
     origin.serve(
