@@ -58,7 +58,7 @@ impl Refresher {
             .filter_map(|item| Some((item.key()?.to_string(), item.link.clone()?)))
             .collect();
         let keys: Vec<&str> = wanted.iter().map(|(key, _)| key.as_str()).collect();
-        let window = feed.archive.map(|a| i64::from(a.days) * 86_400);
+        let window = feed.archive.map(|a| a.window());
         let (_, observed) = memory.observe_keeping(&keys, now, window);
         fetched.changed = observed;
         let mut tries = 0;
@@ -159,13 +159,7 @@ impl Refresher {
                 charset,
                 final_url,
                 ..
-            } => {
-                let page = scrape::decode(&body, charset.as_deref(), false).into_owned();
-                match crate::feed::wall(&page) {
-                    Some(wall) => Err(super::direct::walled(final_url, wall)),
-                    None => Ok(page),
-                }
-            }
+            } => super::direct::page_or_wall(&body, charset.as_deref(), false, &final_url),
             DirectReply::NotModified { final_url } => Err(FetchError::UnaskedNotModified { url: final_url }),
         }
     }

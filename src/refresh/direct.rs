@@ -131,13 +131,12 @@ impl Refresher {
             source,
         };
         if let Some(rules) = &feed.scrape {
-            let text = scrape::decode(&body, charset.as_deref(), matches!(rules, Rules::Json(_))).into_owned();
+            let page = page_or_wall(&body, charset.as_deref(), matches!(rules, Rules::Json(_)), &final_url);
             drop(body);
-            // A wall in front of the page is the solver's to pass; any other page is read.
-            if let Some(wall) = feed::wall(&text) {
-                return Err((found, walled(final_url.clone(), wall)));
-            }
-            return Ok(self.publish_page(job, rules, text, found).await);
+            return match page {
+                Ok(text) => Ok(self.publish_page(job, rules, text, found).await),
+                Err(wall) => Err((found, wall)),
+            };
         }
         let text = match feed::decode_with_charset(&body, charset.as_deref()) {
             Ok(text) => text,
@@ -151,8 +150,23 @@ impl Refresher {
     }
 }
 
+/// A site's page as text, decoded as a browser decodes it; or, when it is a wall (a challenge
+/// or block page answered with 200), that wall, for the solver to pass.
+pub(super) fn page_or_wall(
+    body: &[u8],
+    charset: Option<&str>,
+    json: bool,
+    final_url: &str,
+) -> Result<String, FetchError> {
+    let text = scrape::decode(body, charset, json).into_owned();
+    match feed::wall(&text) {
+        Some(wall) => Err(walled(final_url.to_string(), wall)),
+        None => Ok(text),
+    }
+}
+
 /// A page that answered 200 with a wall: the same classes as a challenge or block status.
-pub(super) fn walled(url: String, wall: feed::FeedError) -> FetchError {
+fn walled(url: String, wall: feed::FeedError) -> FetchError {
     match wall {
         feed::FeedError::CloudflareBlock => FetchError::Blocked {
             url,

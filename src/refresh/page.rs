@@ -52,7 +52,7 @@ pub(crate) fn read_items(rules: &Rules, page: &str, place: Place<'_>) -> Result<
 
 /// The feed's url as the published feed names it (its id, its link, its items' ids): without
 /// a user and password, which must not be published. Its query stays: it is part of the page.
-pub(crate) fn public_url(feed: &FeedConfig) -> Url {
+pub(crate) fn origin_url(feed: &FeedConfig) -> Url {
     let mut url = Url::parse(&feed.url).expect("a feed's url was checked when the configuration was loaded");
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -71,7 +71,7 @@ impl Refresher {
     pub(super) async fn publish_page(&self, job: &Job<'_>, rules: &Rules, page: String, found: Findings) -> Attempt {
         let feed = job.feed;
         let started = tokio::time::Instant::now();
-        let feed_url = public_url(feed);
+        let feed_url = origin_url(feed);
         let landed = landed(&feed_url, found.final_url.as_deref());
         let extraction = read_items(
             rules,
@@ -115,7 +115,7 @@ impl Refresher {
         let now = store_now(store);
         let ids: Vec<&str> = extraction.items.iter().map(|item| item.id.as_str()).collect();
         // Archived entries are kept for the archive's window, not the memory's 30 days.
-        let window = feed.archive.map(|a| i64::from(a.days) * 86_400);
+        let window = feed.archive.map(|a| a.window());
         let (firsts, changed) = stored.memory.observe_keeping(&ids, now, window);
         let xml = render(feed, rules, &extraction, &firsts, &feed_url);
         info!(

@@ -5,8 +5,8 @@
 use tokio::time::Instant;
 use tracing::info;
 
-use super::direct::walled;
-use super::page::{NoItems, landed, public_url, read_items};
+use super::direct::page_or_wall;
+use super::page::{NoItems, landed, origin_url, read_items};
 use super::via_solver::solve_request;
 use super::{Refresher, elapsed_ms};
 use crate::config::{FeedConfig, FetchMode};
@@ -60,7 +60,7 @@ impl Refresher {
                 (page, Some(route), final_url)
             }
         };
-        let feed_url = public_url(feed);
+        let feed_url = origin_url(feed);
         let landed = landed(&feed_url, final_url.as_deref());
         let place = Place {
             feed_url: &feed_url,
@@ -107,11 +107,8 @@ impl Refresher {
                     final_url,
                     ..
                 }) => {
-                    let text = scrape::decode(&body, charset.as_deref(), matches!(rules, Rules::Json(_))).into_owned();
-                    match crate::feed::wall(&text) {
-                        Some(wall) => Err(walled(final_url, wall)),
-                        None => Ok((text, final_url)),
-                    }
+                    let json = matches!(rules, Rules::Json(_));
+                    page_or_wall(&body, charset.as_deref(), json, &final_url).map(|text| (text, final_url))
                 }
                 Ok(DirectReply::NotModified { final_url }) => Err(FetchError::UnaskedNotModified { url: final_url }),
                 Err(e) => Err(e),

@@ -10,7 +10,7 @@ use super::publish::{Checked, Job};
 use crate::items;
 use crate::outcome::Stage;
 use crate::status::Findings;
-use crate::status::memory::Stored;
+use crate::status::memory::{self, Stored};
 use crate::store::{store_now, within};
 
 /// The item memory as a refresh holds it: as read, and whether it changed since.
@@ -36,14 +36,7 @@ impl Refresher {
         let key = items::key(&feed.name);
         let mut held = match held {
             Some(held) => Some(held),
-            None if needs_memory => match within(
-                job.deadline,
-                store,
-                &key,
-                crate::status::memory::read(store, &feed.name),
-            )
-            .await
-            {
+            None if needs_memory => match within(job.deadline, store, &key, memory::read(store, &feed.name)).await {
                 Ok(stored) => Some(Held { stored, changed: false }),
                 Err(e) => return Attempt::failed(found, Stage::Store, e),
             },
@@ -58,14 +51,13 @@ impl Refresher {
             held.changed |= fetched.changed;
             found.articles = Some(fetched.counts);
         }
-        let memory = held.as_mut().map(|h| &mut h.stored.memory);
-        let candidate = match self.for_readers(feed, text, checked, memory, now) {
+        let remembered = held.as_mut().map(|h| &mut h.stored.memory);
+        let candidate = match self.for_readers(feed, text, checked, remembered, now) {
             Ok(candidate) => candidate,
             Err(e) => return Attempt::failed(found, Stage::Guard, e),
         };
         if let Some(held) = held.filter(|h| h.changed || candidate.rewritten.memory_changed) {
-            let write =
-                crate::status::memory::write(store, &feed.name, &held.stored.memory, held.stored.version.as_ref());
+            let write = memory::write(store, &feed.name, &held.stored.memory, held.stored.version.as_ref());
             if let Err(e) = within(job.deadline, store, &key, write).await {
                 warn!(feed = %feed.name, stage = "store", error = %e, "the item memory could not be written");
                 return Attempt::failed(found, Stage::Store, e);

@@ -60,7 +60,7 @@ pub(super) fn remember_and_select(
     archive: Archive,
     now: OffsetDateTime,
 ) -> (Vec<String>, bool) {
-    let window = i64::from(archive.days) * 86_400;
+    let window = archive.window();
     let keys: Vec<&str> = published.iter().map(|(key, _)| *key).collect();
     let (_, mut changed) = memory.observe_keeping(&keys, now, Some(window));
     let name = dialect_name(dialect);

@@ -33,6 +33,12 @@ pub struct Archive {
 impl Archive {
     pub const MAX_ITEMS: usize = 1000;
     pub const MAX_DAYS: u32 = 3650;
+
+    /// How long after it was first seen an item may stay archived, in seconds: what the item
+    /// memory keeps an archived item for.
+    pub fn window(&self) -> i64 {
+        i64::from(self.days) * 86_400
+    }
 }
 
 impl Default for Archive {

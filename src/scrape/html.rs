@@ -23,13 +23,7 @@ pub(super) fn extract(rules: &HtmlRules, page: &str, place: Place<'_>) -> Extrac
         .next()
         .map(|title| collapse(&title.text().collect::<String>()))
         .filter(|title| !title.is_empty());
-    // Relative links resolve against <base href>, itself relative to the page.
-    let base = html
-        .select(&BASE)
-        .next()
-        .and_then(|base| base.attr("href"))
-        .and_then(|href| place.landed.join(href.trim()).ok())
-        .unwrap_or_else(|| place.landed.clone());
+    let base = base_of(&html, place.landed);
     let mut collector = Collector::new(place.feed_url, page_title);
     let texts = (rules.title.text.as_str(), rules.link.text.as_str());
     for (i, item) in html.select(&rules.item).enumerate() {
@@ -55,18 +49,23 @@ pub(super) fn extract(rules: &HtmlRules, page: &str, place: Place<'_>) -> Extrac
 /// against `page_url` and `<base href>`, as an item's `content` is; `None` if nothing matches.
 pub(super) fn first_inner_html(page: &str, selector: &Selector, page_url: &Url) -> Option<String> {
     let html = Html::parse_document(page);
-    let base = html
-        .select(&BASE)
-        .next()
-        .and_then(|base| base.attr("href"))
-        .and_then(|href| page_url.join(href.trim()).ok())
-        .unwrap_or_else(|| page_url.clone());
+    let base = base_of(&html, page_url);
     let element = html.select(selector).next()?;
     let mut out = String::new();
     for child in element.children() {
         serialize(child, &base, &mut out);
     }
     Some(out.trim().to_string()).filter(|content| !content.is_empty())
+}
+
+/// What relative links resolve against: `<base href>`, itself relative to the page, else the
+/// page's url.
+fn base_of(html: &Html, page_url: &Url) -> Url {
+    html.select(&BASE)
+        .next()
+        .and_then(|base| base.attr("href"))
+        .and_then(|href| page_url.join(href.trim()).ok())
+        .unwrap_or_else(|| page_url.clone())
 }
 
 /// The element a field reads in `item`: the first match below it, or the item itself.
