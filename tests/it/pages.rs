@@ -3,7 +3,7 @@
 //! way, by lxml's HTML parser and XPath (libxml2), and the published Atom by lxml's XML parser:
 //! neither is flarefeed's own code.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -286,20 +286,13 @@ content = ".excerpt"
 /// selector and the page's title, and the last good copy stays; so does the item memory.
 #[tokio::test]
 async fn a_redesigned_page_keeps_the_last_good_copy_and_names_the_selector() {
-    let origin = Origin::start().await;
-    origin.serve(
-        "/categories/tech",
-        "text/html",
-        fixture("scrape/forum-board.html").as_bytes(),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), NO_SOLVER, &board("board", &origin.url("/categories/tech")));
+    let (origin, dir, config) = board_site().await;
     let (ok, out, err) = run(dir.path(), &["refresh", "--config", &config]).await;
     assert!(ok, "{out}{err}");
     let good = published(dir.path(), "board");
     let memory = std::fs::read(dir.path().join("public/status/items/board.json")).unwrap();
 
-    let redesigned = fixture("scrape/forum-board-redesigned.html");
+    let redesigned = redesigned();
     origin.serve("/categories/tech", "text/html", redesigned.as_bytes());
     let (ok, out, _) = run(dir.path(), &["refresh", "--config", &config]).await;
     assert!(!ok, "{out}");
@@ -468,14 +461,7 @@ feed_title = "站点公告"
 /// nothing; with a page no item comes from, it exits 1 and says why.
 #[tokio::test]
 async fn preview_shows_the_items_and_writes_nothing() {
-    let origin = Origin::start().await;
-    origin.serve(
-        "/categories/tech",
-        "text/html",
-        fixture("scrape/forum-board.html").as_bytes(),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), NO_SOLVER, &board("board", &origin.url("/categories/tech")));
+    let (origin, dir, config) = board_site().await;
 
     let (ok, out, err) = run(dir.path(), &["preview", "board", "--config", &config]).await;
     assert!(ok, "{out}{err}");
@@ -501,7 +487,8 @@ async fn preview_shows_the_items_and_writes_nothing() {
     assert_eq!(previewed["items"][0]["date"], "2026-12-03T23:00:07+00:00");
     assert_eq!(previewed["skipped"][0]["item"], 6);
 
-    let saved = fixture_file("scrape/forum-board-redesigned.html");
+    let saved = dir.path().join("board-saved.html");
+    std::fs::write(&saved, redesigned()).unwrap();
     let (ok, out, err) = run(
         dir.path(),
         &[
@@ -522,8 +509,25 @@ async fn preview_shows_the_items_and_writes_nothing() {
     assert!(!dir.path().join("public").exists(), "preview wrote nothing");
 }
 
-fn fixture_file(relative: &str) -> PathBuf {
-    crate::helpers::fixtures::fixture_path(relative)
+/// The forum board served by a loopback site, and a configuration for it in a folder of its own.
+async fn board_site() -> (Origin, tempfile::TempDir, String) {
+    let origin = Origin::start().await;
+    origin.serve(
+        "/categories/tech",
+        "text/html",
+        fixture("scrape/forum-board.html").as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), NO_SOLVER, &board("board", &origin.url("/categories/tech")));
+    (origin, dir, config)
+}
+
+/// The board after a redesign: new class names, so the configured selectors find nothing.
+fn redesigned() -> String {
+    fixture("scrape/forum-board.html")
+        .replace("post-list-item", "topic-row")
+        .replace("class=\"post-list\"", "class=\"topics\"")
+        .replace("post-title", "topic-title")
 }
 
 /// On S3 (moto's server): the item memory is written with a conditional write beside the
