@@ -12,9 +12,9 @@ mod pages;
 pub use pages::explain_net_error;
 pub(crate) mod xml;
 
-pub use decode::{decode, decode_with_charset};
+pub use decode::{decode, decode_owned, decode_with_charset};
 pub use extract::{Extracted, Wrapper, extract, json_in_page};
-pub use format::{Formatted, MAX_INDENT, SLACK_BYTES, format, format_within};
+pub use format::{Document, Formatted, MAX_INDENT, Pretty, Reader, SLACK_BYTES, format, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
 pub use xml::{MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_EXPANSION_FACTOR};
 
@@ -29,11 +29,23 @@ pub fn check_and_format(
     let doc = guard::before_walk(text, options)?;
     let mut both = Both {
         shape: guard::Shape::new(doc),
-        printer: format::Printer::new(doc, max_bytes),
+        printer: format::Printer::new(text, max_bytes),
     };
     let walked = xml::walk(doc, &mut both);
     let info = both.shape.finish(walked, options)?;
     Ok((info, both.printer.finish(max_bytes)?))
+}
+
+/// [`check_and_format`] of a text the result then owns: what a refresh holds until the store has
+/// the output, which is never assembled.
+pub fn check_and_format_owned(
+    text: String,
+    options: GuardOptions,
+    max_bytes: usize,
+) -> Result<(FeedInfo, Document), FeedError> {
+    let (info, formatted) = check_and_format(&text, options, max_bytes)?;
+    let layout = formatted.into_layout();
+    Ok((info, Document::join(text, layout)))
 }
 
 /// The guard's visitor and the formatter's, over one walk.

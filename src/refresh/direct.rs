@@ -138,15 +138,15 @@ impl Refresher {
                 Err(wall) => Err((found, wall)),
             };
         }
-        let text = match feed::decode_with_charset(&body, charset.as_deref()) {
+        let text = match feed::decode_owned(body, charset.as_deref()) {
             Ok(text) => text,
             Err(source) => return Err((found, not_a_feed(source))),
         };
-        let checked = match self.check(feed, &text, None) {
+        let checked = match self.check(feed, text, None) {
             Ok(checked) => checked,
             Err(source) => return Err((found, not_a_feed(source))),
         };
-        Ok(self.publish_checked(job, &text, checked, found, None).await)
+        Ok(self.publish_checked(job, checked, found, None).await)
     }
 }
 

@@ -122,12 +122,12 @@ impl Refresher {
             feed = %feed.name, stage = "extract", ms = elapsed_ms(started), items = extraction.items.len(),
             skipped = extraction.skipped.len(), unreadable_dates = extraction.unreadable_dates(), "items read from the page"
         );
-        let checked = match self.check(feed, &xml, None) {
+        let checked = match self.check(feed, xml, None) {
             Ok(checked) => checked,
             Err(e) => return Attempt::failed(found, Stage::Guard, e),
         };
         let held = Held { stored, changed };
-        self.publish_checked(job, &xml, checked, found, Some(held)).await
+        self.publish_checked(job, checked, found, Some(held)).await
     }
 }
 

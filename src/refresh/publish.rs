@@ -14,7 +14,7 @@ use crate::interrupt::Interrupt;
 use crate::outcome::{Recorded, Stage};
 use crate::rewrite;
 use crate::status::{Document, Findings, Lease};
-use crate::store::{Condition, ObjectInfo, PutOptions, StoreError, Version, within};
+use crate::store::{Body, Condition, ObjectInfo, PutOptions, StoreError, Version, within};
 
 /// The longest a WebSub ping may take: a hub that hangs must not hold the refresh.
 const HUB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -80,18 +80,27 @@ impl PublishedCopy {
 /// A feed that passed the guard and was formatted.
 pub(super) struct Candidate {
     info: feed::FeedInfo,
-    xml: String,
+    /// The output, as pieces of the text it came from: the store takes it as it lies.
+    document: std::sync::Arc<feed::Document>,
     sha256: String,
     /// What the rewrite for readers did.
     pub(super) rewritten: rewrite::Rewritten,
 }
 
 /// A document the guard accepted, formatted as it is: what a rewrite for readers starts from.
-pub(super) struct Checked<'t> {
+/// It owns the text, so that a refresh holds the text and its pieces, and nothing more.
+pub(super) struct Checked {
     pub(super) info: feed::FeedInfo,
-    formatted: feed::Formatted<'t>,
+    document: feed::Document,
     started: Instant,
     wrapper: Option<feed::Wrapper>,
+}
+
+impl Checked {
+    /// The document as the site or the solver gave it.
+    pub(super) fn text(&self) -> &str {
+        self.document.text()
+    }
 }
 
 impl Refresher {
@@ -120,12 +129,12 @@ impl Refresher {
 
     /// Guard and format a feed document as the site or the solver gave it (one walk). Its only
     /// failures are the guard's.
-    pub(super) fn check<'t>(
+    pub(super) fn check(
         &self,
         feed: &FeedConfig,
-        text: &'t str,
+        text: String,
         wrapper: Option<feed::Wrapper>,
-    ) -> Result<Checked<'t>, FeedError> {
+    ) -> Result<Checked, FeedError> {
         let started = Instant::now();
         // The solver or the direct request already refused a reply over the cap, and the feed
         // is part of the reply: the guard's own size check could never trip here. The
@@ -134,10 +143,10 @@ impl Refresher {
             min_items: feed.min_items,
             max_bytes: usize::MAX,
         };
-        let (info, formatted) = feed::check_and_format(text, guard, self.config.solver.max_reply_bytes)?;
+        let (info, document) = feed::check_and_format_owned(text, guard, self.config.solver.max_reply_bytes)?;
         Ok(Checked {
             info,
-            formatted,
+            document,
             started,
             wrapper,
         })
@@ -145,35 +154,35 @@ impl Refresher {
 
     /// What readers get of a checked document: the plan for readers applied (with `memory`,
     /// brought up to date at `now`, when the plan needs it) and checked again, as flarefeed's
-    /// own output; or, when the plan changes nothing, the document as checked.
+    /// own output; or, when the plan changes nothing, the document as checked. A rewritten
+    /// document replaces the one checked, which is dropped first.
     pub(super) fn for_readers(
         &self,
         feed: &FeedConfig,
-        text: &str,
-        checked: Checked<'_>,
+        checked: Checked,
         memory: Option<&mut crate::items::Memory>,
         now: time::OffsetDateTime,
     ) -> Result<Candidate, FeedError> {
         let self_url = self.public_url(feed);
         let plan = self.plan(feed, self_url.as_deref());
-        let mut rewritten = rewrite::apply(text, &plan, memory, now)?;
+        let mut rewritten = rewrite::apply(checked.text(), &plan, memory, now)?;
         let Checked {
             info,
-            formatted,
+            document,
             started,
             wrapper,
         } = checked;
         let Some(rewritten_text) = rewritten.text.take() else {
-            return Ok(self.candidate(feed, (started, wrapper), info, formatted, rewritten));
+            return Ok(self.candidate(feed, (started, wrapper), info, document, rewritten));
         };
-        drop(formatted);
+        drop(document);
         // Rules may leave fewer items than min_items: the origin had enough, and passed.
         let again = GuardOptions {
             min_items: 0,
             max_bytes: usize::MAX,
         };
-        let (info, formatted) = feed::check_and_format(&rewritten_text, again, self.config.solver.max_reply_bytes)?;
-        Ok(self.candidate(feed, (started, wrapper), info, formatted, rewritten))
+        let (info, document) = feed::check_and_format_owned(rewritten_text, again, self.config.solver.max_reply_bytes)?;
+        Ok(self.candidate(feed, (started, wrapper), info, document, rewritten))
     }
 
     /// The plan for readers of `feed`, its public url being `self_url`.
@@ -193,19 +202,19 @@ impl Refresher {
         feed: &FeedConfig,
         (started, wrapper): (Instant, Option<feed::Wrapper>),
         info: feed::FeedInfo,
-        formatted: feed::Formatted<'_>,
+        document: feed::Document,
         rewritten: rewrite::Rewritten,
     ) -> Candidate {
-        let sha256 = formatted.fingerprint();
+        let sha256 = document.fingerprint();
         info!(
             feed = %feed.name, stage = "format", ms = elapsed_ms(started),
-            wrapper = ?wrapper, kind = %info.kind, items = info.items, bytes = formatted.len(),
-            as_written = formatted.as_written(), dropped = rewritten.dropped, archived = rewritten.archived,
+            wrapper = ?wrapper, kind = %info.kind, items = info.items, bytes = document.len(),
+            as_written = document.as_written(), dropped = rewritten.dropped, archived = rewritten.archived,
             full_text = rewritten.full_text, "feed checked and formatted"
         );
         Candidate {
             info,
-            xml: formatted.into_xml(),
+            document: std::sync::Arc::new(document),
             sha256,
             rewritten,
         }
@@ -226,7 +235,7 @@ impl Refresher {
             document: Some(Document {
                 kind: candidate.info.kind.to_string(),
                 items: candidate.info.items,
-                bytes: candidate.xml.len(),
+                bytes: candidate.document.len(),
             }),
             rules_dropped: (!feed.rules.is_empty()).then_some(candidate.rewritten.dropped),
             ..found
@@ -259,7 +268,7 @@ impl Refresher {
         };
         // A forced publish of the same feed changes nothing a hub's subscribers could fetch.
         let changed = job.copy.sha256() != Some(candidate.sha256.as_str());
-        let put = self.store.put(&feed.key, candidate.xml.into_bytes(), put_options);
+        let put = self.store.put(&feed.key, Body::Pieces(candidate.document), put_options);
         if let Err(e) = within(job.deadline, self.store.as_ref(), &feed.key, put).await {
             return Attempt::failed(found, Stage::Store, e);
         }

@@ -20,13 +20,12 @@ pub(super) struct Held {
 }
 
 impl Refresher {
-    /// Publishes a checked document (`text`) for readers. `held` is the item memory when the
-    /// caller already read it (a feed built from a page).
+    /// Publishes a checked document for readers. `held` is the item memory when the caller
+    /// already read it (a feed built from a page).
     pub(super) async fn publish_checked(
         &self,
         job: &Job<'_>,
-        text: &str,
-        checked: Checked<'_>,
+        checked: Checked,
         found: Findings,
         held: Option<Held>,
     ) -> Attempt {
@@ -46,13 +45,13 @@ impl Refresher {
         let mut found = found;
         if let (Some(full_text), Some(held)) = (&feed.full_text, held.as_mut()) {
             let fetched = self
-                .fetch_articles(job, full_text, text, &mut held.stored.memory, now)
+                .fetch_articles(job, full_text, checked.text(), &mut held.stored.memory, now)
                 .await;
             held.changed |= fetched.changed;
             found.articles = Some(fetched.counts);
         }
         let remembered = held.as_mut().map(|h| &mut h.stored.memory);
-        let candidate = match self.for_readers(feed, text, checked, remembered, now) {
+        let candidate = match self.for_readers(feed, checked, remembered, now) {
             Ok(candidate) => candidate,
             Err(e) => return Attempt::failed(found, Stage::Guard, e),
         };

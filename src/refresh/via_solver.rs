@@ -68,8 +68,8 @@ impl Refresher {
             Ok(cut) => cut,
             Err(e) => return Attempt::failed(found, Stage::Extract, e),
         };
-        match self.check(feed, &text, Some(wrapper)) {
-            Ok(checked) => self.publish_checked(job, &text, checked, found, None).await,
+        match self.check(feed, text, Some(wrapper)) {
+            Ok(checked) => self.publish_checked(job, checked, found, None).await,
             Err(e) => Attempt::failed(found, Stage::Guard, e),
         }
     }

@@ -333,7 +333,7 @@ async fn put_index(store: &dyn Store, index: &Index, condition: Condition) -> Re
         sha256: None,
         condition,
     };
-    store.put(INDEX_JSON, body, options).await.map(drop)
+    store.put(INDEX_JSON, body.into(), options).await.map(drop)
 }
 
 /// `index.html` always; `feeds.opml` when the published feeds changed; the badge of `only` (or
@@ -352,7 +352,7 @@ async fn write_pages(
             sha256: None,
             condition: Condition::Any,
         };
-        async move { store.put(key, body, options).await.map(drop) }
+        async move { store.put(key, body.into(), options).await.map(drop) }
     };
     let [html_key, opml_key] = SITE_KEYS;
     let mut puts = 0;
@@ -378,7 +378,7 @@ async fn write_pages(
             condition: Condition::Any,
         };
         let key = format!("status/{}.svg", summary.name);
-        store.put(&key, badge::render(summary).into_bytes(), options).await?;
+        store.put(&key, badge::render(summary).into(), options).await?;
         puts += 1;
     }
     Ok(puts)

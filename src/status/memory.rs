@@ -47,5 +47,5 @@ pub async fn write(
         sha256: None,
         condition: Condition::unchanged_since(version),
     };
-    store.put(&key(feed), body, options).await
+    store.put(&key(feed), body.into(), options).await
 }

@@ -121,7 +121,7 @@ pub async fn write(
         sha256: None,
         condition,
     };
-    store.put(&feed.status_key(), body, options).await
+    store.put(&feed.status_key(), body.into(), options).await
 }
 
 /// The record of every configured feed, `never` where there is none yet.

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
+use sha2::{Digest, Sha256};
+
+use super::{Body, Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
 
 /// A local folder; writes are atomic (temp file, fsync, rename), and conditional writes compare
 /// and rename under an exclusive `flock` of the folder, so they hold between processes on one
@@ -49,10 +51,7 @@ impl LocalStore {
 impl Store for LocalStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         self.blocking(key, |path| {
-            Ok(read_if_present(&path)?.map(|body| ObjectInfo {
-                sha256: None,
-                version: version_of(&body),
-            }))
+            Ok(version_of_file(&path)?.map(|version| ObjectInfo { sha256: None, version }))
         })
         .await
     }
@@ -72,7 +71,7 @@ impl Store for LocalStore {
         .await
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError> {
+    async fn put(&self, key: &str, body: Body, options: PutOptions<'_>) -> Result<Version, StoreError> {
         let condition = options.condition;
         let target = self.locate(key);
         let written = self
@@ -120,14 +119,73 @@ fn read_if_present(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 /// A folder file's version: the SHA-256 of its bytes. Equal bytes are the same state, so
 /// `Matches` means "still what was read".
 fn version_of(body: &[u8]) -> Version {
-    use sha2::{Digest, Sha256};
     Version(hex::encode(Sha256::digest(body)))
+}
+
+/// The version of the file at `path`, read in blocks rather than whole: a HEAD of a 20 MB feed
+/// costs no 20 MB. `None` if there is no such file.
+fn version_of_file(path: &Path) -> std::io::Result<Option<Version>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut hashing = Hashing::new(std::io::sink());
+    std::io::copy(&mut file, &mut hashing)?;
+    Ok(Some(hashing.version()))
+}
+
+/// A writer that hashes what it passes on, so a body is hashed as it is written and never read
+/// back: the version of a file written from pieces.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn version(self) -> Version {
+        Version(hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    /// Passes the slices on as one vectored write (writev(2) for a file), then hashes what it took.
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let n = self.inner.write_vectored(bufs)?;
+        let mut left = n;
+        for buf in bufs {
+            let taken = left.min(buf.len());
+            self.hasher.update(&buf[..taken]);
+            left -= taken;
+            if left == 0 {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Writes `path` if `condition` holds, under an exclusive lock of its folder: another writer
 /// (thread or process) that checks meanwhile waits, then sees this write. `Ok(None)` when the
 /// condition does not hold.
-fn write_if(path: &Path, body: &[u8], condition: &Condition) -> std::io::Result<Option<Version>> {
+fn write_if(path: &Path, body: &Body, condition: &Condition) -> std::io::Result<Option<Version>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     // flock(2) on the folder itself: no lock file to leave among the published ones. Released
@@ -136,18 +194,19 @@ fn write_if(path: &Path, body: &[u8], condition: &Condition) -> std::io::Result<
     lock.lock()?;
     let holds = match condition {
         Condition::Any => true,
-        Condition::Absent => read_if_present(path)?.is_none(),
-        Condition::Matches(version) => read_if_present(path)?.is_some_and(|current| &version_of(&current) == version),
+        Condition::Absent => !path.try_exists()?,
+        Condition::Matches(version) => version_of_file(path)?.as_ref() == Some(version),
     };
     if !holds {
         return Ok(None);
     }
-    write_atomically(path, body)?;
+    let version = write_atomically(path, body)?;
     drop(lock);
-    Ok(Some(version_of(body)))
+    Ok(Some(version))
 }
-/// Writes `path` so that it is always either the old file or the whole new one.
-fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+/// Writes `path` so that it is always either the old file or the whole new one; returns the
+/// version written, hashed on the way.
+fn write_atomically(path: &Path, body: &Body) -> std::io::Result<Version> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -157,24 +216,26 @@ fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(body)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
+    let written = (|| -> std::io::Result<Version> {
+        let mut file = Hashing::new(std::fs::File::create(&temp)?);
+        body.write_to(&mut file)?;
+        file.inner.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        Ok(file.version())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
-    written?;
+    let version = written?;
     // The rename is durable only once the folder itself is synced.
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).or(Ok(()))
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    Ok(version)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Condition, PutOptions, StoreError, Version};
+    use crate::store::{Body, Condition, PutOptions, StoreError, Version};
 
     fn options(condition: Condition) -> PutOptions<'static> {
         PutOptions {
@@ -191,11 +252,11 @@ mod tests {
         let store = LocalStore::new(dir.path(), "feeds/");
         assert_eq!(store.head("a.xml").await.unwrap(), None);
         store
-            .put("a.xml", b"one".to_vec(), options(Condition::Any))
+            .put("a.xml", b"one".to_vec().into(), options(Condition::Any))
             .await
             .unwrap();
         let two = store
-            .put("a.xml", b"two".to_vec(), options(Condition::Any))
+            .put("a.xml", b"two".to_vec().into(), options(Condition::Any))
             .await
             .unwrap();
         let stored = store.get("a.xml").await.unwrap().unwrap();
@@ -214,21 +275,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path(), "");
         let one = store
-            .put("a", b"one".to_vec(), options(Condition::Absent))
+            .put("a", b"one".to_vec().into(), options(Condition::Absent))
             .await
             .unwrap();
-        let conflict = store.put("a", b"x".to_vec(), options(Condition::Absent)).await;
+        let conflict = store.put("a", b"x".to_vec().into(), options(Condition::Absent)).await;
         assert!(matches!(conflict, Err(StoreError::Conflict { .. })), "{conflict:?}");
         let two = store
-            .put("a", b"two".to_vec(), options(Condition::Matches(one.clone())))
+            .put("a", b"two".to_vec().into(), options(Condition::Matches(one.clone())))
             .await
             .unwrap();
-        let stale = store.put("a", b"x".to_vec(), options(Condition::Matches(one))).await;
+        let stale = store
+            .put("a", b"x".to_vec().into(), options(Condition::Matches(one)))
+            .await;
         assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
-        let gone = store.put("b", b"x".to_vec(), options(Condition::Matches(two))).await;
+        let gone = store
+            .put("b", b"x".to_vec().into(), options(Condition::Matches(two)))
+            .await;
         assert!(matches!(gone, Err(StoreError::Conflict { .. })), "{gone:?}");
         assert_eq!(store.get("a").await.unwrap().unwrap().body, b"two");
         assert_eq!(store.get("b").await.unwrap(), None);
+    }
+
+    /// A feed's output written from its pieces (vectored writes, hashed on the way) is the same
+    /// file, and the same version, as its bytes written whole; a HEAD hashes the file in blocks.
+    #[tokio::test]
+    async fn local_writes_pieces_as_the_bytes_they_make() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), "");
+        let items: String = (0..3000)
+            .map(|i| format!("<item><title>第{i}条 &amp; 中文</title></item>"))
+            .collect();
+        let text = format!("<rss><channel><title>t</title>{items}</channel></rss>");
+        let document = crate::feed::Document::format_within(text, usize::MAX).unwrap();
+        let expected = document.to_xml();
+        assert!(
+            expected.len() > 100_000,
+            "more than one vectored write's worth of pieces"
+        );
+        let from_pieces = store
+            .put(
+                "a.xml",
+                Body::Pieces(std::sync::Arc::new(document)),
+                options(Condition::Absent),
+            )
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.xml")).unwrap(), expected);
+        assert_eq!(store.head("a.xml").await.unwrap().unwrap().version, from_pieces);
+        let from_bytes = store
+            .put("b.xml", expected.clone().into(), options(Condition::Absent))
+            .await
+            .unwrap();
+        assert_eq!(from_pieces, from_bytes);
+        assert_eq!(from_pieces, version_of(expected.as_bytes()));
     }
 
     /// Threads that all read the same version and then write at once: exactly one wins, on
@@ -237,7 +336,9 @@ mod tests {
     fn local_conditional_writes_have_exactly_one_winner_among_racing_threads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("status.json");
-        let mut seen = write_if(&path, b"start", &Condition::Absent).unwrap().unwrap();
+        let mut seen = write_if(&path, &b"start".to_vec().into(), &Condition::Absent)
+            .unwrap()
+            .unwrap();
         for round in 0..50 {
             let barrier = std::sync::Barrier::new(8);
             let winners: Vec<Version> = std::thread::scope(|scope| {
@@ -247,7 +348,7 @@ mod tests {
                         scope.spawn(move || {
                             let body = format!("round {round} writer {i}");
                             barrier.wait();
-                            write_if(path, body.as_bytes(), &Condition::Matches(seen.clone())).unwrap()
+                            write_if(path, &body.into(), &Condition::Matches(seen.clone())).unwrap()
                         })
                     })
                     .collect();

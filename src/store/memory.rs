@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
+use super::{Body, Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -78,7 +78,7 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError> {
+    async fn put(&self, key: &str, body: Body, options: PutOptions<'_>) -> Result<Version, StoreError> {
         let mut state = self.state.lock().unwrap();
         let done = state.puts.get(key).copied().unwrap_or(0);
         if state.fail_after.get(key).is_some_and(|&limit| done >= limit) {
@@ -101,7 +101,9 @@ impl Store for MemoryStore {
         state.next_version += 1;
         let version = Version(format!("v{}", state.next_version));
         let sha256 = options.sha256.map(str::to_string);
-        state.objects.insert(key.to_string(), (body, version.clone(), sha256));
+        state
+            .objects
+            .insert(key.to_string(), (body.into_vec(), version.clone(), sha256));
         let now = time::OffsetDateTime::now_utc() + state.clock_offset.unwrap_or_default();
         state.modified.insert(key.to_string(), now);
         *state.puts.entry(key.to_string()).or_default() += 1;

@@ -2,6 +2,7 @@
 //! bucket ([`S3Store`]) and a local folder ([`LocalStore`]); and, for tests (feature `test-util`),
 //! one in memory ([`MemoryStore`]).
 
+mod body;
 mod local;
 #[cfg(any(test, feature = "test-util"))]
 mod memory;
@@ -10,6 +11,7 @@ mod s3;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use body::{Body, Pieces};
 pub use local::LocalStore;
 #[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryStore;
@@ -107,7 +109,7 @@ pub trait Store: Send + Sync {
     /// Replaces `key` as a whole, if `options.condition` holds at the moment of the write
     /// (checked and written atomically). Readers see the old object or the new one, never a mix.
     /// Returns the version written.
-    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError>;
+    async fn put(&self, key: &str, body: Body, options: PutOptions<'_>) -> Result<Version, StoreError>;
     /// The keys under `folder` (which ends in `/`), one level deep, sorted.
     async fn list(&self, folder: &str) -> Result<Vec<String>, StoreError>;
     /// Where `key` is, for messages (`s3://bucket/prefix/key`, `/srv/public/key`).

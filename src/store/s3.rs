@@ -13,7 +13,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 
-use super::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
+use super::{Body, Condition, ObjectInfo, Pieces, PutOptions, Store, StoreError, Stored, Version};
 use crate::config::Bucket;
 use crate::error_chain;
 
@@ -193,6 +193,70 @@ impl S3Store {
     }
 }
 
+/// The CRC32 of a body (base64 of its big-endian bytes, as `x-amz-checksum-crc32` has it:
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html#API_PutObject_RequestSyntax).
+/// Given, it is the checksum of the request: the SDK adds none of its own and sends the body as
+/// it is (aws-sdk-s3's RequestChecksumInterceptor short-circuits on a checksum header the caller
+/// set), and S3 refuses the PUT with `BadDigest` if the bytes it got differ.
+fn crc32_of(pieces: &dyn Pieces) -> std::io::Result<String> {
+    let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc);
+    pieces.write_to(&mut digest)?;
+    Ok(aws_smithy_types::base64::encode(
+        (digest.finalize() as u32).to_be_bytes(),
+    ))
+}
+
+/// `pieces` as a request body: a fresh reader for each attempt ([`SdkBody::retryable`]), so a
+/// retried PUT sends the whole body again (the SDK retries a PUT that failed with a 5xx or a
+/// timeout: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+fn streamed(pieces: std::sync::Arc<dyn Pieces>) -> ByteStream {
+    let length = pieces.len() as u64;
+    ByteStream::new(aws_sdk_s3::primitives::SdkBody::retryable(move || {
+        aws_sdk_s3::primitives::SdkBody::from_body_1_x(ReadBody {
+            reader: pieces.clone().reader(),
+            left: length,
+        })
+    }))
+}
+
+/// An HTTP body read from a reader of known length, in frames of [`FRAME`] bytes: the only
+/// copy of a document's output is the frame being sent.
+struct ReadBody {
+    reader: Box<dyn std::io::Read + Send + Sync>,
+    left: u64,
+}
+
+/// A frame's size: big enough that framing costs nothing, small enough to be no copy to speak of.
+const FRAME: u64 = 64 * 1024;
+
+impl http_body::Body for ReadBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let mut frame = vec![0; self.left.min(FRAME) as usize];
+        let read = std::io::Read::read_exact(&mut self.reader, &mut frame);
+        std::task::Poll::Ready(Some(read.map(|()| {
+            self.left -= frame.len() as u64;
+            http_body::Frame::data(bytes::Bytes::from(frame))
+        })))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
 /// Whether an SDK error is about credentials rather than the network.
 fn no_credentials(chain: &str) -> bool {
     let chain = chain.to_lowercase();
@@ -265,16 +329,30 @@ impl Store for S3Store {
     /// `If-Match` needs s3:GetObject besides s3:PutObject, which the template grants on the
     /// same keys. `If-Match` on a key that is gone is 404 NoSuchKey on S3 and on moto, 412 on
     /// s3s: all three mean the object is not the one read, so all are a conflict.
-    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError> {
+    ///
+    /// A body of pieces goes as a stream of known length, read afresh for each attempt of a
+    /// retried PUT, with its CRC32 computed beforehand: S3 checks the body against it, and the
+    /// SDK then sends it as it is rather than `aws-chunked` with a trailing checksum.
+    async fn put(&self, key: &str, body: Body, options: PutOptions<'_>) -> Result<Version, StoreError> {
         let metadata: Option<HashMap<String, String>> = options
             .sha256
             .map(|s| HashMap::from([("sha256".to_string(), s.to_string())]));
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .body(ByteStream::from(body))
+        let mut request = self.client.put_object().bucket(&self.bucket).key(self.key(key));
+        request = match body {
+            Body::Bytes(bytes) => request.body(ByteStream::from(bytes)),
+            Body::Pieces(pieces) => {
+                let length = pieces.len();
+                let crc32 = crc32_of(pieces.as_ref()).map_err(|e| StoreError::Io {
+                    target: self.locate(key),
+                    detail: e.to_string(),
+                })?;
+                request
+                    .body(streamed(pieces))
+                    .content_length(length as i64)
+                    .checksum_crc32(crc32)
+            }
+        };
+        let mut request = request
             .content_type(options.content_type)
             .cache_control(options.cache_control)
             .set_metadata(metadata);

@@ -15,5 +15,6 @@ mod readers;
 mod refresh;
 mod site;
 mod solver;
+mod store;
 mod template;
 mod wellformed;

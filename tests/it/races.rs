@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use flarefeed::feed;
 use flarefeed::refresh::{Outcome, RefreshOptions, Stage};
 use flarefeed::status::{Recorded, Trigger};
-use flarefeed::store::{Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
+use flarefeed::store::{Body, Condition, ObjectInfo, PutOptions, Store, StoreError, Stored, Version};
 
 use crate::helpers::fake_solver::{Action, Gate, error_reply, ok_reply};
 use crate::helpers::fixtures::recorded_response;
@@ -75,7 +75,10 @@ impl Race {
             condition: Condition::Any,
         };
         let body = serde_json::to_vec(&status).unwrap();
-        self.store.put(&self.feed.status_key(), body, options).await.unwrap();
+        self.store
+            .put(&self.feed.status_key(), body.into(), options)
+            .await
+            .unwrap();
     }
 }
 
@@ -244,7 +247,7 @@ impl Store for BothReadFirst {
         read
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>, options: PutOptions<'_>) -> Result<Version, StoreError> {
+    async fn put(&self, key: &str, body: Body, options: PutOptions<'_>) -> Result<Version, StoreError> {
         let _turn = self.one_write_at_a_time.lock().await;
         self.inner.put(key, body, options).await
     }
@@ -376,7 +379,7 @@ async fn the_store_clock_is_believed_within_fifteen_minutes() {
         sha256: None,
         condition: Condition::Any,
     };
-    store.put("present", b"x".to_vec(), options).await.unwrap();
+    store.put("present", b"x".to_vec().into(), options).await.unwrap();
     let ahead = store_now(&store) - time::OffsetDateTime::now_utc();
     assert!(
         (ahead.whole_seconds() - 15 * 60).abs() <= 3,

@@ -538,7 +538,7 @@ impl flarefeed::store::Store for CountingStore {
     async fn put(
         &self,
         key: &str,
-        body: Vec<u8>,
+        body: flarefeed::store::Body,
         options: flarefeed::store::PutOptions<'_>,
     ) -> Result<flarefeed::store::Version, flarefeed::store::StoreError> {
         self.counted.writes.lock().unwrap().push(key.into());

@@ -531,7 +531,7 @@ impl flarefeed::store::Store for RefreshLandsMeanwhile {
                 sha256: None,
                 condition: flarefeed::store::Condition::Any,
             };
-            self.inner.put(key, body, options).await?;
+            self.inner.put(key, body.into(), options).await?;
         }
         read
     }
@@ -539,7 +539,7 @@ impl flarefeed::store::Store for RefreshLandsMeanwhile {
     async fn put(
         &self,
         key: &str,
-        body: Vec<u8>,
+        body: flarefeed::store::Body,
         options: flarefeed::store::PutOptions<'_>,
     ) -> Result<flarefeed::store::Version, flarefeed::store::StoreError> {
         self.inner.put(key, body, options).await
@@ -638,7 +638,7 @@ async fn the_summary_an_earlier_build_kept_is_carried_over() {
         condition: Condition::Any,
     };
     let body = serde_json::to_vec(&legacy).unwrap();
-    store.put("status/index.json", body, options).await.unwrap();
+    store.put("status/index.json", body.into(), options).await.unwrap();
     let mut record = StatusRecord::never(&a);
     record.last_attempt = Some(now);
     record.last_success = Some(now);

@@ -23,6 +23,8 @@ pub struct Seen {
     pub path: String,
     /// For SQS (the SDK's JSON protocol), the action: `SendMessageBatch`, `SendMessage`.
     pub sqs: Option<String>,
+    /// The bytes of its body.
+    pub bytes: usize,
 }
 
 impl Seen {
@@ -36,6 +38,8 @@ struct State {
     seen: Vec<Seen>,
     /// Seconds added to every `Date` header.
     clock: i64,
+    /// How many PUTs still to answer with S3's 500 InternalError, after reading their bodies.
+    failing_puts: usize,
 }
 
 pub struct CountingProxy {
@@ -80,6 +84,12 @@ impl CountingProxy {
         std::mem::take(&mut self.state.lock().unwrap().seen)
     }
 
+    /// Answers the next `n` PUTs, once their whole body is read, with 500 InternalError, which
+    /// the SDK retries as a transient error.
+    pub fn fail_next_puts(&self, n: usize) {
+        self.state.lock().unwrap().failing_puts = n;
+    }
+
     /// Moves S3's clock (its `Date` header) forward by `seconds` more.
     pub fn advance_clock(&self, seconds: i64) {
         self.state.lock().unwrap().clock += seconds;
@@ -100,15 +110,33 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .and_then(|target| target.strip_prefix("AmazonSQS."))
         .map(str::to_string);
-    state.lock().unwrap().seen.push(Seen {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        sqs,
-    });
+    let fail = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(Seen {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            sqs,
+            bytes: body.len(),
+        });
+        let fail = parts.method == hyper::Method::PUT && state.failing_puts > 0;
+        state.failing_puts -= usize::from(fail);
+        fail
+    };
+    if fail {
+        // S3's own words for it (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
+        let error = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
+                     <Message>We encountered an internal error. Please try again.</Message></Error>";
+        return Response::builder()
+            .status(500)
+            .header("content-type", "application/xml")
+            .body(Full::new(Bytes::from(error)))
+            .unwrap();
+    }
     let url = format!("{upstream}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut outgoing = client.request(parts.method.clone(), url).body(body);
     for (name, value) in &parts.headers {
-        if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
+        // The Host header is kept: it is signed, and s3s checks signatures.
+        if name != hyper::header::CONTENT_LENGTH {
             outgoing = outgoing.header(name, value);
         }
     }

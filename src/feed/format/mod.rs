@@ -14,16 +14,18 @@
 //! break and indent and then a slice of the input (the pretty form only ever drops whitespace
 //! between elements and adds indentation). A piece takes a few bytes however long its slice, so
 //! formatting holds the input and little else: `flarefeed format` streams the pieces to stdout,
-//! and a refresh assembles the string it stores once ([`Formatted::into_xml`]). Its size is
+//! and a refresh hands them to the store ([`Document`]), which writes them as they lie. Its size is
 //! bounded: indentation stops deepening at [`MAX_INDENT`] levels, and should the pretty form still
 //! pass twice the input plus [`SLACK_BYTES`] (or the caller's cap), the document is published as
 //! written instead.
 
+mod output;
+
 use std::collections::HashMap;
-use std::io::{self, Write};
 use std::ops::Range;
 
-use sha2::{Digest, Sha256};
+pub use output::{Document, Formatted, Pretty, Reader};
+use output::{Layout, Mark, Pieces, write_varint};
 
 use super::FeedError;
 use super::xml::{Event, Tag, Visitor, document, local_name, walk};
@@ -36,196 +38,6 @@ pub const SLACK_BYTES: usize = 4096;
 
 const XHTML: &str = "http://www.w3.org/1999/xhtml";
 
-/// A formatted document, ready to store: the new declaration, then pieces of the input it was
-/// formatted from.
-#[derive(Debug, Clone)]
-pub struct Formatted<'a> {
-    src: &'a str,
-    declaration: String,
-    pieces: Pieces,
-    /// Output byte spans of the feed-level `lastBuildDate`/`pubDate` (RSS) and `updated` (Atom).
-    volatile: Vec<Range<usize>>,
-    as_written: bool,
-    /// The output assembled, once [`Formatted::as_str`] asked for it.
-    assembled: std::sync::OnceLock<String>,
-}
-
-/// A line break and the deepest indent; an indent is a prefix of it.
-const INDENT: &str = "\n                                                                ";
-
-impl Formatted<'_> {
-    /// Length of the output in bytes.
-    pub fn len(&self) -> usize {
-        self.pieces.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pieces.len == 0
-    }
-
-    /// Whether the pretty form would have passed its size bound, so the document is kept as
-    /// written (with a fresh UTF-8 declaration).
-    pub fn as_written(&self) -> bool {
-        self.as_written
-    }
-
-    /// The output as one string, assembled on the first call and kept: a copy of the feed's
-    /// size that [`Formatted::write_to`] and [`Formatted::into_xml`] never make.
-    pub fn as_str(&self) -> &str {
-        self.assembled.get_or_init(|| self.to_xml())
-    }
-
-    /// The output as one string.
-    pub fn to_xml(&self) -> String {
-        if let Some(xml) = self.assembled.get() {
-            return xml.clone();
-        }
-        let mut xml = String::with_capacity(self.len());
-        self.each_chunk(|chunk| {
-            xml.push_str(chunk);
-            Ok::<_, std::convert::Infallible>(())
-        })
-        .unwrap_or_else(|never| match never {});
-        xml
-    }
-
-    /// The output as one string, the only copy of the feed's size a refresh then needs: the input
-    /// it was formatted from can be dropped.
-    pub fn into_xml(mut self) -> String {
-        self.assembled.take().unwrap_or_else(|| self.to_xml())
-    }
-
-    /// Writes the output as it goes, never holding it whole: the pieces go out as they lie, up
-    /// to a thousand to a vectored write, so not even a buffer copies them.
-    pub fn write_to(&self, mut writer: impl Write) -> io::Result<()> {
-        /// Linux's IOV_MAX.
-        const BATCH: usize = 1024;
-        let mut slices = Vec::with_capacity(BATCH);
-        self.each_chunk(|chunk| {
-            slices.push(io::IoSlice::new(chunk.as_bytes()));
-            if slices.len() == BATCH {
-                write_all_vectored(&mut writer, &mut slices)?;
-            }
-            Ok::<_, io::Error>(())
-        })?;
-        write_all_vectored(&mut writer, &mut slices)?;
-        writer.flush()
-    }
-
-    /// SHA-256 (hex) of the output with the volatile dates left out: two fetches that differ only
-    /// in a freshly stamped build date are the same feed, so nothing is written.
-    pub fn fingerprint(&self) -> String {
-        let mut hasher = Sha256::new();
-        // The spans are in output order and never overlap.
-        let mut spans = self.volatile.iter().peekable();
-        let mut at = 0;
-        self.each_chunk(|chunk| {
-            let (from, to) = (at, at + chunk.len());
-            let mut kept = from;
-            while let Some(span) = spans.peek() {
-                if span.start >= to {
-                    break;
-                }
-                if span.start > kept {
-                    hasher.update(&chunk.as_bytes()[kept - from..span.start - from]);
-                }
-                kept = kept.max(span.end.min(to));
-                if span.end > to {
-                    break;
-                }
-                spans.next();
-            }
-            if kept < to {
-                hasher.update(&chunk.as_bytes()[kept - from..]);
-            }
-            at = to;
-            Ok::<_, std::convert::Infallible>(())
-        })
-        .unwrap_or_else(|never| match never {});
-        hex::encode(hasher.finalize())
-    }
-
-    /// Calls `f` with the output in order: the declaration, then each indent and slice.
-    fn each_chunk<'s, E>(&'s self, mut f: impl FnMut(&'s str) -> Result<(), E>) -> Result<(), E> {
-        if !self.declaration.is_empty() {
-            f(&self.declaration)?;
-        }
-        let mut at = 0;
-        let mut src_end = 0;
-        let bytes = &self.pieces.bytes;
-        while at < bytes.len() {
-            let indent = bytes[at];
-            at += 1;
-            let start = src_end + read_varint(bytes, &mut at);
-            src_end = start + read_varint(bytes, &mut at);
-            if indent > 0 {
-                f(&INDENT[..1 + 2 * usize::from(indent - 1)])?;
-            }
-            if src_end > start {
-                f(&self.src[start..src_end])?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes every slice, then empties the list.
-fn write_all_vectored(writer: &mut impl Write, slices: &mut Vec<io::IoSlice<'_>>) -> io::Result<()> {
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match writer.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    slices.clear();
-    Ok(())
-}
-
-/// The output after the declaration, as pieces: per piece an indent code (0 for none, else one
-/// more than the depth), then the gap since the previous piece's end and the slice's length in
-/// the input, as LEB128 varints. Pieces run forward through the input.
-#[derive(Debug, Clone, Default)]
-struct Pieces {
-    bytes: Vec<u8>,
-    /// Input offset where the last piece ends.
-    src_end: usize,
-    /// Output length so far, the declaration included.
-    len: usize,
-}
-
-/// Where the output stood, to roll back to.
-#[derive(Debug, Clone, Copy)]
-struct Mark {
-    bytes: usize,
-    src_end: usize,
-    len: usize,
-}
-
-fn write_varint(bytes: &mut Vec<u8>, mut value: usize) {
-    while value >= 0x80 {
-        bytes.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    bytes.push(value as u8);
-}
-
-fn read_varint(bytes: &[u8], at: &mut usize) -> usize {
-    let mut value = 0;
-    let mut shift = 0;
-    loop {
-        let byte = bytes[*at];
-        *at += 1;
-        value |= usize::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return value;
-        }
-        shift += 7;
-    }
-}
-
 /// Pretty-prints a well-formed XML document without changing what it means.
 pub fn format(text: &str) -> Result<Formatted<'_>, FeedError> {
     format_within(text, usize::MAX)
@@ -235,9 +47,8 @@ pub fn format(text: &str) -> Result<Formatted<'_>, FeedError> {
 /// back to the document as written, and if even that is over, the result is
 /// [`FeedError::TooLarge`].
 pub fn format_within(text: &str, max_bytes: usize) -> Result<Formatted<'_>, FeedError> {
-    let src = document(text);
-    let mut printer = Printer::new(src, max_bytes);
-    walk(src, &mut printer)?;
+    let mut printer = Printer::new(text, max_bytes);
+    walk(document(text), &mut printer)?;
     printer.finish(max_bytes)
 }
 
@@ -334,6 +145,8 @@ struct Frame<'a> {
 
 pub(super) struct Printer<'a> {
     src: &'a str,
+    /// The text `src` is the end of (after a BOM, whitespace).
+    text: &'a str,
     out: Output,
     /// Whether the declaration has been written.
     declared: bool,
@@ -353,16 +166,18 @@ pub(super) struct Printer<'a> {
 }
 
 impl<'a> Printer<'a> {
-    /// A printer of `src` (the document, after [`document`]), refusing output over `max_bytes`:
-    /// walk it over `src`, then [`Printer::finish`]. A refresh walks it together with the guard's
+    /// A printer of `text`, refusing output over `max_bytes`: walk it over the document in it
+    /// ([`document`]), then [`Printer::finish`]. A refresh walks it together with the guard's
     /// visitor, so the document is read once ([`super::check_and_format`]).
-    pub(super) fn new(src: &'a str, max_bytes: usize) -> Self {
+    pub(super) fn new(text: &'a str, max_bytes: usize) -> Self {
+        let src = document(text);
         // The bound counts the body after any declaration, which is rewritten: a document and its
         // as-written fallback then get the same bound, and formatting stays idempotent.
         let body_len = src.len() - declaration_end(src);
         let limit = body_len.saturating_mul(2).saturating_add(SLACK_BYTES).min(max_bytes);
         Printer {
             src,
+            text,
             out: Output {
                 declaration: String::new(),
                 // A feed's elements are rarely under 64 bytes a piece.
@@ -395,14 +210,16 @@ impl<'a> Printer<'a> {
             ..
         } = self.out;
         if !overflow {
-            return Ok(Formatted {
-                src: self.src,
-                declaration,
-                pieces,
-                volatile: self.volatile,
-                as_written: false,
-                assembled: Default::default(),
-            });
+            return Ok(Formatted::join(
+                self.text,
+                Layout {
+                    skip: self.text.len() - self.src.len(),
+                    declaration,
+                    pieces,
+                    volatile: self.volatile,
+                    as_written: false,
+                },
+            ));
         }
         // As written: the fresh declaration (if it fitted), then everything after the original one.
         let size = declaration.len() + self.src.len() - self.body_start;
@@ -419,14 +236,16 @@ impl<'a> Printer<'a> {
             overflow: false,
         };
         out.piece(None, self.body_start..self.src.len());
-        Ok(Formatted {
-            src: self.src,
-            declaration: out.declaration,
-            pieces: out.pieces,
-            volatile: Vec::new(),
-            as_written: true,
-            assembled: Default::default(),
-        })
+        Ok(Formatted::join(
+            self.text,
+            Layout {
+                skip: self.text.len() - self.src.len(),
+                declaration: out.declaration,
+                pieces: out.pieces,
+                volatile: Vec::new(),
+                as_written: true,
+            },
+        ))
     }
 
     /// The top element's content is not structure: copy it as it came.
@@ -644,6 +463,10 @@ fn frame(local: &str, src_content: usize, out_content: Mark) -> Frame<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Write};
+
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn fmt(s: &str) -> String {
@@ -713,13 +536,13 @@ mod tests {
             assert_eq!(xml.len(), formatted.len());
             let mut kept = Vec::new();
             let mut at = 0;
-            for span in &formatted.volatile {
+            for span in &formatted.layout().volatile {
                 kept.extend_from_slice(&xml.as_bytes()[at..span.start]);
                 at = span.end;
             }
             kept.extend_from_slice(&xml.as_bytes()[at..]);
             assert_eq!(formatted.fingerprint(), hex::encode(Sha256::digest(&kept)), "{src}");
-            assert!(!formatted.volatile.is_empty(), "{src}");
+            assert!(!formatted.layout().volatile.is_empty(), "{src}");
             let mut streamed = Vec::new();
             formatted.write_to(&mut streamed).unwrap();
             assert_eq!(streamed, xml.as_bytes());
@@ -751,7 +574,7 @@ mod tests {
         assert_eq!(formatted.as_str(), formatted.to_xml());
         // Three bytes a piece here, where each piece stands for 4 to 16 bytes of input.
         assert!(
-            formatted.pieces.bytes.len() < src.len() / 2,
+            formatted.layout().pieces.bytes.len() < src.len() / 2,
             "pieces are small beside the input"
         );
     }
