@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Peak RSS of one whole `flarefeed refresh` (the release binary, folder store) against a fake
-FlareSolverr on loopback that answers with a page of 5, 15 and 20 MB in each of the three shapes
-the solver returns: the raw feed (PyPI build), Chrome's <pre> view and Chrome's XML viewer.
+FlareSolverr on loopback that answers with a page in each of the three shapes the solver
+returns: the raw feed (PyPI build), Chrome's <pre> view and Chrome's XML viewer, of 5 to 20 MB.
 
-Prints a Markdown table: page size, reply size, peak RSS, and the rules' bounds (2.5 × reply +
-16 MB for every shape; issue 20's 2.2 × reply + 16 MB for the XML viewer). A 1 KB feed gives the
-process's own baseline in the same run. Then the refresh of the 15 MB XML-viewer reply against
+Prints a Markdown table: page size, reply size, peak RSS, and the bound of issue 30, 1.5 × the
+page + 16 MB (its four cases are marked). A 1 KB feed gives the process's own baseline in the
+same run. Then the refresh of the 15 MB XML-viewer reply against
 `xmllint --format` and minidom on the feed inside it, timed in the same run (median of 5, minidom 3).
 usage: memory.py FLAREFEED_BINARY
 """
@@ -30,13 +30,15 @@ VIEWER_HEAD = ('<html xmlns="http://www.w3.org/1999/xhtml"><head><style id="xml-
                '<body><div id="webkit-xml-viewer-source-xml">')
 
 
-def page(shape, target):
-    """A page of about `target` bytes in the given shape."""
+def shaped(shape, target):
+    """(page, bytes of the feed in it) for a page of about `target` characters in the given shape."""
     if shape == "raw":
-        return genfeed.rss(target)
+        feed = genfeed.rss(target)
+        return feed, len(feed.encode())
     if shape == "pre":
         feed = genfeed.rss(int(target / 1.12))
-        return f'<html><head></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">{html.escape(feed, quote=False)}</pre></body></html>'
+        return (f'<html><head></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">'
+                f'{html.escape(feed, quote=False)}</pre></body></html>'), len(feed.encode())
     # Chrome's XML viewer: the hidden source, then the rendered tree, about twice its size.
     feed = genfeed.rss(target // 3)
     body = feed.split("?>", 1)[1]
@@ -45,7 +47,29 @@ def page(shape, target):
     while len(rendered) < 2 * len(body):
         rendered += rendered[: 2 * len(body) - len(rendered)]
     rendered = rendered[: rendered.rfind("</div>") + 6] if not rendered.endswith("</div>") else rendered
-    return f"{VIEWER_HEAD}{body}</div>{rendered}</body></html>"
+    return f"{VIEWER_HEAD}{body}</div>{rendered}</body></html>", len(body.encode())
+
+
+def page(shape, target, of="page"):
+    """A page in the given shape whose page (or, with of="feed", the feed in it) is about
+    `target` bytes: sized in characters, then once more in the ratio it came out at."""
+    response, feed_bytes = shaped(shape, target)
+    size = len(response.encode()) if of == "page" else feed_bytes
+    return shaped(shape, int(target * target / size))[0]
+
+
+# (label, shape, MB, of the page or of the feed in it, one of issue 30's four cases).
+CASES = [
+    ("raw 5 MB feed", "raw", 5, "page", False),
+    ("raw 15 MB feed", "raw", 15, "page", False),
+    ("raw 20 MB feed (PyPI build)", "raw", 20, "page", True),
+    ("<pre> page of a 5 MB feed", "pre", 5, "feed", True),
+    ("<pre> page of a 15 MB feed", "pre", 15, "feed", False),
+    ("<pre> page of 18 MB", "pre", 18, "page", True),
+    ("XML viewer page of 5 MB", "viewer", 5, "page", False),
+    ("XML viewer page of 15 MB", "viewer", 15, "page", True),
+    ("XML viewer page of 20 MB", "viewer", 20, "page", False),
+]
 
 
 class Solver(fakesolver.Solver):
@@ -100,12 +124,12 @@ def viewer_against_tools(binary, port):
         }
     median = lambda runs: (statistics.median(t for t, _ in runs), statistics.median(r for _, r in runs))
     refresh = median(refreshes)
-    print(f"The refresh of a {len(response) / MB:.1f} MB XML-viewer page ({reply / MB:.1f} MB reply; "
+    print(f"The refresh of a {len(response.encode()) / MB:.1f} MB XML-viewer page ({reply / MB:.1f} MB reply; "
           f"the feed inside is {len(feed.encode()) / MB:.1f} MB) against the tools on that feed:")
     print()
     print("| run | median time | peak RSS | time vs refresh | RSS vs refresh |")
     print("|---|---:|---:|---:|---:|")
-    bound = 2.2 * reply + 16 * MB
+    bound = 1.5 * len(response.encode()) + 16 * MB
     flag = "" if refresh[1] <= bound else " **over**"
     print(f"| flarefeed refresh (fake solver, folder store; bound {bound / MB:.1f} MB) | {refresh[0] * 1000:.0f} ms | "
           f"{refresh[1] / MB:.1f} MB{flag} | 1.00× | 1.00× |")
@@ -123,18 +147,17 @@ def main():
     baseline, _, _ = peak_rss(binary, port, genfeed.rss(1024))
     print(f"Baseline (a 1 KB feed): peak RSS {baseline / MB:.1f} MB")
     print()
-    print("| shape | page | reply | peak RSS | bound 2.5 × reply + 16 MB | viewer: 2.2 × reply + 16 MB | peak / reply |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for shape in ("raw", "pre", "viewer"):
-        for target in (5, 15, 20):
-            response = page(shape, target * MB)
-            rss_bytes, reply, _ = peak_rss(binary, port, response)
-            bound = 2.5 * reply + 16 * MB
-            viewer_bound = 2.2 * reply + 16 * MB
-            over = rss_bytes > bound or (shape == "viewer" and rss_bytes > viewer_bound)
-            tight = f"{viewer_bound / MB:.1f} MB" if shape == "viewer" else ""
-            print(f"| {shape} | {len(response) / MB:.1f} MB | {reply / MB:.1f} MB | {rss_bytes / MB:.1f} MB"
-                  f"{' **over**' if over else ''} | {bound / MB:.1f} MB | {tight} | {rss_bytes / reply:.2f} |")
+    print("| page | reply | peak RSS | bound 1.5 × page + 16 MB | peak / page |")
+    print("|---|---:|---:|---:|---:|")
+    for label, shape, target, of, issue in CASES:
+        response = page(shape, int(target * MB), of)
+        rss_bytes, reply, _ = peak_rss(binary, port, response)
+        size = len(response.encode())
+        bound = 1.5 * size + 16 * MB
+        over = " **over**" if rss_bytes > bound else ""
+        mark = " (issue 30)" if issue else ""
+        print(f"| {label}{mark}: {size / MB:.1f} MB | {reply / MB:.1f} MB | {rss_bytes / MB:.1f} MB{over} | "
+              f"{bound / MB:.1f} MB | {rss_bytes / size:.2f} |")
     print()
     viewer_against_tools(binary, port)
     server.shutdown()

@@ -16,7 +16,8 @@ use super::xml::{document, malformed};
 const VIEWER_SOURCE: &str = r#"<div id="webkit-xml-viewer-source-xml">"#;
 const PRE_END: &str = "</pre></body></html>";
 const JSON_VIEWER_END: &str = r#"</pre><div class="json-formatter-container"></div></body></html>"#;
-const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+/// What takes the place of Chrome's view around a feed: the declaration of the UTF-8 it is now.
+const DECLARATION_LINE: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// Which wrapper the feed came in, for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,32 +40,123 @@ pub struct Extracted<'a> {
 /// Unwraps Chrome's views. Anything else, HTML pages included, is passed on unchanged for the
 /// guard to judge, so a challenge page is reported as a challenge page.
 pub fn extract(response: &str) -> Result<Extracted<'_>, FeedError> {
+    let (text, wrapper) = match find(response)? {
+        Found::Raw(doc) => (Cow::Borrowed(doc), Wrapper::Raw),
+        Found::Viewer(rest) => (Cow::Owned(from_xml_viewer(rest)?), Wrapper::XmlViewer),
+        Found::Pre(escaped) => (
+            undo_windows_1252(html_escape::decode_html_entities(escaped)),
+            Wrapper::Pre,
+        ),
+    };
+    Ok(Extracted { text, wrapper })
+}
+
+/// [`extract`] of a page the feed then takes the place of: a slice of the page is cut down in
+/// place, Chrome's `<pre>` view is unescaped and its XML viewer's source cut out in the page's
+/// own buffer, so a refresh holds the page or the feed, never both.
+pub fn extract_owned(page: String) -> Result<(String, Wrapper), FeedError> {
+    let at = |part: &str| part.as_ptr() as usize - page.as_ptr() as usize;
+    let place = match find(&page)? {
+        Found::Raw(doc) => Place::Slice(at(doc)..at(doc) + doc.len()),
+        Found::Pre(escaped) => Place::Escaped(at(escaped)..at(escaped) + escaped.len()),
+        Found::Viewer(rest) => Place::Viewer(at(rest)),
+    };
+    Ok(match place {
+        Place::Slice(range) => {
+            let mut page = page;
+            page.truncate(range.end);
+            page.drain(..range.start);
+            (page, Wrapper::Raw)
+        }
+        Place::Escaped(range) => {
+            let text = unescape_in_place(page, range);
+            let text = match undo_windows_1252(Cow::Borrowed(&text)) {
+                Cow::Borrowed(_) => text,
+                Cow::Owned(repaired) => repaired,
+            };
+            (text, Wrapper::Pre)
+        }
+        Place::Viewer(from) => (from_xml_viewer_in_place(page, from)?, Wrapper::XmlViewer),
+    })
+}
+
+/// What a page is, as [`extract`] reads it.
+enum Found<'a> {
+    /// No wrapper: the document itself.
+    Raw(&'a str),
+    /// Chrome's XML viewer: what follows the source `<div>`'s start tag.
+    Viewer(&'a str),
+    /// Chrome's `<pre>` view: the escaped text.
+    Pre(&'a str),
+}
+
+fn find(response: &str) -> Result<Found<'_>, FeedError> {
     let doc = document(response);
     if doc.trim_end().is_empty() {
         return Err(FeedError::Empty);
     }
-    let raw = || Extracted {
-        text: Cow::Borrowed(doc),
-        wrapper: Wrapper::Raw,
-    };
     if !looks_like_html(doc) {
-        return Ok(raw());
+        return Ok(Found::Raw(doc));
     }
     if let Some(at) = doc.find(VIEWER_SOURCE) {
-        let text = from_xml_viewer(&doc[at + VIEWER_SOURCE.len()..])?;
-        return Ok(Extracted {
-            text: Cow::Owned(text),
-            wrapper: Wrapper::XmlViewer,
-        });
+        return Ok(Found::Viewer(&doc[at + VIEWER_SOURCE.len()..]));
     }
     match pre_content(doc) {
         Some(Pre::Json(_)) => Err(FeedError::Json),
-        Some(Pre::Text(escaped)) => Ok(Extracted {
-            text: undo_windows_1252(html_escape::decode_html_entities(escaped)),
-            wrapper: Wrapper::Pre,
-        }),
-        None => Ok(raw()),
+        Some(Pre::Text(escaped)) => Ok(Found::Pre(escaped)),
+        None => Ok(Found::Raw(doc)),
     }
+}
+
+/// Where the feed is in a page it is to take the place of.
+enum Place {
+    Slice(std::ops::Range<usize>),
+    Escaped(std::ops::Range<usize>),
+    /// Where what follows the viewer's source `<div>` start tag begins.
+    Viewer(usize),
+}
+
+/// The entities Chrome writes in a `<pre>` view's text (its serializer escapes `&`, `<`, `>`
+/// and U+00A0 in text, nothing else), and what each stands for: each is longer than its text.
+const CHROME_ENTITIES: [(&[u8], &str); 4] = [(b"&lt;", "<"), (b"&gt;", ">"), (b"&amp;", "&"), (b"&nbsp;", "\u{a0}")];
+
+/// `page[escaped]` with its entities decoded, written over the page's own buffer from its start:
+/// what [`html_escape::decode_html_entities`] makes of it, without a copy. Chrome's four
+/// entities are decoded in place (each is longer than what it stands for, so the writing never
+/// overtakes the reading); from any other `&` on, the rest is decoded by `html_escape` into a
+/// copy, as [`extract`] does.
+fn unescape_in_place(page: String, escaped: std::ops::Range<usize>) -> String {
+    let mut bytes = page.into_bytes();
+    let (mut read, mut write, end) = (escaped.start, 0, escaped.end);
+    let mut rest = None;
+    while read < end {
+        let amp = memchr::memchr(b'&', &bytes[read..end]).map_or(end, |i| read + i);
+        bytes.copy_within(read..amp, write);
+        write += amp - read;
+        read = amp;
+        if read == end {
+            break;
+        }
+        let known = CHROME_ENTITIES
+            .iter()
+            .find(|(entity, _)| bytes[read..end].starts_with(entity));
+        let Some((entity, text)) = known else {
+            rest = Some(read);
+            break;
+        };
+        bytes[write..write + text.len()].copy_from_slice(text.as_bytes());
+        write += text.len();
+        read += entity.len();
+    }
+    let tail = rest.map(|from| {
+        let rest = std::str::from_utf8(&bytes[from..end]).expect("a run of the page's text from an ASCII byte");
+        html_escape::decode_html_entities(rest).into_owned()
+    });
+    bytes.truncate(write);
+    if let Some(tail) = tail {
+        bytes.extend_from_slice(tail.as_bytes());
+    }
+    String::from_utf8(bytes).expect("runs of the page's text split at ASCII bytes, and whole characters")
 }
 
 /// Chrome's plain-text view decodes a body whose `Content-Type` names no charset as
@@ -162,6 +254,38 @@ fn pre_content(doc: &str) -> Option<Pre<'_>> {
 /// The document inside the viewer's source `<div>`, with what Chrome changed undone where it
 /// matters: a fresh UTF-8 declaration, and no `xmlns=""` on a root that had no default namespace.
 fn from_xml_viewer(rest: &str) -> Result<String, FeedError> {
+    let source = viewer_source(rest)?;
+    let tag = without_empty_default_namespace(&rest[source.root.clone()]);
+    let mut out = String::with_capacity(source.end + DECLARATION_LINE.len());
+    out.push_str(DECLARATION_LINE);
+    out.push_str(&rest[..source.root.start]);
+    out.push_str(&tag);
+    out.push_str(&rest[source.root.end..source.end]);
+    Ok(out)
+}
+
+/// [`from_xml_viewer`] in the page's own buffer, `rest` starting at `from`: the page is cut
+/// down to the document, and its head gives way to the declaration, which is shorter than the
+/// source `<div>`'s start tag alone.
+fn from_xml_viewer_in_place(mut page: String, from: usize) -> Result<String, FeedError> {
+    let source = viewer_source(&page[from..])?;
+    let root = from + source.root.start..from + source.root.end;
+    let tag = without_empty_default_namespace(&page[root.clone()]).into_owned();
+    page.truncate(from + source.end);
+    page.replace_range(root, &tag);
+    page.replace_range(..from, DECLARATION_LINE);
+    Ok(page)
+}
+
+/// Where the document is in what follows the viewer's source `<div>` start tag.
+struct ViewerSource {
+    /// The root's start tag.
+    root: std::ops::Range<usize>,
+    /// Where the `<div>` closes.
+    end: usize,
+}
+
+fn viewer_source(rest: &str) -> Result<ViewerSource, FeedError> {
     let mut reader = Reader::from_str(rest);
     let config = reader.config_mut();
     config.trim_text(false);
@@ -191,15 +315,11 @@ fn from_xml_viewer(rest: &str) -> Result<String, FeedError> {
         }
         last = pos;
     };
-    let (root_start, root_end) = root.ok_or_else(|| bad(0, "no root element in the source <div>".into()))?;
-    let tag = &rest[root_start..root_end];
-    let mut out = String::with_capacity(end + DECLARATION.len() + 1);
-    out.push_str(DECLARATION);
-    out.push('\n');
-    out.push_str(&rest[..root_start]);
-    out.push_str(&without_empty_default_namespace(tag));
-    out.push_str(&rest[root_end..end]);
-    Ok(out)
+    let (start, end_of_tag) = root.ok_or_else(|| bad(0, "no root element in the source <div>".into()))?;
+    Ok(ViewerSource {
+        root: start..end_of_tag,
+        end,
+    })
 }
 
 /// Chrome's serializer adds `xmlns=""` to a root in no namespace; the original never had it.
@@ -246,6 +366,43 @@ mod tests {
         let e = extract(page).unwrap();
         assert_eq!(e.text, "<rss>&amp;\u{a0}</rss>\n");
         assert_eq!(e.wrapper, Wrapper::Pre);
+    }
+
+    /// Unescaping in the page's buffer gives what `extract` gives, for Chrome's four entities
+    /// and for any other, in any place; the raw case is cut down to the document.
+    #[test]
+    fn a_page_is_unescaped_in_place_as_extract_unescapes_it() {
+        let wrap = |inner: &str| format!("<html><head></head><body><pre style=\"x\">{inner}</pre></body></html>");
+        for inner in [
+            "&lt;rss&gt;&amp;amp;&nbsp;中文&lt;/rss&gt;\n",
+            "&lt;a&gt;&eacute;&amp;lt;&#x4E2D;&copy &nGt; &notit; &lt;/a&gt;",
+            "&nGt;&lt;a/&gt;",
+            "&lt;a&gt;x&amp&lt;/a&gt;&",
+            "no entities at all",
+        ] {
+            let page = wrap(inner);
+            let expected = extract(&page).unwrap();
+            let (text, wrapper) = extract_owned(page.clone()).unwrap();
+            assert_eq!((text.as_str(), wrapper), (&*expected.text, expected.wrapper), "{inner}");
+        }
+        let (utf8, _, _) = encoding_rs::UTF_8.encode("<rss><title>新闻 &amp; Café</title></rss>");
+        let (shown, _, _) = encoding_rs::WINDOWS_1252.decode(&utf8);
+        let page = wrap(&html_escape::encode_text(&shown).replace('\u{a0}', "&nbsp;"));
+        let (text, _) = extract_owned(page).unwrap();
+        assert_eq!(
+            text, "<rss><title>新闻 &amp; Café</title></rss>",
+            "Chrome's Windows-1252 view undone"
+        );
+        let viewer = r#"<html xmlns="http://www.w3.org/1999/xhtml"><head><style id="xml-viewer-style">div { x }</style></head><body><div id="webkit-xml-viewer-source-xml"><rss xmlns="" version="2.0"><channel><title>中 &amp; x</title></channel></rss></div><div class="pretty-print">rendered</div></body></html>"#;
+        let expected = extract(viewer).unwrap();
+        let (text, wrapper) = extract_owned(viewer.into()).unwrap();
+        assert_eq!((text.as_str(), wrapper), (&*expected.text, Wrapper::XmlViewer));
+        assert!(
+            text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\">"),
+            "{text}"
+        );
+        let (text, wrapper) = extract_owned("\u{feff}\n<rss/>\n".into()).unwrap();
+        assert_eq!((text.as_str(), wrapper), ("<rss/>\n", Wrapper::Raw));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use pages::explain_net_error;
 pub(crate) mod xml;
 
 pub use decode::{decode, decode_owned, decode_with_charset};
-pub use extract::{Extracted, Wrapper, extract, json_in_page};
+pub use extract::{Extracted, Wrapper, extract, extract_owned, json_in_page};
 pub use format::{Document, Formatted, MAX_INDENT, Pretty, Reader, SLACK_BYTES, format, format_within};
 pub use guard::{DEFAULT_MAX_BYTES, FeedInfo, FeedKind, GuardOptions, check};
 pub use xml::{MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_EXPANSION_FACTOR};

@@ -8,7 +8,7 @@ use super::attempt::Attempt;
 use super::publish::Job;
 use super::{Refresher, elapsed_ms};
 use crate::config::FeedConfig;
-use crate::feed::{self, FeedError};
+use crate::feed;
 use crate::fetch::Route;
 use crate::interrupt::interruptible;
 use crate::outcome::{RefreshError, Stage};
@@ -64,7 +64,7 @@ impl Refresher {
             Ok(page) => page,
             Err(e) => return Attempt::failed(found, Stage::Extract, e),
         };
-        let (text, wrapper) = match cut_out_feed(page) {
+        let (text, wrapper) = match feed::extract_owned(page) {
             Ok(cut) => cut,
             Err(e) => return Attempt::failed(found, Stage::Extract, e),
         };
@@ -73,31 +73,6 @@ impl Refresher {
             Err(e) => Attempt::failed(found, Stage::Guard, e),
         }
     }
-}
-
-/// The feed in the solver's page, and the wrapper it came in. The feed replaces the page, so
-/// memory holds one of the two, never both: an unwrapped copy takes the page's place, and a
-/// slice of the page is cut down in place.
-fn cut_out_feed(page: String) -> Result<(String, feed::Wrapper), FeedError> {
-    let extracted = feed::extract(&page)?;
-    let wrapper = extracted.wrapper;
-    let kept = match extracted.text {
-        std::borrow::Cow::Owned(unwrapped) => Err(unwrapped),
-        std::borrow::Cow::Borrowed(feed) => Ok((feed.as_ptr() as usize - page.as_ptr() as usize, feed.len())),
-    };
-    let text = match kept {
-        Err(unwrapped) => {
-            drop(page);
-            unwrapped
-        }
-        Ok((start, len)) => {
-            let mut page = page;
-            page.truncate(start + len);
-            page.drain(..start);
-            page
-        }
-    };
-    Ok((text, wrapper))
 }
 
 /// The solver's request for `feed`, with its own maxTimeout and proxy.
