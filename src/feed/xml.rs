@@ -262,41 +262,64 @@ fn is_pubid_char(b: u8) -> bool {
 
 /// `[2] Char`: no C0 controls but tab, newline and carriage return, and neither U+FFFE nor
 /// U+FFFF (a `str` holds no surrogates).
-///
-/// This scan touches every byte, so it runs branch-free over 32-byte chunks (which the compiler
-/// vectorises) and looks closely only at chunks holding a suspect byte.
 fn check_chars(src: &str) -> Result<(), FeedError> {
-    let bytes = src.as_bytes();
-    // U+FFFE and U+FFFF are EF BF BE and EF BF BF. CJK text is full of EF (the full-width
-    // forms, "，" is EF BC 8C) but EF BF is rare (U+FFC0 and above): memmem finds the pair at
-    // memory speed, and the third byte settles it.
-    let noncharacter = memmem::find_iter(bytes, b"\xEF\xBF").find(|&at| matches!(bytes.get(at + 2), Some(0xBE | 0xBF)));
-    let control = first_control(bytes);
-    match (control, noncharacter) {
-        (Some(c), n) if n.is_none_or(|n| c < n) => Err(malformed(
+    match first_forbidden(src.as_bytes()) {
+        None => Ok(()),
+        Some(Forbidden::Control(at)) => Err(malformed(
             src,
-            c,
-            format!("control character U+{:04X} is not allowed in XML", bytes[c]),
+            at,
+            format!("control character U+{:04X} is not allowed in XML", src.as_bytes()[at]),
         )),
-        (_, Some(n)) => Err(malformed(src, n, "noncharacter U+FFFE/U+FFFF is not allowed in XML")),
-        _ => Ok(()),
+        Some(Forbidden::Noncharacter(at)) => {
+            Err(malformed(src, at, "noncharacter U+FFFE/U+FFFF is not allowed in XML"))
+        }
     }
 }
 
-/// The first control character XML forbids (below U+0020, but tab, line feed and carriage
-/// return), if any: whole chunks are tested with a branch-free fold the compiler vectorises, and
-/// only a chunk that holds one is searched byte by byte.
-fn first_control(bytes: &[u8]) -> Option<usize> {
+/// A character XML forbids, and where it starts.
+#[derive(Debug, PartialEq, Eq)]
+enum Forbidden {
+    Control(usize),
+    Noncharacter(usize),
+}
+
+/// The first character XML forbids, if any. This scan touches every byte, so it is one
+/// branch-free fold over 64-byte chunks (which the compiler vectorises) that flags a C0 control
+/// (but tab, line feed and carriage return) or the pair EF BF (U+FFFE and U+FFFF are EF BF BE and
+/// EF BF BF; CJK text is full of EF, as in "，" EF BC 8C, but EF BF is rare, U+FFC0 and above);
+/// only a flagged chunk is looked at byte by byte. One pass: it was a fold and a memmem search,
+/// and before that a byte-by-byte look at every chunk holding an EF.
+fn first_forbidden(bytes: &[u8]) -> Option<Forbidden> {
     const CHUNK: usize = 64;
-    let forbidden = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
-    let chunks = bytes.chunks_exact(CHUNK);
-    let tail = bytes.len() - chunks.remainder().len();
-    for (n, chunk) in chunks.enumerate() {
-        if chunk.iter().fold(false, |hit, &b| hit | forbidden(b)) {
-            return chunk.iter().position(|&b| forbidden(b)).map(|at| n * CHUNK + at);
+    let control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
+    let mut start = 0;
+    // Each chunk is folded with the byte after it, so that a pair across chunks is seen.
+    while start + CHUNK < bytes.len() {
+        let (chunk, next) = (&bytes[start..start + CHUNK], &bytes[start + 1..start + CHUNK + 1]);
+        let suspect = chunk.iter().zip(next).fold(false, |hit, (&b, &after)| {
+            hit | control(b) | ((b == 0xEF) & (after == 0xBF))
+        });
+        if suspect && let Some(found) = forbidden_in(bytes, start..start + CHUNK) {
+            return Some(found);
+        }
+        start += CHUNK;
+    }
+    forbidden_in(bytes, start..bytes.len())
+}
+
+/// The first forbidden character starting in `range`, byte by byte.
+fn forbidden_in(bytes: &[u8], range: Range<usize>) -> Option<Forbidden> {
+    for at in range {
+        match bytes[at] {
+            b'\t' | b'\n' | b'\r' => {}
+            b if b < 0x20 => return Some(Forbidden::Control(at)),
+            0xEF if bytes.get(at + 1) == Some(&0xBF) && matches!(bytes.get(at + 2), Some(0xBE | 0xBF)) => {
+                return Some(Forbidden::Noncharacter(at));
+            }
+            _ => {}
         }
     }
-    bytes[tail..].iter().position(|&b| forbidden(b)).map(|at| tail + at)
+    None
 }
 
 /// Whether a character reference's code point is a legal `Char`.
@@ -1039,6 +1062,41 @@ pub(crate) fn document(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass scan finds what a byte-by-byte look finds, wherever it lies against the
+    /// 64-byte chunks: a control, U+FFFE/U+FFFF (also split across two chunks), and not the
+    /// legal EF BF xx (U+FFE5, "￥") or EF BC 8C ("，").
+    #[test]
+    fn the_forbidden_character_scan_agrees_with_a_byte_by_byte_look() {
+        let naive = |bytes: &[u8]| forbidden_in(bytes, 0..bytes.len());
+        let filler = "中文，￥ab".as_bytes();
+        for len in [0, 1, 2, 3, 63, 64, 65, 127, 128, 129, 200] {
+            let base: Vec<u8> = filler.iter().cycle().take(len).copied().collect();
+            let base = String::from_utf8_lossy(&base).into_owned().into_bytes();
+            assert_eq!(first_forbidden(&base), None, "{len}");
+            for at in 0..=base.len() {
+                for bad in [
+                    &b"\x01"[..],
+                    b"\x1f",
+                    "\u{fffe}".as_bytes(),
+                    "\u{ffff}".as_bytes(),
+                    "\u{ffe5}".as_bytes(),
+                ] {
+                    let mut bytes = base.clone();
+                    bytes.splice(at..at, bad.iter().copied());
+                    assert_eq!(first_forbidden(&bytes), naive(&bytes), "{len} {at} {bad:?}");
+                }
+            }
+        }
+        assert_eq!(
+            first_forbidden("ab\u{ffff}\u{1}".as_bytes()),
+            Some(Forbidden::Noncharacter(2))
+        );
+        assert_eq!(
+            first_forbidden("a\tb\u{1}\u{ffff}".as_bytes()),
+            Some(Forbidden::Control(3))
+        );
+    }
 
     struct Count(usize);
     impl<'a> Visitor<'a> for Count {
