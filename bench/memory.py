@@ -58,17 +58,20 @@ def page(shape, target, of="page"):
     return shaped(shape, int(target * target / size))[0]
 
 
-# (label, shape, MB, of the page or of the feed in it, one of issue 30's four cases).
+# (label, shape, MB, of the page or of the feed in it, one of issue 30's four cases, with a
+# self link for readers).
 CASES = [
-    ("raw 5 MB feed", "raw", 5, "page", False),
-    ("raw 15 MB feed", "raw", 15, "page", False),
-    ("raw 20 MB feed (PyPI build)", "raw", 20, "page", True),
-    ("<pre> page of a 5 MB feed", "pre", 5, "feed", True),
-    ("<pre> page of a 15 MB feed", "pre", 15, "feed", False),
-    ("<pre> page of 18 MB", "pre", 18, "page", True),
-    ("XML viewer page of 5 MB", "viewer", 5, "page", False),
-    ("XML viewer page of 15 MB", "viewer", 15, "page", True),
-    ("XML viewer page of 20 MB", "viewer", 20, "page", False),
+    ("raw 5 MB feed", "raw", 5, "page", False, False),
+    ("raw 15 MB feed", "raw", 15, "page", False, False),
+    ("raw 20 MB feed (PyPI build)", "raw", 20, "page", True, False),
+    ("<pre> page of a 5 MB feed", "pre", 5, "feed", True, False),
+    ("<pre> page of a 15 MB feed", "pre", 15, "feed", False, False),
+    ("<pre> page of 18 MB", "pre", 18, "page", True, False),
+    ("XML viewer page of 5 MB", "viewer", 5, "page", False, False),
+    ("XML viewer page of 15 MB", "viewer", 15, "page", True, False),
+    ("XML viewer page of 20 MB", "viewer", 20, "page", False, False),
+    ("raw 20 MB feed with a self link", "raw", 20, "page", False, True),
+    ("<pre> page of 18 MB with a self link", "pre", 18, "page", False, True),
 ]
 
 
@@ -79,13 +82,32 @@ class Solver(fakesolver.Solver):
         return Solver.reply
 
 
-def peak_rss(binary, port, response):
-    """(peak RSS bytes, reply bytes, seconds) of one `flarefeed refresh` answered with `response`."""
+# A feed published for readers: `[site] base_url` gives it a self link, so every refresh
+# rewrites it (issue 30: in the text's own buffer).
+READERS_CONFIG = """[site]
+base_url = "https://feeds.example/"
+
+[[feeds]]
+name = "bench"
+url = "https://example.test/feed.xml"
+fetch = "solver"
+"""
+
+
+def peak_rss(binary, port, response, readers=False):
+    """(peak RSS bytes, reply bytes, seconds) of one `flarefeed refresh` answered with `response`;
+    with `readers`, of a configured feed with a self link."""
     Solver.reply = json.dumps(fakesolver.solution("https://example.test/feed.xml", response)).encode()
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, FLAREFEED_SOLVER_URL=f"http://127.0.0.1:{port}/v1", RUST_LOG="warn")
+        if readers:
+            with open(os.path.join(work, "flarefeed.toml"), "w") as config:
+                config.write(READERS_CONFIG)
+            target = ["--config", "flarefeed.toml"]
+        else:
+            target = ["--url", "https://example.test/feed.xml"]
         started = time.perf_counter()
-        run = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "refresh", "--url", "https://example.test/feed.xml"],
+        run = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "refresh", *target],
                              cwd=work, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if run.returncode != 0:
@@ -149,9 +171,9 @@ def main():
     print()
     print("| page | reply | peak RSS | bound 1.5 × page + 16 MB | peak / page |")
     print("|---|---:|---:|---:|---:|")
-    for label, shape, target, of, issue in CASES:
+    for label, shape, target, of, issue, readers in CASES:
         response = page(shape, int(target * MB), of)
-        rss_bytes, reply, _ = peak_rss(binary, port, response)
+        rss_bytes, reply, _ = peak_rss(binary, port, response, readers)
         size = len(response.encode())
         bound = 1.5 * size + 16 * MB
         over = " **over**" if rss_bytes > bound else ""

@@ -155,7 +155,7 @@ impl Refresher {
     /// What readers get of a checked document: the plan for readers applied (with `memory`,
     /// brought up to date at `now`, when the plan needs it) and checked again, as flarefeed's
     /// own output; or, when the plan changes nothing, the document as checked. A rewritten
-    /// document replaces the one checked, which is dropped first.
+    /// document takes the place of the one checked, in its buffer.
     pub(super) fn for_readers(
         &self,
         feed: &FeedConfig,
@@ -165,23 +165,25 @@ impl Refresher {
     ) -> Result<Candidate, FeedError> {
         let self_url = self.public_url(feed);
         let plan = self.plan(feed, self_url.as_deref());
-        let mut rewritten = rewrite::apply(checked.text(), &plan, memory, now)?;
+        let rewrite = rewrite::work_out(checked.text(), &plan, memory, now)?;
         let Checked {
             info,
             document,
             started,
             wrapper,
         } = checked;
-        let Some(rewritten_text) = rewritten.text.take() else {
-            return Ok(self.candidate(feed, (started, wrapper), info, document, rewritten));
-        };
-        drop(document);
+        if !rewrite.changes_text() {
+            return Ok(self.candidate(feed, (started, wrapper), info, document, rewrite.done));
+        }
+        // Made in the text's own buffer: the site's document and the one for readers are never
+        // held together.
+        let (text, rewritten) = rewrite.make(document.into_text());
         // Rules may leave fewer items than min_items: the origin had enough, and passed.
         let again = GuardOptions {
             min_items: 0,
             max_bytes: usize::MAX,
         };
-        let (info, document) = feed::check_and_format_owned(rewritten_text, again, self.config.solver.max_reply_bytes)?;
+        let (info, document) = feed::check_and_format_owned(text, again, self.config.solver.max_reply_bytes)?;
         Ok(self.candidate(feed, (started, wrapper), info, document, rewritten))
     }
 

@@ -121,14 +121,53 @@ pub fn apply(
     memory: Option<&mut Memory>,
     now: OffsetDateTime,
 ) -> Result<Rewritten, crate::feed::FeedError> {
+    let Rewrite { edits, mut done } = work_out(text, plan, memory, now)?;
+    if !edits.is_empty() {
+        done.text = Some(splice(text, edits));
+    }
+    Ok(done)
+}
+
+/// A rewrite worked out and not yet made: [`Rewrite::make`] makes it in the text's own buffer,
+/// so a refresh never holds the site's document and the one for readers together.
+#[derive(Debug)]
+pub struct Rewrite {
+    edits: Vec<Edit>,
+    /// What it does, `text` aside.
+    pub done: Rewritten,
+}
+
+impl Rewrite {
+    /// Whether it changes the text at all.
+    pub fn changes_text(&self) -> bool {
+        !self.edits.is_empty()
+    }
+
+    /// `text` (the text it was worked out on) rewritten, in its own buffer.
+    pub fn make(self, text: String) -> (String, Rewritten) {
+        (splice_in_place(text, self.edits), self.done)
+    }
+}
+
+/// [`apply`] worked out on `text`, to be made by [`Rewrite::make`].
+pub fn work_out(
+    text: &str,
+    plan: &Plan<'_>,
+    memory: Option<&mut Memory>,
+    now: OffsetDateTime,
+) -> Result<Rewrite, crate::feed::FeedError> {
     let mut rewritten = Rewritten::default();
+    let nothing = |done| Rewrite {
+        edits: Vec::new(),
+        done,
+    };
     let wanted = plan.self_url.is_some() || plan.hub.is_some() || !plan.rules.is_empty() || plan.needs_memory();
     if !wanted && !may_hold_links(text) {
-        return Ok(rewritten);
+        return Ok(nothing(rewritten));
     }
-    let outline = outline::outline(text)?;
+    let outline = outline::outline_judged(text, plan.rules)?;
     let Some(dialect) = outline.dialect else {
-        return Ok(rewritten);
+        return Ok(nothing(rewritten));
     };
     let mut edits: Vec<Edit> = Vec::new();
     for (span, _) in &outline.links {
@@ -140,7 +179,7 @@ pub fn apply(
     }
     let mut published: Vec<(&str, String)> = Vec::new();
     for item in &outline.items {
-        if !rules::keeps(plan.rules, item) {
+        if item.dropped {
             edits.push(Edit::remove(item.span.clone()));
             rewritten.dropped += 1;
             continue;
@@ -159,9 +198,9 @@ pub fn apply(
                     span: item.span.clone(),
                     text: with.clone(),
                 });
-                with
+                std::borrow::Cow::Owned(with)
             }
-            None => own.to_string(),
+            None => std::borrow::Cow::Borrowed(own),
         };
         if let Some(key) = item.key().filter(|_| plan.archive.is_some() && !item.custom_entity) {
             // Offsets of the item's own start tag hold in its final text: edits are inside.
@@ -176,10 +215,10 @@ pub fn apply(
             edits.push(Edit::insert(outline.after_items, archived.concat()));
         }
     }
-    if !edits.is_empty() {
-        rewritten.text = Some(splice(text, edits));
-    }
-    Ok(rewritten)
+    Ok(Rewrite {
+        edits: kept(edits),
+        done: rewritten,
+    })
 }
 
 /// The self and hub links the feed carries, in the dialect's own form; a namespace declaration
@@ -247,22 +286,71 @@ impl Edit {
     }
 }
 
-/// The document with the edits made, in order; an edit inside a span another removes is
-/// dropped with it.
-fn splice(text: &str, mut edits: Vec<Edit>) -> String {
+/// The edits in order, less any inside a span another removes (dropped with it).
+fn kept(mut edits: Vec<Edit>) -> Vec<Edit> {
     edits.sort_by_key(|e| (e.span.start, e.span.end));
+    let mut at = 0;
+    edits.retain(|edit| {
+        let keep = edit.span.start >= at;
+        if keep {
+            at = edit.span.end;
+        }
+        keep
+    });
+    edits
+}
+
+/// The document with the edits (in order, none inside another, as [`kept`] leaves them) made.
+fn splice(text: &str, edits: Vec<Edit>) -> String {
     let mut out = String::with_capacity(text.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
     let mut at = 0;
     for edit in edits {
-        if edit.span.start < at {
-            continue;
-        }
         out.push_str(&text[at..edit.span.start]);
         out.push_str(&edit.text);
         at = edit.span.end;
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// [`splice`] in the text's own buffer. Each run of the text between edits moves to where it
+/// ends up: first those that move towards the start, in order, then those that move towards
+/// the end, last first, so that no run is written over before it has moved (a run's place is
+/// after every earlier run's place and before every later one's); then the edits' texts go into
+/// the gaps. The buffer grows only by what the edits add in all.
+fn splice_in_place(text: String, edits: Vec<Edit>) -> String {
+    if edits.is_empty() {
+        return text;
+    }
+    let old_len = text.len();
+    let added: usize = edits.iter().map(|e| e.text.len()).sum();
+    let removed: usize = edits.iter().map(|e| e.span.len()).sum();
+    let new_len = old_len + added - removed;
+    // (source, destination) of each run between edits, and where each edit's text goes.
+    let mut runs = Vec::with_capacity(edits.len() + 1);
+    let mut texts = Vec::with_capacity(edits.len());
+    let (mut at, mut to) = (0, 0);
+    for edit in &edits {
+        runs.push((at..edit.span.start, to));
+        to += edit.span.start - at;
+        texts.push(to);
+        to += edit.text.len();
+        at = edit.span.end;
+    }
+    runs.push((at..old_len, to));
+    let mut bytes = text.into_bytes();
+    bytes.resize(old_len.max(new_len), 0);
+    for (source, to) in runs.iter().filter(|(source, to)| *to <= source.start) {
+        bytes.copy_within(source.clone(), *to);
+    }
+    for (source, to) in runs.iter().rev().filter(|(source, to)| *to > source.start) {
+        bytes.copy_within(source.clone(), *to);
+    }
+    for (edit, to) in edits.iter().zip(texts) {
+        bytes[to..to + edit.text.len()].copy_from_slice(edit.text.as_bytes());
+    }
+    bytes.truncate(new_len);
+    String::from_utf8(bytes).expect("runs of the text and the edits' texts, whole characters each")
 }
 
 #[cfg(test)]
@@ -275,6 +363,37 @@ mod tests {
 
     fn run(text: &str, plan: &Plan<'_>) -> Option<String> {
         apply(text, plan, None, OffsetDateTime::UNIX_EPOCH).unwrap().text
+    }
+
+    /// Splicing in the text's own buffer makes what splicing into a copy makes, for edits that
+    /// grow, shrink, insert and remove anywhere, nested ones included.
+    #[test]
+    fn splicing_in_place_makes_what_a_copy_makes() {
+        let text = "<rss><channel>中文，ab<item>一</item><item>二</item><item>three</item></channel></rss>";
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let boundaries: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+        for round in 0..2000 {
+            let mut edits = Vec::new();
+            for _ in 0..1 + next(5) {
+                let (a, b) = (boundaries[next(boundaries.len())], boundaries[next(boundaries.len())]);
+                let replacement = ["", "x", "<atom:link rel=\"self\"/>", "長い長い置換テキスト"][next(4)];
+                edits.push(Edit {
+                    span: a.min(b)..a.max(b),
+                    text: replacement.to_string(),
+                });
+            }
+            let edits = kept(edits);
+            let expected = splice(text, edits.clone());
+            assert_eq!(
+                splice_in_place(text.to_string(), edits.clone()),
+                expected,
+                "round {round}: {edits:?}"
+            );
+        }
     }
 
     #[test]

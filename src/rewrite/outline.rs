@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use super::rules::Rule;
 use crate::feed::FeedError;
 use crate::feed::xml::{self, Event, Tag, Visitor};
 
@@ -75,6 +76,8 @@ pub(crate) struct ItemOutline {
     /// Whether it holds an entity reference other than XML's five and character references:
     /// such an item cannot be carried into another document as it is.
     pub custom_entity: bool,
+    /// Whether the rules it was judged by ([`outline_judged`]) drop it.
+    pub dropped: bool,
 }
 
 impl ItemOutline {
@@ -88,10 +91,22 @@ impl ItemOutline {
     }
 }
 
-/// The outline of a document the guard has accepted.
+/// The outline of a document the guard has accepted, with the text of every item's fields.
 pub(crate) fn outline(text: &str) -> Result<Outline, FeedError> {
+    outline_with(text, None)
+}
+
+/// The outline of a document the guard has accepted, each item judged by `rules` as it closes
+/// ([`ItemOutline::dropped`]) and its fields' text then let go: the outline of a large feed
+/// holds its items' keys, never their text (with no rules, the text is not even read).
+pub(crate) fn outline_judged(text: &str, rules: &[Rule]) -> Result<Outline, FeedError> {
+    outline_with(text, Some(rules))
+}
+
+fn outline_with(text: &str, rules: Option<&[Rule]>) -> Result<Outline, FeedError> {
     let mut outliner = Outliner {
         text,
+        rules,
         open: Vec::new(),
         out: Outline::default(),
         item: None,
@@ -115,15 +130,19 @@ struct Reading {
     depth: usize,
 }
 
-/// The item's child being read: its depth, its text so far, and its start.
+/// The item's child being read: its depth, its text so far (if it is read), and its start.
 struct Field {
     depth: usize,
     text: String,
+    /// Whether its text is read: a key's always, the rest only for rules.
+    read: bool,
     start: usize,
 }
 
 struct Outliner<'a> {
     text: &'a str,
+    /// The rules each item is judged by as it closes; `None`: none, and every field is kept.
+    rules: Option<&'a [Rule]>,
     open: Vec<Open>,
     out: Outline,
     item: Option<Reading>,
@@ -143,6 +162,10 @@ impl<'a> Visitor<'a> for Outliner<'a> {
                 self.end(depth, span, (&open.ns, &open.local));
             }
             Event::Text { .. } | Event::Ref => {
+                let read = self.field.as_ref().is_some_and(|f| f.read);
+                if !read && matches!(event, Event::Text { .. }) {
+                    return Ok(());
+                }
                 let raw = &self.text[span];
                 let decoded = unescape(raw);
                 if matches!(event, Event::Ref)
@@ -151,12 +174,12 @@ impl<'a> Visitor<'a> for Outliner<'a> {
                 {
                     reading.item.custom_entity = true;
                 }
-                if let Some(field) = &mut self.field {
+                if let Some(field) = self.field.as_mut().filter(|f| f.read) {
                     field.text.push_str(&decoded);
                 }
             }
             Event::CData => {
-                if let Some(field) = &mut self.field {
+                if let Some(field) = self.field.as_mut().filter(|f| f.read) {
                     let raw = &self.text[span];
                     field.text.push_str(&raw["<![CDATA[".len()..raw.len() - "]]>".len()]);
                 }
@@ -302,9 +325,11 @@ impl Outliner<'_> {
                 (ATOM, "category") => item.categories.extend(tag.attribute("term").map(unescape)),
                 _ => {}
             }
+            let key = matches!(local, "guid" | "id" | "link");
             self.field = Some(Field {
                 depth,
                 text: String::new(),
+                read: key || self.rules.is_none_or(|rules| !rules.is_empty()),
                 start: span.start,
             });
         }
@@ -348,6 +373,11 @@ impl Outliner<'_> {
             item.span.end = span.end;
             if span.start >= item.start_tag.end {
                 item.end_tag = span.start;
+            }
+            if let Some(rules) = self.rules {
+                item.dropped = !super::rules::keeps(rules, &item);
+                (item.title, item.author, item.content) = Default::default();
+                item.categories = Vec::new();
             }
             self.out.after_items = span.end;
             self.out.items.push(item);

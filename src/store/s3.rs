@@ -332,7 +332,11 @@ impl Store for S3Store {
     ///
     /// A body of pieces goes as a stream of known length, read afresh for each attempt of a
     /// retried PUT, with its CRC32 computed beforehand: S3 checks the body against it, and the
-    /// SDK then sends it as it is rather than `aws-chunked` with a trailing checksum.
+    /// SDK then sends it as it is rather than `aws-chunked` with a trailing checksum. A body the
+    /// SDK cannot hash in memory is signed with `UNSIGNED-PAYLOAD` (aws-runtime's SigV4 signer),
+    /// which S3 takes for a single-chunk PUT
+    /// (https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html); the
+    /// CRC32 then stands for the payload hash.
     async fn put(&self, key: &str, body: Body, options: PutOptions<'_>) -> Result<Version, StoreError> {
         let metadata: Option<HashMap<String, String>> = options
             .sha256

@@ -250,6 +250,11 @@ impl Document {
         Ok(Document::join(text, layout))
     }
 
+    /// The text it was formatted from, its layout dropped.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
     /// A reader of the output from its first byte, sharing the document.
     pub fn reader(self: std::sync::Arc<Self>) -> Reader {
         Reader {
