@@ -165,7 +165,11 @@ pub fn work_out(
     if !wanted && !may_hold_links(text) {
         return Ok(nothing(rewritten));
     }
-    let outline = outline::outline_judged(text, plan.rules)?;
+    let judge = outline::Judge {
+        reads_text: !plan.rules.is_empty(),
+        keeps: &|item| rules::keeps(plan.rules, item),
+    };
+    let outline = outline::outline_judged(text, judge)?;
     let Some(dialect) = outline.dialect else {
         return Ok(nothing(rewritten));
     };

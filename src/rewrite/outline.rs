@@ -5,7 +5,6 @@
 
 use std::ops::Range;
 
-use super::rules::Rule;
 use crate::feed::FeedError;
 use crate::feed::xml::{self, Event, Tag, Visitor};
 
@@ -96,17 +95,25 @@ pub(crate) fn outline(text: &str) -> Result<Outline, FeedError> {
     outline_with(text, None)
 }
 
-/// The outline of a document the guard has accepted, each item judged by `rules` as it closes
-/// ([`ItemOutline::dropped`]) and its fields' text then let go: the outline of a large feed
-/// holds its items' keys, never their text (with no rules, the text is not even read).
-pub(crate) fn outline_judged(text: &str, rules: &[Rule]) -> Result<Outline, FeedError> {
-    outline_with(text, Some(rules))
+/// How a rewrite judges items: whether their fields' text is read at all, and whether an item
+/// stays.
+#[derive(Clone, Copy)]
+pub(crate) struct Judge<'j> {
+    pub reads_text: bool,
+    pub keeps: &'j dyn Fn(&ItemOutline) -> bool,
 }
 
-fn outline_with(text: &str, rules: Option<&[Rule]>) -> Result<Outline, FeedError> {
+/// The outline of a document the guard has accepted, each item judged as it closes
+/// ([`ItemOutline::dropped`]) and its fields' text then let go: the outline of a large feed
+/// holds its items' keys, never their text (and without `reads_text`, never reads it).
+pub(crate) fn outline_judged(text: &str, judge: Judge<'_>) -> Result<Outline, FeedError> {
+    outline_with(text, Some(judge))
+}
+
+fn outline_with<'a>(text: &'a str, judge: Option<Judge<'a>>) -> Result<Outline, FeedError> {
     let mut outliner = Outliner {
         text,
-        rules,
+        judge,
         open: Vec::new(),
         out: Outline::default(),
         item: None,
@@ -141,8 +148,8 @@ struct Field {
 
 struct Outliner<'a> {
     text: &'a str,
-    /// The rules each item is judged by as it closes; `None`: none, and every field is kept.
-    rules: Option<&'a [Rule]>,
+    /// How each item is judged as it closes; `None`: not at all, and every field is kept.
+    judge: Option<Judge<'a>>,
     open: Vec<Open>,
     out: Outline,
     item: Option<Reading>,
@@ -329,7 +336,7 @@ impl Outliner<'_> {
             self.field = Some(Field {
                 depth,
                 text: String::new(),
-                read: key || self.rules.is_none_or(|rules| !rules.is_empty()),
+                read: key || self.judge.is_none_or(|judge| judge.reads_text),
                 start: span.start,
             });
         }
@@ -374,8 +381,8 @@ impl Outliner<'_> {
             if span.start >= item.start_tag.end {
                 item.end_tag = span.start;
             }
-            if let Some(rules) = self.rules {
-                item.dropped = !super::rules::keeps(rules, &item);
+            if let Some(judge) = self.judge {
+                item.dropped = !(judge.keeps)(&item);
                 (item.title, item.author, item.content) = Default::default();
                 item.categories = Vec::new();
             }
