@@ -221,12 +221,6 @@ impl<T: AsRef<str>> Pretty<T> {
         self.layout.fingerprint(self.src())
     }
 
-    /// The output's chunks in order: the declaration, then each indent and slice.
-    pub fn chunks(&self) -> impl Iterator<Item = &str> + '_ {
-        let mut cursor = Cursor::default();
-        std::iter::from_fn(move || self.layout.next_chunk(self.src(), &mut cursor))
-    }
-
     #[cfg(test)]
     pub(super) fn layout(&self) -> &Layout {
         &self.layout
